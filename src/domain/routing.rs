@@ -1,0 +1,151 @@
+//! Routing (DESIGN §1.5, §2): which configured postbacks a trigger fires,
+//! in which attribution, and the rendered jobs.
+//!
+//! `decide` returns the reason a postback does not fire, so `inspect` can
+//! explain a decision with the very code that made it.
+
+use super::app::App;
+use super::event::Event;
+use super::job::{Job, job_id};
+use super::postback::{Postback, PostbackEvent, Routing, Sending};
+use super::rules::Rules;
+use super::state::Attributed;
+use super::template::RenderCtx;
+use super::trigger::Trigger;
+use std::fmt;
+
+/// The attributions and facts a routing decision reads.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteInput<'a> {
+    pub event: &'a Event,
+    pub app: &'a App,
+    /// Where lifetime triggers go: the device's first attribution, or for
+    /// by-user triggers the first attribution of the user's first device.
+    pub first: &'a Attributed,
+    /// The device's current attribution after the event.
+    pub current: &'a Attributed,
+    pub install_ms: i64,
+    pub now_ms: i64,
+}
+
+/// Why a postback does not fire for a trigger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    /// The postback is for another kind of event.
+    OtherTrigger,
+    /// Not a valid postback event for a web app (DESIGN §1.6).
+    WebRestriction,
+    AppNotIncluded,
+    NotVerified,
+    OtherCustomEvent,
+    /// `sending = attributed` and the attribution is organic.
+    Organic,
+    /// `sending = attributed` and the attribution belongs to another partner.
+    OtherPartner(String),
+    /// A campaign-only postback and the attribution is another campaign.
+    CampaignNotIncluded(String),
+}
+
+impl fmt::Display for Skip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Skip::OtherTrigger => f.write_str("not this kind of event"),
+            Skip::WebRestriction => f.write_str("not a valid postback event for a web app"),
+            Skip::AppNotIncluded => f.write_str("the app is not in the postback's apps"),
+            Skip::NotVerified => f.write_str("verified_only and the purchase is not store-verified"),
+            Skip::OtherCustomEvent => f.write_str("another custom event name"),
+            Skip::Organic => f.write_str("sending = attributed and the attribution is organic"),
+            Skip::OtherPartner(p) => write!(f, "sending = attributed and the attribution belongs to partner '{p}'"),
+            Skip::CampaignNotIncluded(c) => write!(f, "campaign '{c}' is not in the postback's campaigns"),
+        }
+    }
+}
+
+/// Whether `pb` fires for `trigger`, and in which attribution.
+pub fn decide<'a>(pb: &Postback, trigger: Trigger, input: &RouteInput<'a>) -> Result<&'a Attributed, Skip> {
+    if pb.trigger() != trigger {
+        return Err(Skip::OtherTrigger);
+    }
+    if !pb.event.valid_for(input.app.platform) {
+        return Err(Skip::WebRestriction);
+    }
+    if !pb.apps.contains(&input.event.app_id) {
+        return Err(Skip::AppNotIncluded);
+    }
+    if pb.verified_only && !input.event.is_verified() {
+        return Err(Skip::NotVerified);
+    }
+    if let PostbackEvent::CustomEvent(name) = &pb.event {
+        if name != input.event.custom_name() {
+            return Err(Skip::OtherCustomEvent);
+        }
+    }
+    let attributed = match pb.event.routing(pb.routing) {
+        Routing::Lt => input.first,
+        Routing::Ca => input.current,
+    };
+    if pb.sending == Sending::Attributed {
+        match &attributed.source {
+            None => return Err(Skip::Organic),
+            Some(a) if a.partner_id != pb.partner_id => return Err(Skip::OtherPartner(a.partner_id.clone())),
+            Some(_) => {}
+        }
+    }
+    if !pb.campaigns.is_empty() && !pb.campaigns.iter().any(|c| c == attributed.campaign()) {
+        return Err(Skip::CampaignNotIncluded(attributed.campaign().to_owned()));
+    }
+    Ok(attributed)
+}
+
+/// Appends the jobs the triggers fire to `jobs`.
+pub fn route(rules: &Rules, triggers: &[Trigger], input: &RouteInput<'_>, jobs: &mut Vec<Job>) {
+    for &trigger in triggers {
+        for pb in rules.postbacks_for(trigger) {
+            if let Ok(attributed) = decide(pb, trigger, input) {
+                jobs.push(build_job(rules, pb, trigger, attributed, input));
+            }
+        }
+    }
+}
+
+/// Renders one job.
+pub fn build_job(
+    rules: &Rules,
+    pb: &Postback,
+    trigger: Trigger,
+    attributed: &Attributed,
+    input: &RouteInput<'_>,
+) -> Job {
+    let ev = input.event;
+    let id = job_id(&ev.app_id, &ev.device_id, &ev.user_id, &ev.event_id, &pb.id, trigger.name());
+    let ctx = RenderCtx {
+        event: ev,
+        attribution: attributed,
+        install_ms: input.install_ms,
+        platform: input.app.platform,
+        postback_event: pb.event_name(),
+        partner_params: rules.partner_params(&pb.partner_id, attributed.campaign()),
+        job_id: &id,
+    };
+    Job {
+        url: pb.url.render(&ctx),
+        headers: pb.headers.iter().map(|(k, v)| (k.clone(), v.render(&ctx))).collect(),
+        body: pb.body.as_ref().map(|b| b.render(&ctx)),
+        postback_id: pb.id.clone(),
+        postback_name: pb.name.clone(),
+        partner_id: pb.partner_id.clone(),
+        app_id: ev.app_id.clone(),
+        event: pb.event_name().to_owned(),
+        attribution: pb.event.routing(pb.routing),
+        device_id: ev.device_id.clone(),
+        user_id: ev.user_id.clone(),
+        event_id: ev.event_id.clone(),
+        event_ts_ms: ev.timestamp_ms,
+        created_ms: input.now_ms,
+        method: pb.method,
+        attempt: 0,
+        not_before_ms: 0,
+        expires_ms: input.now_ms + pb.ttl_ms,
+        job_id: id,
+    }
+}

@@ -1,0 +1,154 @@
+//! Per-device and per-user attribution state.
+//!
+//! These structs are what RocksDB and the changelog topics hold (through
+//! `domain::binary`), so every field is there because a rule reads it.
+
+use super::event::Attribution;
+
+/// An attribution together with the time it was decided. `source: None` is
+/// organic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attributed {
+    pub source: Option<Attribution>,
+    pub at_ms: i64,
+}
+
+impl Attributed {
+    pub fn new(source: Option<Attribution>, at_ms: i64) -> Attributed {
+        Attributed { source, at_ms }
+    }
+
+    pub fn partner(&self) -> &str {
+        self.source.as_ref().map_or("", |a| a.partner_id.as_str())
+    }
+
+    pub fn campaign(&self) -> &str {
+        self.source.as_ref().map_or("", |a| a.campaign_id.as_str())
+    }
+
+    pub fn is_organic(&self) -> bool {
+        self.source.is_none()
+    }
+}
+
+/// Lifetime "first" flags (bits of `DeviceState::flags` / `UserState::flags`).
+pub mod flags {
+    pub const INSTALLED: u8 = 1 << 0;
+    pub const FIRST_REGISTRATION: u8 = 1 << 1;
+    pub const FIRST_LOGIN: u8 = 1 << 2;
+    pub const FIRST_PAYMENT: u8 = 1 << 3;
+    pub const FIRST_VERIFIED_PAYMENT: u8 = 1 << 4;
+    pub const FIRST_CUSTOM_PAYMENT: u8 = 1 << 5;
+    pub const FIRST_VERIFIED_CUSTOM_PAYMENT: u8 = 1 << 6;
+}
+
+/// Which revenue stream a "first" marker is about, and whether only
+/// store-verified purchases count. Indexes `ca_marks`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Money {
+    Payment,
+    VerifiedPayment,
+    CustomPayment,
+    VerifiedCustomPayment,
+}
+
+impl Money {
+    pub const ALL: [Money; 4] =
+        [Money::Payment, Money::VerifiedPayment, Money::CustomPayment, Money::VerifiedCustomPayment];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The lifetime flag that says "the first one already happened".
+    pub fn lifetime_flag(self) -> u8 {
+        match self {
+            Money::Payment => flags::FIRST_PAYMENT,
+            Money::VerifiedPayment => flags::FIRST_VERIFIED_PAYMENT,
+            Money::CustomPayment => flags::FIRST_CUSTOM_PAYMENT,
+            Money::VerifiedCustomPayment => flags::FIRST_VERIFIED_CUSTOM_PAYMENT,
+        }
+    }
+
+    pub fn verified(self) -> bool {
+        matches!(self, Money::VerifiedPayment | Money::VerifiedCustomPayment)
+    }
+
+    pub fn custom(self) -> bool {
+        matches!(self, Money::CustomPayment | Money::VerifiedCustomPayment)
+    }
+}
+
+/// How many recent event ids a device remembers for de-duplication. Upstream
+/// duplicates arrive close together (SDK resends, at-least-once collectors);
+/// 32 covers them at 8 bytes each.
+pub const RECENT_EVENTS: usize = 32;
+
+/// State of one (app, device).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceState {
+    pub first_seen_ms: i64,
+    /// Time of the first install, 0 when none was seen.
+    pub install_ms: i64,
+    /// The source of the device's first appearance; never changes.
+    pub first: Attributed,
+    /// The latest attribution or reattribution.
+    pub current: Attributed,
+    /// Bumped by every reattribution; "once per attribution" markers compare
+    /// against it.
+    pub current_seq: u32,
+    /// Last activity time; `None` until the first activity event.
+    pub last_activity_ms: Option<i64>,
+    /// Bits of [`flags`].
+    pub flags: u8,
+    /// Per [`Money`]: the `current_seq` in which the first CA one fired.
+    pub ca_marks: [Option<u32>; 4],
+    /// Ring of hashed recent event ids, oldest overwritten first.
+    pub recent: Vec<u64>,
+    /// Next slot of `recent` to overwrite once it is full.
+    pub recent_next: u8,
+}
+
+impl DeviceState {
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    pub fn seen_event(&self, id_hash: u64) -> bool {
+        self.recent.contains(&id_hash)
+    }
+
+    pub fn remember_event(&mut self, id_hash: u64) {
+        if self.recent.len() < RECENT_EVENTS {
+            self.recent.push(id_hash);
+        } else {
+            let slot = self.recent_next as usize % RECENT_EVENTS;
+            self.recent[slot] = id_hash;
+            self.recent_next = ((slot + 1) % RECENT_EVENTS) as u8;
+        }
+    }
+}
+
+/// Identity of one attribution of one device, for the by-user "first CA"
+/// markers: (hash of the device id, attribution sequence).
+pub type AttributionRef = (u64, u32);
+
+/// State of one (app, user), fed by the user-activity repartition topic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserState {
+    pub first_seen_ms: i64,
+    /// The device on which the user first appeared.
+    pub first_device_id: String,
+    /// That device's first attribution: where by-user lifetime triggers go.
+    pub first: Attributed,
+    /// Last activity over all of the user's devices.
+    pub last_activity_ms: Option<i64>,
+    pub flags: u8,
+    pub ca_marks: [Option<AttributionRef>; 4],
+}
+
+impl UserState {
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+}

@@ -1,0 +1,181 @@
+//! The macro catalogue: every `{name}` a template may use, and where its
+//! value comes from. The names are a contract with the people writing
+//! partner URLs; the README lists them from `CATALOGUE`.
+
+use super::RenderCtx;
+use crate::domain::event::DeviceInfo;
+use std::borrow::Cow;
+
+/// A value a template can refer to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Macro {
+    DeviceId,
+    UserId,
+    /// Index into `DeviceInfo::FIELDS`.
+    Device(usize),
+    Platform,
+    AppId,
+    Partner,
+    CampaignId,
+    ClickId,
+    Adset,
+    Creative,
+    /// sub1..sub5 as 0..4.
+    Sub(usize),
+    ClickParam(String),
+    PartnerParam(String),
+    AttributionTs,
+    ClickTs,
+    InstallTs,
+    Event,
+    EventName,
+    EventParam(String),
+    EventId,
+    EventTs,
+    EventTsMs,
+    Revenue,
+    Currency,
+    TransactionId,
+    PostbackId,
+}
+
+/// (name, description) of every macro, for the README and `--help` texts.
+pub const CATALOGUE: &[(&str, &str)] = &[
+    ("device_id", "tracker's device id (web: visitor id)"),
+    ("user_id", "the app's customer user id"),
+    ("idfa", "iOS advertising id"),
+    ("idfv", "iOS vendor id"),
+    ("gaid", "Google advertising id"),
+    ("android_id", "Android id"),
+    ("oaid", "Open Anonymous Device Identifier"),
+    ("app_set_id", "Android app set id"),
+    ("ip", "device IP address"),
+    ("user_agent", "device user agent"),
+    ("os", "operating system"),
+    ("os_version", "operating system version"),
+    ("app_version", "app version"),
+    ("country", "country code"),
+    ("lang", "language"),
+    ("model", "device model"),
+    ("platform", "mobile or web"),
+    ("app_id", "the tracked app or site"),
+    ("partner", "partner id of the attribution the postback is sent in"),
+    ("campaign_id", "campaign of that attribution"),
+    ("click_id", "click id of that attribution"),
+    ("adset", "ad set of that attribution"),
+    ("creative", "creative of that attribution"),
+    ("sub1 .. sub5", "sub-ids of the tracking link"),
+    ("click_param:NAME", "any GET parameter of the partner's tracking link"),
+    ("partner_param:NAME", "per-campaign partner parameter from [partners.campaign_params]"),
+    ("attribution_ts", "unix seconds of the attribution (install, re-install, re-engagement, first visit)"),
+    ("click_ts", "unix seconds of the touch (click or impression), when known"),
+    ("install_ts", "unix seconds of the device's first install"),
+    ("event", "the postback event name (install, payment, ...)"),
+    ("event_name", "custom event name"),
+    ("event_param:NAME", "custom event parameter"),
+    ("event_id", "tracker's event id"),
+    ("event_ts", "unix seconds of the event"),
+    ("event_ts_ms", "unix milliseconds of the event"),
+    ("revenue", "payment amount, as sent (decimal string)"),
+    ("currency", "ISO 4217 currency code"),
+    ("transaction_id", "store transaction id"),
+    ("postback_id", "the job id: stable across retries, for de-duplication"),
+];
+
+impl Macro {
+    /// Parses a macro name (`idfa`, `click_param:utm_source`, ...).
+    pub fn parse(name: &str) -> Result<Macro, String> {
+        if let Some((prefix, arg)) = name.split_once(':') {
+            if arg.is_empty() {
+                return Err(format!("macro '{prefix}:' needs a parameter name"));
+            }
+            return match prefix {
+                "click_param" => Ok(Macro::ClickParam(arg.to_owned())),
+                "partner_param" => Ok(Macro::PartnerParam(arg.to_owned())),
+                "event_param" => Ok(Macro::EventParam(arg.to_owned())),
+                _ => Err(format!("unknown macro '{name}'")),
+            };
+        }
+        if let Some(i) = DeviceInfo::FIELDS.iter().position(|f| *f == name) {
+            return Ok(Macro::Device(i));
+        }
+        let m = match name {
+            "device_id" => Macro::DeviceId,
+            "user_id" => Macro::UserId,
+            "platform" => Macro::Platform,
+            "app_id" => Macro::AppId,
+            "partner" => Macro::Partner,
+            "campaign_id" => Macro::CampaignId,
+            "click_id" => Macro::ClickId,
+            "adset" => Macro::Adset,
+            "creative" => Macro::Creative,
+            "sub1" => Macro::Sub(0),
+            "sub2" => Macro::Sub(1),
+            "sub3" => Macro::Sub(2),
+            "sub4" => Macro::Sub(3),
+            "sub5" => Macro::Sub(4),
+            "attribution_ts" => Macro::AttributionTs,
+            "click_ts" => Macro::ClickTs,
+            "install_ts" => Macro::InstallTs,
+            "event" => Macro::Event,
+            "event_name" => Macro::EventName,
+            "event_id" => Macro::EventId,
+            "event_ts" => Macro::EventTs,
+            "event_ts_ms" => Macro::EventTsMs,
+            "revenue" => Macro::Revenue,
+            "currency" => Macro::Currency,
+            "transaction_id" => Macro::TransactionId,
+            "postback_id" => Macro::PostbackId,
+            _ => return Err(format!("unknown macro '{name}'")),
+        };
+        Ok(m)
+    }
+
+    /// The value for one rendering; empty when the event does not have it.
+    pub fn resolve<'a>(&self, ctx: &RenderCtx<'a>) -> Cow<'a, str> {
+        let ev = ctx.event;
+        let attr = ctx.attribution.source.as_ref();
+        let from_attr = |f: fn(&'a crate::domain::event::Attribution) -> &'a str| -> Cow<'a, str> {
+            Cow::Borrowed(attr.map_or("", f))
+        };
+        match self {
+            Macro::DeviceId => Cow::Borrowed(&ev.device_id),
+            Macro::UserId => Cow::Borrowed(&ev.user_id),
+            Macro::Device(i) => Cow::Borrowed(ev.device.fields()[*i].as_str()),
+            Macro::Platform => Cow::Borrowed(ctx.platform.as_str()),
+            Macro::AppId => Cow::Borrowed(&ev.app_id),
+            Macro::Partner => from_attr(|a| &a.partner_id),
+            Macro::CampaignId => from_attr(|a| &a.campaign_id),
+            Macro::ClickId => from_attr(|a| &a.click_id),
+            Macro::Adset => from_attr(|a| &a.adset),
+            Macro::Creative => from_attr(|a| &a.creative),
+            Macro::Sub(i) => Cow::Borrowed(attr.map_or("", |a| a.subs[*i].as_str())),
+            Macro::ClickParam(name) => {
+                Cow::Borrowed(attr.and_then(|a| a.click_params.get(name)).map_or("", |v| v.as_str()))
+            }
+            Macro::PartnerParam(name) => {
+                Cow::Borrowed(ctx.partner_params.and_then(|p| p.get(name)).map_or("", |v| v.as_str()))
+            }
+            Macro::AttributionTs => seconds(ctx.attribution.at_ms),
+            Macro::ClickTs => seconds(attr.map_or(0, |a| a.touch_ms)),
+            Macro::InstallTs => seconds(ctx.install_ms),
+            Macro::Event => Cow::Borrowed(ctx.postback_event),
+            Macro::EventName => Cow::Borrowed(ev.custom_name()),
+            Macro::EventParam(name) => {
+                Cow::Borrowed(ev.custom.as_ref().and_then(|c| c.params.get(name)).map_or("", |v| v.as_str()))
+            }
+            Macro::EventId => Cow::Borrowed(&ev.event_id),
+            Macro::EventTs => seconds(ev.timestamp_ms),
+            Macro::EventTsMs => Cow::Owned(ev.timestamp_ms.to_string()),
+            Macro::Revenue => Cow::Borrowed(ev.revenue.as_ref().map_or("", |r| r.amount.as_str())),
+            Macro::Currency => Cow::Borrowed(ev.revenue.as_ref().map_or("", |r| r.currency.as_str())),
+            Macro::TransactionId => Cow::Borrowed(ev.revenue.as_ref().map_or("", |r| r.transaction_id.as_str())),
+            Macro::PostbackId => Cow::Borrowed(ctx.job_id),
+        }
+    }
+}
+
+/// Unix seconds; a zero time (unknown) renders empty rather than 1970.
+fn seconds(ms: i64) -> Cow<'static, str> {
+    if ms == 0 { Cow::Borrowed("") } else { Cow::Owned(ms.div_euclid(1000).to_string()) }
+}

@@ -1,0 +1,208 @@
+//! URL, header and body templates (DESIGN §2.1).
+//!
+//! A template is parsed once, at config load, into literal text and macro
+//! segments; each macro segment knows how its value must be escaped where it
+//! stands. Rendering cannot fail: a missing value renders empty (or its
+//! `default:`). `{{` and `}}` are literal braces (JSON bodies need them).
+
+mod encode;
+mod macros;
+#[cfg(test)]
+mod tests;
+
+pub use encode::{Escape, Filter};
+pub use macros::{CATALOGUE, Macro};
+
+use super::app::Platform;
+use super::event::Event;
+use super::state::Attributed;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Where a template is used; decides escaping and what is checked at load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Url,
+    Header,
+    JsonBody,
+    FormBody,
+}
+
+/// A load error: the column (1-based, in characters) and the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError {
+    pub column: usize,
+    pub reason: String,
+}
+
+impl fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "column {}: {}", self.column, self.reason)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Value { source: Macro, filters: Vec<Filter>, escape: Escape },
+}
+
+/// A parsed template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    source: String,
+    segments: Vec<Segment>,
+}
+
+/// Everything a rendering may read.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderCtx<'a> {
+    pub event: &'a Event,
+    /// The attribution the postback is sent in.
+    pub attribution: &'a Attributed,
+    pub install_ms: i64,
+    pub platform: Platform,
+    /// The postback event name (`{event}`).
+    pub postback_event: &'a str,
+    /// The partner's parameters for the attribution's campaign.
+    pub partner_params: Option<&'a BTreeMap<String, String>>,
+    pub job_id: &'a str,
+}
+
+impl Template {
+    pub fn parse(source: &str, place: Place) -> Result<Template, TemplateError> {
+        let segments = parse_segments(source, place)?;
+        let template = Template { source: source.to_owned(), segments };
+        if place == Place::Url {
+            template.check_url()?;
+        }
+        Ok(template)
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The macros used, for `check-config` and the docs.
+    pub fn macros(&self) -> impl Iterator<Item = &Macro> {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Value { source, .. } => Some(source),
+            Segment::Literal(_) => None,
+        })
+    }
+
+    pub fn render(&self, ctx: &RenderCtx<'_>) -> String {
+        let mut out = String::with_capacity(self.source.len() + 64);
+        self.render_into(ctx, &mut out);
+        out
+    }
+
+    pub fn render_into(&self, ctx: &RenderCtx<'_>, out: &mut String) {
+        for segment in &self.segments {
+            match segment {
+                Segment::Literal(text) => out.push_str(text),
+                Segment::Value { source, filters, escape } => {
+                    let mut value = source.resolve(ctx);
+                    for filter in filters {
+                        value = filter.apply(value, ctx);
+                    }
+                    escape.write(&value, out);
+                }
+            }
+        }
+    }
+
+    /// Renders with a sample value in every macro and checks that the result
+    /// is an absolute http(s) URL.
+    fn check_url(&self) -> Result<(), TemplateError> {
+        let mut sample = String::new();
+        for segment in &self.segments {
+            match segment {
+                Segment::Literal(text) => sample.push_str(text),
+                Segment::Value { .. } => sample.push('x'),
+            }
+        }
+        let err = |reason: String| TemplateError { column: 1, reason };
+        let url = url::Url::parse(&sample).map_err(|e| err(format!("not a valid URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(err(format!("scheme must be http or https, not '{}'", url.scheme())));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(err("the URL has no host".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+fn parse_segments(source: &str, place: Place) -> Result<Vec<Segment>, TemplateError> {
+    let chars: Vec<char> = source.chars().collect();
+    let mut segments = Vec::new();
+    let mut literal = String::new();
+    // Escaping is the same in path, query and fragment, so the only part of
+    // a URL that matters is the scheme and host, where macros are refused:
+    // a value there could send the postback to another server.
+    let mut past_host = place != Place::Url;
+    let mut i = 0;
+    while i < chars.len() {
+        match (chars[i], chars.get(i + 1)) {
+            ('{', Some('{')) | ('}', Some('}')) => {
+                literal.push(chars[i]);
+                i += 2;
+            }
+            ('}', _) => return Err(error(i + 1, "unbalanced '}' (write '}}' for a literal brace)")),
+            ('{', _) => {
+                let Some(close) = chars[i + 1..].iter().position(|c| *c == '}').map(|p| i + 1 + p) else {
+                    return Err(error(i + 1, "unbalanced '{': no closing '}'"));
+                };
+                past_host = past_host || host_ended(&literal);
+                if !past_host {
+                    return Err(error(i + 1, "macros are not allowed in the scheme or host of a URL"));
+                }
+                if !literal.is_empty() {
+                    segments.push(Segment::Literal(std::mem::take(&mut literal)));
+                }
+                let body: String = chars[i + 1..close].iter().collect();
+                segments.push(
+                    parse_macro(&body, escape_for(place)).map_err(|reason| TemplateError { column: i + 2, reason })?,
+                );
+                i = close + 1;
+            }
+            (c, _) => {
+                literal.push(c);
+                i += 1;
+            }
+        }
+    }
+    if !literal.is_empty() {
+        segments.push(Segment::Literal(literal));
+    }
+    Ok(segments)
+}
+
+fn error(column: usize, reason: &str) -> TemplateError {
+    TemplateError { column, reason: reason.to_owned() }
+}
+
+/// The host of "scheme://host..." ends at the first '/', '?' or '#'.
+fn host_ended(prefix: &str) -> bool {
+    prefix.find("://").is_some_and(|p| prefix[p + 3..].contains(['/', '?', '#']))
+}
+
+fn escape_for(place: Place) -> Escape {
+    match place {
+        Place::Url | Place::FormBody => Escape::Percent,
+        Place::JsonBody => Escape::Json,
+        Place::Header => Escape::Header,
+    }
+}
+
+fn parse_macro(body: &str, escape: Escape) -> Result<Segment, String> {
+    let mut parts = body.split('|');
+    let name = parts.next().unwrap_or("").trim();
+    if name.is_empty() {
+        return Err("empty macro '{}'".into());
+    }
+    let source = Macro::parse(name)?;
+    let filters = parts.map(Filter::parse).collect::<Result<Vec<_>, _>>()?;
+    Ok(Segment::Value { source, filters, escape })
+}

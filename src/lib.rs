@@ -1,0 +1,14 @@
+//! # postback
+//!
+//! Turns app-tracking events on Kafka into partner postbacks, exactly once.
+//!
+//! # Layout
+//!
+//! - [`domain`]: the pure rules engine — events, device and user state,
+//!   triggers, routing, URL templates. No I/O; everything else wires it up.
+pub mod cli;
+pub mod codec;
+pub mod config;
+pub mod demo;
+pub mod domain;
+pub mod telemetry;
