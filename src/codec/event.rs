@@ -1,0 +1,427 @@
+//! Input events: wire structs shared by JSON and Avro, and their checked
+//! conversion into `domain::Event`.
+
+use super::{DecodeError, Framing, avro, framing};
+use crate::domain::{Attribution, Custom, DeviceInfo, Event, Kind, Revenue};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// An event as it travels. Everything is optional here so that a missing
+/// field becomes a precise "missing required field" error, not a generic
+/// parse failure. Unknown JSON fields are ignored: upstream may add fields.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct WireEvent {
+    pub event_id: Option<String>,
+    pub app_id: Option<String>,
+    pub device_id: Option<String>,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    pub kind: Option<String>,
+    pub timestamp_ms: Option<i64>,
+    #[serde(default)]
+    pub attribution: Option<WireAttribution>,
+    #[serde(default)]
+    pub device: Option<WireDevice>,
+    #[serde(default)]
+    pub revenue: Option<WireRevenue>,
+    #[serde(default)]
+    pub custom: Option<WireCustom>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct WireAttribution {
+    pub partner_id: Option<String>,
+    #[serde(default)]
+    pub campaign_id: Option<String>,
+    #[serde(default)]
+    pub click_id: Option<String>,
+    #[serde(default)]
+    pub adset: Option<String>,
+    #[serde(default)]
+    pub creative: Option<String>,
+    #[serde(default)]
+    pub sub1: Option<String>,
+    #[serde(default)]
+    pub sub2: Option<String>,
+    #[serde(default)]
+    pub sub3: Option<String>,
+    #[serde(default)]
+    pub sub4: Option<String>,
+    #[serde(default)]
+    pub sub5: Option<String>,
+    #[serde(default)]
+    pub click_params: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub touch_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct WireDevice {
+    #[serde(default)]
+    pub idfa: Option<String>,
+    #[serde(default)]
+    pub idfv: Option<String>,
+    #[serde(default)]
+    pub gaid: Option<String>,
+    #[serde(default)]
+    pub android_id: Option<String>,
+    #[serde(default)]
+    pub oaid: Option<String>,
+    #[serde(default)]
+    pub app_set_id: Option<String>,
+    #[serde(default)]
+    pub ip: Option<String>,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    #[serde(default)]
+    pub os: Option<String>,
+    #[serde(default)]
+    pub os_version: Option<String>,
+    #[serde(default)]
+    pub app_version: Option<String>,
+    #[serde(default)]
+    pub country: Option<String>,
+    #[serde(default)]
+    pub lang: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct WireRevenue {
+    pub amount: Option<String>,
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub transaction_id: Option<String>,
+    #[serde(default)]
+    pub verified: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct WireCustom {
+    pub name: Option<String>,
+    #[serde(default)]
+    pub params: Option<BTreeMap<String, String>>,
+}
+
+/// Decodes an input record in any supported format.
+pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
+    let wire: WireEvent = match framing(bytes)? {
+        Framing::Json => serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))?,
+        f => avro::decode::<AvroEvent>(bytes, f, &avro::EVENT_SCHEMA)?.into(),
+    };
+    wire.into_event()
+}
+
+/// Encodes an event as JSON (tests, generators, the demo).
+pub fn encode_event_json(event: &Event) -> Vec<u8> {
+    serde_json::to_vec(&WireEvent::from(event)).expect("events always serialize")
+}
+
+/// Encodes an event as a bare Avro datum of `schemas/event.avsc`.
+pub fn encode_event_avro(event: &Event) -> Vec<u8> {
+    avro::encode(&AvroEvent::from(WireEvent::from(event)), &avro::EVENT_SCHEMA).expect("events always fit their schema")
+}
+
+/// The same, with Confluent framing.
+pub fn encode_event_confluent(event: &Event, schema_id: u32) -> Vec<u8> {
+    avro::confluent(schema_id, &encode_event_avro(event))
+}
+
+/// The same, with single-object framing.
+pub fn encode_event_single_object(event: &Event) -> Vec<u8> {
+    avro::single_object(&avro::EVENT_SCHEMA, &encode_event_avro(event))
+}
+
+fn required(v: Option<String>, field: &'static str) -> Result<String, DecodeError> {
+    v.filter(|s| !s.is_empty()).ok_or(DecodeError::Missing(field))
+}
+
+impl WireEvent {
+    pub fn into_event(self) -> Result<Event, DecodeError> {
+        let kind_text = required(self.kind, "kind")?;
+        let kind = Kind::parse(&kind_text).ok_or(DecodeError::UnknownKind(kind_text))?;
+        let event = Event {
+            event_id: required(self.event_id, "event_id")?,
+            app_id: required(self.app_id, "app_id")?,
+            device_id: required(self.device_id, "device_id")?,
+            user_id: self.user_id.unwrap_or_default(),
+            kind,
+            timestamp_ms: self.timestamp_ms.ok_or(DecodeError::Missing("timestamp_ms"))?,
+            attribution: self.attribution.map(WireAttribution::into_domain).transpose()?,
+            device: self.device.map(WireDevice::into_domain).unwrap_or_default(),
+            revenue: self.revenue.map(WireRevenue::into_domain).transpose()?,
+            custom: self.custom.map(WireCustom::into_domain).transpose()?,
+        };
+        check_kind_fields(&event)?;
+        Ok(event)
+    }
+}
+
+/// Payments need revenue; custom events need a name.
+fn check_kind_fields(event: &Event) -> Result<(), DecodeError> {
+    match event.kind {
+        Kind::Payment | Kind::CustomPayment if event.revenue.is_none() => Err(DecodeError::Missing("revenue")),
+        Kind::CustomEvent if event.custom.is_none() => Err(DecodeError::Missing("custom")),
+        _ => Ok(()),
+    }
+}
+
+impl WireAttribution {
+    fn into_domain(self) -> Result<Attribution, DecodeError> {
+        Ok(Attribution {
+            partner_id: required(self.partner_id, "attribution.partner_id")?,
+            campaign_id: self.campaign_id.unwrap_or_default(),
+            click_id: self.click_id.unwrap_or_default(),
+            adset: self.adset.unwrap_or_default(),
+            creative: self.creative.unwrap_or_default(),
+            subs: [self.sub1, self.sub2, self.sub3, self.sub4, self.sub5].map(Option::unwrap_or_default),
+            click_params: self.click_params.unwrap_or_default(),
+            touch_ms: self.touch_ms.unwrap_or(0),
+        })
+    }
+}
+
+impl WireDevice {
+    fn into_domain(self) -> DeviceInfo {
+        let values = [
+            self.idfa,
+            self.idfv,
+            self.gaid,
+            self.android_id,
+            self.oaid,
+            self.app_set_id,
+            self.ip,
+            self.user_agent,
+            self.os,
+            self.os_version,
+            self.app_version,
+            self.country,
+            self.lang,
+            self.model,
+        ];
+        let mut info = DeviceInfo::default();
+        for (slot, v) in info.fields_mut().into_iter().zip(values) {
+            *slot = v.unwrap_or_default();
+        }
+        info
+    }
+}
+
+impl WireRevenue {
+    fn into_domain(self) -> Result<Revenue, DecodeError> {
+        let amount = required(self.amount, "revenue.amount")?;
+        if !is_decimal(&amount) {
+            return Err(DecodeError::Invalid {
+                field: "revenue.amount",
+                reason: format!("'{amount}' is not a decimal such as \"4.99\""),
+            });
+        }
+        let currency = required(self.currency, "revenue.currency")?;
+        if !(currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase())) {
+            return Err(DecodeError::Invalid {
+                field: "revenue.currency",
+                reason: format!("'{currency}' is not an ISO 4217 code such as \"USD\""),
+            });
+        }
+        Ok(Revenue {
+            amount,
+            currency,
+            transaction_id: self.transaction_id.unwrap_or_default(),
+            verified: self.verified,
+        })
+    }
+}
+
+/// A non-negative decimal: digits, optionally a dot and more digits.
+fn is_decimal(s: &str) -> bool {
+    let (int, frac) = s.split_once('.').unwrap_or((s, "0"));
+    !int.is_empty()
+        && !frac.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+        && s.len() <= 40
+}
+
+impl WireCustom {
+    fn into_domain(self) -> Result<Custom, DecodeError> {
+        Ok(Custom { name: required(self.name, "custom.name")?, params: self.params.unwrap_or_default() })
+    }
+}
+
+fn opt(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+impl From<&Event> for WireEvent {
+    fn from(e: &Event) -> WireEvent {
+        WireEvent {
+            event_id: Some(e.event_id.clone()),
+            app_id: Some(e.app_id.clone()),
+            device_id: Some(e.device_id.clone()),
+            user_id: opt(&e.user_id),
+            kind: Some(e.kind.as_str().to_owned()),
+            timestamp_ms: Some(e.timestamp_ms),
+            attribution: e.attribution.as_ref().map(|a| WireAttribution {
+                partner_id: Some(a.partner_id.clone()),
+                campaign_id: opt(&a.campaign_id),
+                click_id: opt(&a.click_id),
+                adset: opt(&a.adset),
+                creative: opt(&a.creative),
+                sub1: opt(&a.subs[0]),
+                sub2: opt(&a.subs[1]),
+                sub3: opt(&a.subs[2]),
+                sub4: opt(&a.subs[3]),
+                sub5: opt(&a.subs[4]),
+                click_params: (!a.click_params.is_empty()).then(|| a.click_params.clone()),
+                touch_ms: (a.touch_ms != 0).then_some(a.touch_ms),
+            }),
+            device: (e.device != DeviceInfo::default()).then(|| {
+                let f = e.device.fields();
+                WireDevice {
+                    idfa: opt(f[0]),
+                    idfv: opt(f[1]),
+                    gaid: opt(f[2]),
+                    android_id: opt(f[3]),
+                    oaid: opt(f[4]),
+                    app_set_id: opt(f[5]),
+                    ip: opt(f[6]),
+                    user_agent: opt(f[7]),
+                    os: opt(f[8]),
+                    os_version: opt(f[9]),
+                    app_version: opt(f[10]),
+                    country: opt(f[11]),
+                    lang: opt(f[12]),
+                    model: opt(f[13]),
+                }
+            }),
+            revenue: e.revenue.as_ref().map(|r| WireRevenue {
+                amount: Some(r.amount.clone()),
+                currency: Some(r.currency.clone()),
+                transaction_id: opt(&r.transaction_id),
+                verified: r.verified,
+            }),
+            custom: e.custom.as_ref().map(|c| WireCustom {
+                name: Some(c.name.clone()),
+                params: (!c.params.is_empty()).then(|| c.params.clone()),
+            }),
+        }
+    }
+}
+
+/// The Avro shape of an event: fields the schema makes required are plain
+/// values here, because apache-avro maps `Option` to a union only.
+/// Converted to and from `WireEvent`, which does the checking.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+struct AvroEvent {
+    event_id: String,
+    app_id: String,
+    device_id: String,
+    user_id: Option<String>,
+    kind: String,
+    timestamp_ms: i64,
+    attribution: Option<AvroAttribution>,
+    device: Option<WireDevice>,
+    revenue: Option<AvroRevenue>,
+    custom: Option<AvroCustom>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+struct AvroAttribution {
+    partner_id: String,
+    campaign_id: Option<String>,
+    click_id: Option<String>,
+    adset: Option<String>,
+    creative: Option<String>,
+    sub1: Option<String>,
+    sub2: Option<String>,
+    sub3: Option<String>,
+    sub4: Option<String>,
+    sub5: Option<String>,
+    click_params: Option<BTreeMap<String, String>>,
+    touch_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+struct AvroRevenue {
+    amount: String,
+    currency: String,
+    transaction_id: Option<String>,
+    verified: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+struct AvroCustom {
+    name: String,
+    params: Option<BTreeMap<String, String>>,
+}
+
+impl From<AvroEvent> for WireEvent {
+    fn from(a: AvroEvent) -> WireEvent {
+        WireEvent {
+            event_id: Some(a.event_id),
+            app_id: Some(a.app_id),
+            device_id: Some(a.device_id),
+            user_id: a.user_id,
+            kind: Some(a.kind),
+            timestamp_ms: Some(a.timestamp_ms),
+            attribution: a.attribution.map(|x| WireAttribution {
+                partner_id: Some(x.partner_id),
+                campaign_id: x.campaign_id,
+                click_id: x.click_id,
+                adset: x.adset,
+                creative: x.creative,
+                sub1: x.sub1,
+                sub2: x.sub2,
+                sub3: x.sub3,
+                sub4: x.sub4,
+                sub5: x.sub5,
+                click_params: x.click_params,
+                touch_ms: x.touch_ms,
+            }),
+            device: a.device,
+            revenue: a.revenue.map(|r| WireRevenue {
+                amount: Some(r.amount),
+                currency: Some(r.currency),
+                transaction_id: r.transaction_id,
+                verified: r.verified,
+            }),
+            custom: a.custom.map(|c| WireCustom { name: Some(c.name), params: c.params }),
+        }
+    }
+}
+
+impl From<WireEvent> for AvroEvent {
+    fn from(w: WireEvent) -> AvroEvent {
+        AvroEvent {
+            event_id: w.event_id.unwrap_or_default(),
+            app_id: w.app_id.unwrap_or_default(),
+            device_id: w.device_id.unwrap_or_default(),
+            user_id: w.user_id,
+            kind: w.kind.unwrap_or_default(),
+            timestamp_ms: w.timestamp_ms.unwrap_or_default(),
+            attribution: w.attribution.map(|x| AvroAttribution {
+                partner_id: x.partner_id.unwrap_or_default(),
+                campaign_id: x.campaign_id,
+                click_id: x.click_id,
+                adset: x.adset,
+                creative: x.creative,
+                sub1: x.sub1,
+                sub2: x.sub2,
+                sub3: x.sub3,
+                sub4: x.sub4,
+                sub5: x.sub5,
+                click_params: x.click_params,
+                touch_ms: x.touch_ms,
+            }),
+            device: w.device,
+            revenue: w.revenue.map(|r| AvroRevenue {
+                amount: r.amount.unwrap_or_default(),
+                currency: r.currency.unwrap_or_default(),
+                transaction_id: r.transaction_id,
+                verified: r.verified,
+            }),
+            custom: w.custom.map(|c| AvroCustom { name: c.name.unwrap_or_default(), params: c.params }),
+        }
+    }
+}

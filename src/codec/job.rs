@@ -1,0 +1,29 @@
+//! Postback jobs on `postback.jobs`, the retry tiers and the job DLQ.
+
+use super::{DecodeError, Framing, avro, framing};
+use crate::domain::Job;
+
+/// How jobs are written; reading accepts every format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobFormat {
+    /// Readable with any console consumer.
+    #[default]
+    Json,
+    /// Bare Avro datum of `schemas/postback_job.avsc`.
+    Avro,
+}
+
+pub fn encode_job(job: &Job, format: JobFormat) -> Vec<u8> {
+    match format {
+        JobFormat::Json => serde_json::to_vec(job).expect("jobs always serialize"),
+        JobFormat::Avro => avro::encode(job, &avro::JOB_SCHEMA).expect("jobs always fit their schema"),
+    }
+}
+
+pub fn decode_job(bytes: &[u8]) -> Result<Job, DecodeError> {
+    match framing(bytes)? {
+        Framing::Json => serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string())),
+        f => avro::decode(bytes, f, &avro::JOB_SCHEMA),
+    }
+}

@@ -1,0 +1,173 @@
+use super::event::*;
+use super::*;
+use crate::domain::{Attribution, Custom, Event, Job, Kind, Method, Revenue, Routing};
+
+fn full_event() -> Event {
+    let mut e = Event::new("ev-1", "game-ios", "dev-1", Kind::Payment, 1_700_000_000_000);
+    e.user_id = "user-1".into();
+    let mut a = Attribution {
+        partner_id: "acme".into(),
+        campaign_id: "cmp-7".into(),
+        click_id: "clk".into(),
+        touch_ms: 1_699_000_000_000,
+        ..Default::default()
+    };
+    a.subs[4] = "s5".into();
+    a.click_params.insert("utm".into(), "x y".into());
+    e.attribution = Some(a);
+    e.device.idfa = "IDFA".into();
+    e.device.model = "iPhone15,2".into();
+    e.revenue =
+        Some(Revenue { amount: "4.99".into(), currency: "USD".into(), transaction_id: "tx".into(), verified: true });
+    e
+}
+
+#[test]
+fn json_decodes_every_field() {
+    let json = br#"{"event_id":"ev-1","app_id":"game-ios","device_id":"dev-1","user_id":"user-1","kind":"payment",
+        "timestamp_ms":1700000000000,"attribution":{"partner_id":"acme","campaign_id":"cmp-7","click_id":"clk","sub5":"s5",
+        "click_params":{"utm":"x y"},"touch_ms":1699000000000},"device":{"idfa":"IDFA","model":"iPhone15,2"},
+        "revenue":{"amount":"4.99","currency":"USD","transaction_id":"tx","verified":true},"future_field":1}"#;
+    assert_eq!(decode_event(json).unwrap(), full_event());
+}
+
+#[test]
+fn every_framing_round_trips() {
+    let mut custom = Event::new("ev-2", "game-ios", "dev-1", Kind::CustomEvent, 1_700_000_000_000);
+    custom.custom = Some(Custom { name: "level_up".into(), params: [("level".to_owned(), "3".to_owned())].into() });
+    for e in [full_event(), custom, Event::new("e", "a", "d", Kind::Launch, 1_700_000_000_000)] {
+        assert_eq!(decode_event(&encode_event_json(&e)).unwrap(), e);
+        assert_eq!(decode_event(&encode_event_avro(&e)).unwrap(), e);
+        assert_eq!(decode_event(&encode_event_confluent(&e, 42)).unwrap(), e);
+        assert_eq!(decode_event(&encode_event_single_object(&e)).unwrap(), e);
+    }
+}
+
+fn err(bytes: &[u8]) -> String {
+    decode_event(bytes).unwrap_err().to_string()
+}
+
+#[test]
+fn malformed_records_are_typed_errors() {
+    assert_eq!(err(b""), "empty record");
+    assert!(err(b"{\"event_id\":").starts_with("invalid JSON: EOF while parsing"));
+    assert!(err(b"\x02\xff\xff").starts_with("invalid Avro: "));
+    assert_eq!(err(&[0, 0, 0]), "invalid Avro: Confluent header shorter than 5 bytes");
+    assert_eq!(
+        err(&[0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 2]),
+        "invalid Avro: unknown schema fingerprint 0102030405060708"
+    );
+    let mut avro = encode_event_avro(&full_event());
+    avro.truncate(avro.len() - 3);
+    assert!(err(&avro).starts_with("invalid Avro: "), "{}", err(&avro));
+    let mut trailing = encode_event_avro(&full_event());
+    trailing.push(0);
+    assert_eq!(err(&trailing), "invalid Avro: 1 trailing bytes after the record");
+}
+
+#[test]
+fn missing_and_invalid_fields_are_named() {
+    let base = r#""event_id":"e","app_id":"a","device_id":"d","timestamp_ms":1700000000000"#;
+    let cases = [
+        (
+            r#"{"app_id":"a","device_id":"d","kind":"launch","timestamp_ms":1}"#.to_string(),
+            "missing required field 'event_id'",
+        ),
+        (
+            r#"{"event_id":"","app_id":"a","device_id":"d","kind":"launch","timestamp_ms":1}"#.to_string(),
+            "missing required field 'event_id'",
+        ),
+        (format!("{{{base}}}"), "missing required field 'kind'"),
+        (
+            r#"{"event_id":"e","app_id":"a","device_id":"d","kind":"launch"}"#.to_string(),
+            "missing required field 'timestamp_ms'",
+        ),
+        (format!(r#"{{{base},"kind":"uninstall"}}"#), "unknown kind 'uninstall'"),
+        (format!(r#"{{{base},"kind":"payment"}}"#), "missing required field 'revenue'"),
+        (
+            format!(r#"{{{base},"kind":"payment","revenue":{{"amount":"abc","currency":"USD"}}}}"#),
+            "invalid field 'revenue.amount': 'abc' is not a decimal such as \"4.99\"",
+        ),
+        (
+            format!(r#"{{{base},"kind":"payment","revenue":{{"amount":"-1","currency":"USD"}}}}"#),
+            "invalid field 'revenue.amount': '-1' is not a decimal such as \"4.99\"",
+        ),
+        (
+            format!(r#"{{{base},"kind":"payment","revenue":{{"amount":"1.","currency":"USD"}}}}"#),
+            "invalid field 'revenue.amount': '1.' is not a decimal such as \"4.99\"",
+        ),
+        (
+            format!(r#"{{{base},"kind":"payment","revenue":{{"amount":"1.5","currency":"usd"}}}}"#),
+            "invalid field 'revenue.currency': 'usd' is not an ISO 4217 code such as \"USD\"",
+        ),
+        (
+            format!(r#"{{{base},"kind":"payment","revenue":{{"currency":"USD"}}}}"#),
+            "missing required field 'revenue.amount'",
+        ),
+        (format!(r#"{{{base},"kind":"custom_event"}}"#), "missing required field 'custom'"),
+        (
+            format!(r#"{{{base},"kind":"launch","attribution":{{"campaign_id":"c"}}}}"#),
+            "missing required field 'attribution.partner_id'",
+        ),
+    ];
+    for (json, want) in cases {
+        assert_eq!(err(json.as_bytes()), want, "{json}");
+    }
+    // money is never a float
+    let float = format!(r#"{{{base},"kind":"payment","revenue":{{"amount":4.99,"currency":"USD"}}}}"#);
+    assert!(
+        err(float.as_bytes()).starts_with("invalid JSON: invalid type: floating point `4.99`, expected a string"),
+        "{}",
+        err(float.as_bytes())
+    );
+}
+
+#[test]
+fn labels_are_bounded() {
+    assert_eq!(DecodeError::Missing("x").label(), "missing_field");
+    assert_eq!(DecodeError::UnknownKind("x".into()).label(), "unknown_kind");
+    assert_eq!(DecodeError::Json("x".into()).label(), "undecodable");
+}
+
+fn job() -> Job {
+    Job {
+        job_id: "0123456789abcdef0123456789abcdef".into(),
+        postback_id: "acme-install".into(),
+        postback_name: "Acme | install".into(),
+        partner_id: "acme".into(),
+        app_id: "game-ios".into(),
+        event: "install".into(),
+        attribution: Routing::Ca,
+        device_id: "dev-1".into(),
+        user_id: String::new(),
+        event_id: "ev-1".into(),
+        event_ts_ms: 1,
+        created_ms: 2,
+        method: Method::Post,
+        url: "https://x.example/?a=1".into(),
+        headers: [("Content-Type".to_owned(), "application/json".to_owned())].into(),
+        body: Some("{\"a\":1}".into()),
+        attempt: 3,
+        not_before_ms: 4,
+        expires_ms: 5,
+    }
+}
+
+#[test]
+fn jobs_round_trip_in_both_formats() {
+    let j = job();
+    assert_eq!(decode_job(&encode_job(&j, JobFormat::Json)).unwrap(), j);
+    assert_eq!(decode_job(&encode_job(&j, JobFormat::Avro)).unwrap(), j);
+    let mut no_body = job();
+    no_body.body = None;
+    no_body.headers.clear();
+    assert_eq!(decode_job(&encode_job(&no_body, JobFormat::Avro)).unwrap(), no_body);
+    let json = String::from_utf8(encode_job(&j, JobFormat::Json)).unwrap();
+    assert!(json.contains("\"attribution\":\"ca\"") && json.contains("\"method\":\"POST\""), "{json}");
+}
+
+#[test]
+fn bad_jobs_are_errors() {
+    assert_eq!(decode_job(b"").unwrap_err(), DecodeError::Empty);
+    assert!(decode_job(b"{\"job_id\":1}").unwrap_err().to_string().starts_with("invalid JSON"));
+}
