@@ -1,0 +1,345 @@
+//! The config file as written: serde structs, one doc comment per key.
+//! Unknown keys are errors everywhere (`deny_unknown_fields`): a typo must
+//! not silently fall back to a default.
+
+use super::units::{HumanDuration, Rate};
+use crate::domain::{Method, Platform};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+    #[serde(default)]
+    pub topics: TopicsConfig,
+    #[serde(default)]
+    pub process: ProcessConfig,
+    #[serde(default)]
+    pub send: SendConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub apps: Vec<AppConfig>,
+    #[serde(default)]
+    pub partners: Vec<PartnerConfig>,
+    #[serde(default)]
+    pub postbacks: Vec<PostbackConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Brokers to bootstrap from.
+    pub bootstrap_servers: String,
+    /// Consumer group of the processing stage.
+    pub group_id: String,
+    /// Consumer group of the sender stage.
+    pub sender_group_id: String,
+    /// Stable identity of this instance: the processor's `transactional.id`
+    /// and `group.instance.id` derive from it, so a restarted instance fences
+    /// its previous incarnation. Default: the host name.
+    pub instance_id: Option<String>,
+    /// Extra librdkafka settings passed as-is to every client
+    /// (e.g. `"security.protocol" = "SASL_SSL"`).
+    pub client: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            bootstrap_servers: "localhost:9092".into(),
+            group_id: "postback".into(),
+            sender_group_id: "postback-sender".into(),
+            instance_id: None,
+            client: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicsConfig {
+    /// Input events, keyed by device id.
+    pub events: String,
+    /// Input records that could not be processed.
+    pub events_dlq: String,
+    /// Repartition topic feeding the user stage, keyed by app + user.
+    pub user_activity: String,
+    /// Compacted changelog of device state; as many partitions as `events`.
+    pub device_changelog: String,
+    /// Compacted changelog of user state; as many partitions as `user_activity`.
+    pub user_changelog: String,
+    /// Postback jobs.
+    pub jobs: String,
+    /// Prefix of the retry tier topics: `<prefix>-1`, `<prefix>-2`, ...
+    pub jobs_retry_prefix: String,
+    /// Jobs given up, with the reason.
+    pub jobs_dlq: String,
+    /// One record per delivery attempt.
+    pub deliveries: String,
+    /// Create missing topics at start (admin API).
+    pub create: bool,
+    /// Partitions of `user_activity` when created; default: as `events`.
+    pub user_activity_partitions: Option<i32>,
+    /// Partitions of `jobs`, the retry tiers and the job DLQ when created.
+    pub jobs_partitions: i32,
+    /// Replication factor of created topics; -1 takes the broker default.
+    pub replication_factor: i32,
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        TopicsConfig {
+            events: "tracker.events".into(),
+            events_dlq: "tracker.events.dlq".into(),
+            user_activity: "postback.user-activity".into(),
+            device_changelog: "postback.device-state-changelog".into(),
+            user_changelog: "postback.user-state-changelog".into(),
+            jobs: "postback.jobs".into(),
+            jobs_retry_prefix: "postback.jobs.retry".into(),
+            jobs_dlq: "postback.jobs.dlq".into(),
+            deliveries: "postback.deliveries".into(),
+            create: true,
+            user_activity_partitions: None,
+            jobs_partitions: 8,
+            replication_factor: -1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessConfig {
+    /// Where the per-partition RocksDB stores live.
+    pub state_dir: PathBuf,
+    /// Most records in one transaction.
+    pub max_batch: usize,
+    /// Longest time a batch collects records before it commits.
+    pub commit_interval: HumanDuration,
+    /// How long a job may wait for delivery (per partner overridable).
+    pub job_ttl: HumanDuration,
+}
+
+impl Default for ProcessConfig {
+    fn default() -> Self {
+        ProcessConfig {
+            state_dir: PathBuf::from("./state"),
+            max_batch: 5000,
+            commit_interval: HumanDuration::millis(100),
+            job_ttl: HumanDuration::secs(24 * 3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SendConfig {
+    /// Delay of each retry tier; one topic per tier.
+    pub retry_delays: Vec<HumanDuration>,
+    /// Random spread of each delay, as a fraction (0.2 = ±20%).
+    pub retry_jitter: f64,
+    /// `Retry-After` may lengthen a wait up to this many times the tier delay.
+    pub retry_after_factor: u32,
+    /// Default connect timeout (per partner overridable).
+    pub connect_timeout: HumanDuration,
+    /// Default total request timeout (per partner overridable).
+    pub timeout: HumanDuration,
+    /// Jobs held in memory per instance (in flight or waiting for a partner slot).
+    pub max_in_flight: usize,
+    /// Jobs waiting for one partner beyond which new ones are deferred to the
+    /// first retry tier (not an attempt), so a slow partner cannot hold the
+    /// whole instance.
+    pub max_pending_per_partner: usize,
+    /// CIDRs the SSRF guard lets through (tests, on-prem partners).
+    pub allow_networks: Vec<String>,
+    /// Time in-flight requests get to finish on shutdown.
+    pub shutdown_deadline: HumanDuration,
+    /// Idle keep-alive connections kept per host.
+    pub pool_max_idle_per_host: usize,
+    /// Consecutive failures that open a partner's circuit (per partner overridable).
+    pub circuit_failures: u32,
+    /// How long an open circuit waits before a probe (per partner overridable).
+    pub circuit_open_for: HumanDuration,
+    /// How often consumed offsets are committed.
+    pub commit_interval: HumanDuration,
+}
+
+impl Default for SendConfig {
+    fn default() -> Self {
+        SendConfig {
+            retry_delays: [10, 60, 300, 1800, 7200, 21600].map(HumanDuration::secs).to_vec(),
+            retry_jitter: 0.2,
+            retry_after_factor: 2,
+            connect_timeout: HumanDuration::secs(2),
+            timeout: HumanDuration::secs(5),
+            max_in_flight: 4096,
+            max_pending_per_partner: 1000,
+            allow_networks: Vec::new(),
+            shutdown_deadline: HumanDuration::secs(10),
+            pool_max_idle_per_host: 64,
+            circuit_failures: 20,
+            circuit_open_for: HumanDuration::secs(30),
+            commit_interval: HumanDuration::secs(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Address of `/metrics`, `/healthz`, `/readyz` and the inspect API.
+    pub listen: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { listen: "0.0.0.0:9464".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    pub id: String,
+    pub platform: PlatformName,
+    /// Gap in activity after which the next activity is a re-engagement.
+    #[serde(default = "default_window")]
+    pub inactivity_window: HumanDuration,
+    /// true: an organic return starts an organic attribution; false: it
+    /// keeps the previous one.
+    #[serde(default = "yes")]
+    pub reattribute_to_organic: bool,
+}
+
+fn default_window() -> HumanDuration {
+    HumanDuration::secs(30 * 86400)
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PlatformName {
+    Mobile,
+    Web,
+}
+
+impl From<PlatformName> for Platform {
+    fn from(p: PlatformName) -> Platform {
+        match p {
+            PlatformName::Mobile => Platform::Mobile,
+            PlatformName::Web => Platform::Web,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerConfig {
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// In-flight requests to this partner, per sender instance.
+    #[serde(default = "default_concurrency")]
+    pub max_concurrency: usize,
+    /// Optional request rate limit, per sender instance.
+    pub rate_limit: Option<Rate>,
+    pub connect_timeout: Option<HumanDuration>,
+    pub timeout: Option<HumanDuration>,
+    pub circuit_failures: Option<u32>,
+    pub circuit_open_for: Option<HumanDuration>,
+    /// Secret of the HMAC-SHA256 request signature; no signature when absent.
+    pub signing_secret: Option<String>,
+    /// Header that carries the signature.
+    #[serde(default = "default_signature_header")]
+    pub signature_header: String,
+    /// Overrides `process.job_ttl` for this partner's jobs.
+    pub job_ttl: Option<HumanDuration>,
+    /// Per-campaign values of partner parameters (`{partner_param:NAME}`).
+    #[serde(default)]
+    pub campaign_params: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+fn default_concurrency() -> usize {
+    64
+}
+
+fn default_signature_header() -> String {
+    "X-Postback-Signature".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostbackConfig {
+    /// Display name; "Partner | event" is the recommended form.
+    pub name: String,
+    /// Stable id (job ids, metrics); default: a slug of `name`.
+    pub id: Option<String>,
+    pub partner: String,
+    pub event: String,
+    /// `device` or `user` for reengagement, first_payment, first_custom_payment.
+    pub by: Option<ByName>,
+    /// `lt` or `ca` for events that are not fixed-routed.
+    pub attribution: Option<RoutingName>,
+    /// The app's event name, for `event = "custom_event"`.
+    pub custom_event: Option<String>,
+    #[serde(default)]
+    pub sending: SendingName,
+    /// Default: every app where the event is valid.
+    pub apps: Option<Vec<String>>,
+    /// An additional postback for these campaigns only.
+    #[serde(default)]
+    pub campaigns: Vec<String>,
+    /// Payments: store-verified purchases only.
+    #[serde(default)]
+    pub verified_only: bool,
+    #[serde(default = "default_method")]
+    pub method: Method,
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<String>,
+    /// How `body` values are escaped: json (default) or form.
+    #[serde(default)]
+    pub body_format: BodyFormat,
+}
+
+fn default_method() -> Method {
+    Method::Get
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ByName {
+    Device,
+    User,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RoutingName {
+    Lt,
+    Ca,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SendingName {
+    #[default]
+    Attributed,
+    All,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyFormat {
+    #[default]
+    Json,
+    Form,
+}

@@ -1,0 +1,250 @@
+use super::*;
+
+const BASE: &str = r#"
+[[apps]]
+id = "game"
+platform = "mobile"
+
+[[apps]]
+id = "site"
+platform = "web"
+
+[[partners]]
+id = "acme"
+
+[[postbacks]]
+name = "Acme | install"
+partner = "acme"
+event = "install"
+url = "https://pb.acme.example/i?c={click_id}"
+"#;
+
+fn load(text: &str) -> Result<Config, ConfigErrors> {
+    load_str(text, Path::new("pb.toml"), Vec::<(String, String)>::new())
+}
+
+fn errors(text: &str) -> Vec<String> {
+    load(text).unwrap_err().0.iter().map(ToString::to_string).collect()
+}
+
+fn one_error(extra: &str) -> String {
+    let errs = errors(&format!("{BASE}\n{extra}"));
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    errs.into_iter().next().unwrap()
+}
+
+fn postback(body: &str) -> String {
+    one_error(&format!("[[postbacks]]\nname = \"X | y\"\npartner = \"acme\"\n{body}"))
+}
+
+#[test]
+fn the_base_config_loads_with_defaults() {
+    let c = load(BASE).unwrap();
+    assert_eq!(c.kafka.bootstrap_servers, "localhost:9092");
+    assert_eq!(c.topics.events, "tracker.events");
+    assert_eq!(c.process.commit_interval.0, std::time::Duration::from_millis(100));
+    assert_eq!(c.send.retry_delays.len(), 6);
+    let pb = &c.rules.postbacks()[0];
+    assert_eq!(pb.id, "acme-install");
+    // the default app list leaves out the web app, where installs are invalid
+    assert_eq!(pb.apps, vec!["game".to_string()]);
+    assert_eq!(c.retry_topics(), (1..=6).map(|n| format!("postback.jobs.retry-{n}")).collect::<Vec<_>>());
+}
+
+#[test]
+fn the_example_config_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/postback.toml");
+    let c = super::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.partners.len(), 3);
+    assert_eq!(c.rules.apps().count(), 2);
+    let events: std::collections::BTreeSet<&str> = c.rules.postbacks().iter().map(|p| p.event_name()).collect();
+    assert_eq!(events.len(), 13, "every event kind is in the example: {events:?}");
+}
+
+#[test]
+fn syntax_errors_name_line_and_column() {
+    assert_eq!(errors("[kafka\nx=1"), vec!["pb.toml: line 1, column 7: unclosed table, expected `]`"]);
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_their_path() {
+    assert_eq!(
+        one_error("[kafka]\nbootstrap_server = \"x\""),
+        "pb.toml: kafka.bootstrap_server: unknown field `bootstrap_server`, expected one of `bootstrap_servers`, `group_id`, `sender_group_id`, `instance_id`, `client`"
+    );
+    assert!(
+        postback("event = \"install\"\nurl = \"https://x.example/\"\nmethd = \"GET\"")
+            .starts_with("pb.toml: postbacks[1].methd: unknown field `methd`")
+    );
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    assert_eq!(
+        one_error("[process]\ncommit_interval = \"100\""),
+        "pb.toml: process.commit_interval: invalid duration '100': write a number and a unit (ms, s, m, h, d), e.g. \"30d\" or \"250ms\""
+    );
+    assert_eq!(
+        errors(&BASE.replace("id = \"acme\"", "id = \"acme\"\nrate_limit = \"fast\"")),
+        vec![
+            "pb.toml: partners[0].rate_limit: invalid rate 'fast': write a count per unit, e.g. \"500/s\", \"3000/m\" or \"100000/h\""
+        ]
+    );
+    assert_eq!(
+        errors(&BASE.replace("platform = \"web\"", "platform = \"tv\"")),
+        vec!["pb.toml: apps[1].platform: unknown variant `tv`, expected `mobile` or `web`"]
+    );
+}
+
+#[test]
+fn env_overrides_apply_and_are_named_in_errors() {
+    let vars = vec![("POSTBACK__KAFKA__BOOTSTRAP_SERVERS".to_string(), "k:1".to_string())];
+    let c = load_str(BASE, Path::new("pb.toml"), vars).unwrap();
+    assert_eq!(c.kafka.bootstrap_servers, "k:1");
+    let vars = vec![("POSTBACK__PROCESS__COMMIT_INTERVAL".to_string(), "soon".to_string())];
+    let e = load_str(BASE, Path::new("pb.toml"), vars).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "pb.toml: process.commit_interval: invalid duration 'soon': write a number and a unit (ms, s, m, h, d), e.g. \"30d\" or \"250ms\" (set by POSTBACK__PROCESS__COMMIT_INTERVAL)"
+    );
+}
+
+#[test]
+fn references_must_exist() {
+    assert_eq!(
+        one_error(
+            "[[postbacks]]\nname = \"Z | install\"\npartner = \"zeta\"\nevent = \"install\"\nurl = \"https://x.example/\""
+        ),
+        "pb.toml: postbacks[1].partner: unknown partner 'zeta': not in [[partners]]"
+    );
+    assert_eq!(
+        postback("event = \"install\"\napps = [\"nope\"]\nurl = \"https://x.example/\""),
+        "pb.toml: postbacks[1].apps[0]: unknown app 'nope': not in [[apps]]"
+    );
+}
+
+#[test]
+fn ids_must_be_unique() {
+    assert_eq!(
+        one_error("[[apps]]\nid = \"game\"\nplatform = \"mobile\""),
+        "pb.toml: apps[2].id: app id 'game' is used twice"
+    );
+    assert_eq!(one_error("[[partners]]\nid = \"acme\""), "pb.toml: partners[1].id: partner id 'acme' is used twice");
+    assert_eq!(
+        one_error(
+            "[[postbacks]]\nname = \"Acme | Install\"\npartner = \"acme\"\nevent = \"install\"\nurl = \"https://x.example/\""
+        ),
+        "pb.toml: postbacks[1].name: postback id 'acme-install' is used twice (set a distinct `id`)"
+    );
+    assert_eq!(
+        one_error("[[apps]]\nid = \"a:b\"\nplatform = \"mobile\""),
+        "pb.toml: apps[2].id: app id 'a:b' must be 1-128 characters of letters, digits, '.', '_' or '-'"
+    );
+}
+
+#[test]
+fn web_apps_refuse_mobile_only_events() {
+    assert_eq!(
+        postback("event = \"payment\"\napps = [\"site\"]\nurl = \"https://x.example/\""),
+        "pb.toml: postbacks[1].apps[0]: app 'site' is a web app: only new_user, reengagement, registration, login and custom payment postbacks are valid there, not 'payment'"
+    );
+    let only_web = BASE.replace("id = \"game\"\nplatform = \"mobile\"", "id = \"game\"\nplatform = \"web\"");
+    assert_eq!(
+        errors(&only_web),
+        vec![
+            "pb.toml: postbacks[0].event: no configured app can send 'install' (web apps only take new_user, reengagement, registration, login and custom payment postbacks)"
+        ]
+    );
+    // valid web events default to every app
+    let c = load(&format!("{BASE}\n[[postbacks]]\nname = \"A | login\"\npartner = \"acme\"\nevent = \"login\"\nurl = \"https://x.example/\"")).unwrap();
+    assert_eq!(c.rules.postbacks()[1].apps.len(), 2);
+}
+
+#[test]
+fn event_keys_are_checked() {
+    assert!(
+        postback("event = \"purchase\"\nurl = \"https://x.example/\"")
+            .starts_with("pb.toml: postbacks[1].event: unknown event 'purchase' (one of: install,")
+    );
+    assert_eq!(
+        postback("event = \"install\"\nattribution = \"ca\"\nurl = \"https://x.example/\""),
+        "pb.toml: postbacks[1].attribution: event 'install' has fixed routing and takes no `attribution`"
+    );
+    assert_eq!(
+        postback("event = \"payment\"\nby = \"user\"\nurl = \"https://x.example/\""),
+        "pb.toml: postbacks[1].by: event 'payment' takes no `by` (only reengagement, first_payment, first_custom_payment)"
+    );
+    assert_eq!(
+        postback("event = \"custom_event\"\nurl = \"https://x.example/\""),
+        "pb.toml: postbacks[1].custom_event: event 'custom_event' needs the app's event name in `custom_event`"
+    );
+    assert_eq!(
+        postback("event = \"login\"\ncustom_event = \"x\"\nurl = \"https://x.example/\""),
+        "pb.toml: postbacks[1].custom_event: only event 'custom_event' takes `custom_event`, not 'login'"
+    );
+    assert_eq!(
+        postback("event = \"login\"\nverified_only = true\nurl = \"https://x.example/\""),
+        "pb.toml: postbacks[1].verified_only: only payment events take `verified_only`, not 'login'"
+    );
+    assert_eq!(
+        postback("event = \"install\"\nsending = \"all\"\ncampaigns = [\"c1\"]\nurl = \"https://x.example/\""),
+        "pb.toml: postbacks[1].campaigns: a campaign-only postback must use sending = \"attributed\""
+    );
+}
+
+#[test]
+fn template_errors_name_key_template_column_and_reason() {
+    assert_eq!(
+        postback("event = \"install\"\nurl = \"https://x.example/?a={nope}\""),
+        "pb.toml: postbacks[1].url: template \"https://x.example/?a={nope}\": column 23: unknown macro 'nope'"
+    );
+    assert_eq!(
+        postback("event = \"install\"\nmethod = \"POST\"\nurl = \"https://x.example/\"\nbody = '{\"a\":1}'"),
+        "pb.toml: postbacks[1].body: template \"{\"a\":1}\": column 2: unknown macro '\"a\":1'"
+    );
+    assert_eq!(
+        postback("event = \"install\"\nurl = \"https://x.example/\"\nbody = 'x'"),
+        "pb.toml: postbacks[1].body: a GET postback has no body; use method = \"POST\" or \"PUT\""
+    );
+    assert_eq!(
+        postback("event = \"install\"\nurl = \"https://x.example/\"\nheaders = { \"Bad Header\" = \"x\" }"),
+        "pb.toml: postbacks[1].headers.Bad Header: 'Bad Header' is not a valid header name"
+    );
+}
+
+#[test]
+fn section_values_are_checked() {
+    assert_eq!(one_error("[send]\nretry_delays = []"), "pb.toml: send.retry_delays: needs at least one tier");
+    assert_eq!(one_error("[send]\nretry_jitter = 1.5"), "pb.toml: send.retry_jitter: must be in [0, 1)");
+    assert_eq!(
+        one_error("[send]\nallow_networks = [\"10.0.0.0/33\"]"),
+        "pb.toml: send.allow_networks[0]: '10.0.0.0/33' is not a CIDR such as 10.0.0.0/8"
+    );
+    assert_eq!(
+        one_error("[topics]\njobs = \"tracker.events\""),
+        "pb.toml: topics.jobs: topic 'tracker.events' is used twice"
+    );
+    assert_eq!(
+        one_error("[admin]\nlisten = \"9464\""),
+        "pb.toml: admin.listen: '9464' is not an address such as 0.0.0.0:9464"
+    );
+    assert_eq!(
+        errors(&BASE.replace("id = \"acme\"", "id = \"acme\"\nmax_concurrency = 0")),
+        vec!["pb.toml: partners[0].max_concurrency: must be at least 1"]
+    );
+}
+
+#[test]
+fn all_errors_are_reported_at_once() {
+    let text = format!("{BASE}\n[[postbacks]]\nname = \"a\"\npartner = \"nope\"\nevent = \"nope\"\nurl = \"x\"");
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert_eq!(errs[0], "pb.toml: postbacks[1].partner: unknown partner 'nope': not in [[partners]]");
+    assert!(errs[1].starts_with("pb.toml: postbacks[1].event: unknown event 'nope'"));
+}
+
+#[test]
+fn slugs() {
+    assert_eq!(validate::slug("Acme Ads | install"), "acme-ads-install");
+    assert_eq!(validate::slug("  Zeta | first payment CA "), "zeta-first-payment-ca");
+}

@@ -1,0 +1,405 @@
+//! Cross-checks of a parsed config and compilation into domain types:
+//! referenced apps and partners exist, ids are unique, events fit their apps'
+//! platforms, templates parse.
+
+use super::Config;
+use super::model::*;
+use crate::domain::template::{Place, Template};
+use crate::domain::{App, PartnerParams, Postback, PostbackEvent, Routing, Rules, Scope, Sending};
+use ipnet::IpNet;
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+type Errors = Vec<(String, String)>;
+
+pub fn build(raw: FileConfig, path: &Path) -> Result<Config, Errors> {
+    let mut errors = Errors::new();
+    check_sections(&raw, &mut errors);
+    let apps = build_apps(&raw.apps, &mut errors);
+    check_partners(&raw.partners, &mut errors);
+    let allow_networks = parse_networks(&raw.send.allow_networks, &mut errors);
+    let postbacks = build_postbacks(&raw, &apps, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let params = raw
+        .partners
+        .iter()
+        .map(|p| (p.id.clone(), PartnerParams { campaign_params: p.campaign_params.clone() }))
+        .collect();
+    Ok(Config {
+        path: path.to_owned(),
+        rules: Arc::new(Rules::new(apps, params, postbacks)),
+        kafka: raw.kafka,
+        topics: raw.topics,
+        process: raw.process,
+        send: raw.send,
+        admin: raw.admin,
+        partners: raw.partners,
+        allow_networks,
+    })
+}
+
+/// Ids end up in Kafka keys ("app:device"), metric labels and file names.
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+const ID_RULE: &str = "must be 1-128 characters of letters, digits, '.', '_' or '-'";
+
+fn check_sections(raw: &FileConfig, errors: &mut Errors) {
+    let mut err = |k: &str, r: String| errors.push((k.to_owned(), r));
+    if raw.kafka.bootstrap_servers.trim().is_empty() {
+        err("kafka.bootstrap_servers", "must not be empty".into());
+    }
+    if let Some(id) = &raw.kafka.instance_id {
+        if !valid_id(id) {
+            err("kafka.instance_id", ID_RULE.into());
+        }
+    }
+    let t = &raw.topics;
+    let topics = [
+        ("topics.events", &t.events),
+        ("topics.events_dlq", &t.events_dlq),
+        ("topics.user_activity", &t.user_activity),
+        ("topics.device_changelog", &t.device_changelog),
+        ("topics.user_changelog", &t.user_changelog),
+        ("topics.jobs", &t.jobs),
+        ("topics.jobs_retry_prefix", &t.jobs_retry_prefix),
+        ("topics.jobs_dlq", &t.jobs_dlq),
+        ("topics.deliveries", &t.deliveries),
+    ];
+    let mut seen = HashSet::new();
+    for (key, name) in topics {
+        if !valid_id(name) {
+            err(key, format!("topic name '{name}' {ID_RULE}"));
+        } else if !seen.insert(name.as_str()) {
+            err(key, format!("topic '{name}' is used twice"));
+        }
+    }
+    if t.jobs_partitions < 1 {
+        err("topics.jobs_partitions", "must be at least 1".into());
+    }
+    if t.user_activity_partitions.is_some_and(|n| n < 1) {
+        err("topics.user_activity_partitions", "must be at least 1".into());
+    }
+    if t.replication_factor == 0 || t.replication_factor < -1 {
+        err("topics.replication_factor", "must be -1 (broker default) or at least 1".into());
+    }
+    if raw.process.max_batch == 0 {
+        err("process.max_batch", "must be at least 1".into());
+    }
+    if raw.process.commit_interval.0.is_zero() {
+        err("process.commit_interval", "must be longer than 0".into());
+    }
+    let s = &raw.send;
+    if s.retry_delays.is_empty() {
+        err("send.retry_delays", "needs at least one tier".into());
+    }
+    if !(0.0..1.0).contains(&s.retry_jitter) {
+        err("send.retry_jitter", "must be in [0, 1)".into());
+    }
+    if s.retry_after_factor == 0 {
+        err("send.retry_after_factor", "must be at least 1".into());
+    }
+    if s.max_in_flight == 0 {
+        err("send.max_in_flight", "must be at least 1".into());
+    }
+    if s.max_pending_per_partner == 0 {
+        err("send.max_pending_per_partner", "must be at least 1".into());
+    }
+    if s.timeout.0.is_zero() || s.connect_timeout.0.is_zero() {
+        err("send.timeout", "timeouts must be longer than 0".into());
+    }
+    if raw.admin.listen.parse::<std::net::SocketAddr>().is_err() {
+        err("admin.listen", format!("'{}' is not an address such as 0.0.0.0:9464", raw.admin.listen));
+    }
+}
+
+fn build_apps(raw: &[AppConfig], errors: &mut Errors) -> Vec<App> {
+    let mut seen = HashSet::new();
+    let mut apps = Vec::new();
+    for (i, a) in raw.iter().enumerate() {
+        let key = format!("apps[{i}]");
+        if !valid_id(&a.id) {
+            errors.push((format!("{key}.id"), format!("app id '{}' {ID_RULE}", a.id)));
+        } else if !seen.insert(a.id.as_str()) {
+            errors.push((format!("{key}.id"), format!("app id '{}' is used twice", a.id)));
+        }
+        if a.inactivity_window.0.is_zero() {
+            errors.push((format!("{key}.inactivity_window"), "must be longer than 0".into()));
+        }
+        apps.push(App {
+            id: a.id.clone(),
+            platform: a.platform.into(),
+            inactivity_window_ms: a.inactivity_window.ms(),
+            reattribute_to_organic: a.reattribute_to_organic,
+        });
+    }
+    apps
+}
+
+fn check_partners(raw: &[PartnerConfig], errors: &mut Errors) {
+    let mut seen = HashSet::new();
+    for (i, p) in raw.iter().enumerate() {
+        let key = format!("partners[{i}]");
+        if !valid_id(&p.id) {
+            errors.push((format!("{key}.id"), format!("partner id '{}' {ID_RULE}", p.id)));
+        } else if !seen.insert(p.id.as_str()) {
+            errors.push((format!("{key}.id"), format!("partner id '{}' is used twice", p.id)));
+        }
+        if p.max_concurrency == 0 {
+            errors.push((format!("{key}.max_concurrency"), "must be at least 1".into()));
+        }
+        if p.signing_secret.as_ref().is_some_and(|s| s.len() < 16) {
+            errors.push((format!("{key}.signing_secret"), "must be at least 16 characters".into()));
+        }
+        if reqwest::header::HeaderName::from_bytes(p.signature_header.as_bytes()).is_err() {
+            errors.push((
+                format!("{key}.signature_header"),
+                format!("'{}' is not a valid header name", p.signature_header),
+            ));
+        }
+        if p.timeout.is_some_and(|t| t.0.is_zero()) || p.connect_timeout.is_some_and(|t| t.0.is_zero()) {
+            errors.push((format!("{key}.timeout"), "timeouts must be longer than 0".into()));
+        }
+    }
+}
+
+fn parse_networks(raw: &[String], errors: &mut Errors) -> Vec<IpNet> {
+    let mut nets = Vec::new();
+    for (i, s) in raw.iter().enumerate() {
+        match s.parse::<IpNet>() {
+            Ok(n) => nets.push(n),
+            Err(_) => {
+                errors.push((format!("send.allow_networks[{i}]"), format!("'{s}' is not a CIDR such as 10.0.0.0/8")))
+            }
+        }
+    }
+    nets
+}
+
+fn build_postbacks(raw: &FileConfig, apps: &[App], errors: &mut Errors) -> Vec<Postback> {
+    let mut ids = HashSet::new();
+    let mut out = Vec::new();
+    for (i, pc) in raw.postbacks.iter().enumerate() {
+        let key = format!("postbacks[{i}]");
+        let before = errors.len();
+        let pb = build_postback(pc, &key, raw, apps, errors);
+        if let Some(pb) = pb.filter(|_| errors.len() == before) {
+            if !ids.insert(pb.id.clone()) {
+                let k = if pc.id.is_some() { format!("{key}.id") } else { format!("{key}.name") };
+                errors.push((k, format!("postback id '{}' is used twice (set a distinct `id`)", pb.id)));
+            }
+            out.push(pb);
+        }
+    }
+    out
+}
+
+/// "Acme Ads | install" → "acme-ads-install".
+pub fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_owned()
+}
+
+fn build_postback(
+    pc: &PostbackConfig,
+    key: &str,
+    raw: &FileConfig,
+    apps: &[App],
+    errors: &mut Errors,
+) -> Option<Postback> {
+    let mut err = |k: &str, r: String| errors.push((format!("{key}{k}"), r));
+    let id = pc.id.clone().unwrap_or_else(|| slug(&pc.name));
+    if !valid_id(&id) {
+        let k = if pc.id.is_some() { ".id" } else { ".name" };
+        err(k, format!("postback id '{id}' {ID_RULE}"));
+    }
+    let partner = raw.partners.iter().find(|p| p.id == pc.partner);
+    if partner.is_none() {
+        err(".partner", format!("unknown partner '{}': not in [[partners]]", pc.partner));
+    }
+    let event = parse_event(pc, &mut err)?;
+    if event.has_fixed_routing() && pc.attribution.is_some() {
+        err(".attribution", format!("event '{}' has fixed routing and takes no `attribution`", event.name()));
+    }
+    if pc.verified_only && !event.is_payment() {
+        err(".verified_only", format!("only payment events take `verified_only`, not '{}'", event.name()));
+    }
+    let sending = match pc.sending {
+        SendingName::Attributed => Sending::Attributed,
+        SendingName::All => Sending::All,
+    };
+    if !pc.campaigns.is_empty() && sending != Sending::Attributed {
+        err(".campaigns", "a campaign-only postback must use sending = \"attributed\"".into());
+    }
+    let app_ids = resolve_apps(pc, &event, apps, &mut err);
+    let ttl = partner.and_then(|p| p.job_ttl).unwrap_or(raw.process.job_ttl);
+    let (url, headers, body) = parse_templates(pc, &mut err)?;
+    Some(Postback {
+        id,
+        name: pc.name.clone(),
+        partner_id: pc.partner.clone(),
+        routing: match pc.attribution {
+            Some(RoutingName::Ca) => Routing::Ca,
+            _ => Routing::Lt,
+        },
+        event,
+        sending,
+        apps: app_ids,
+        campaigns: pc.campaigns.clone(),
+        verified_only: pc.verified_only,
+        method: pc.method,
+        url,
+        headers,
+        body,
+        ttl_ms: ttl.ms(),
+    })
+}
+
+fn parse_event(pc: &PostbackConfig, err: &mut impl FnMut(&str, String)) -> Option<PostbackEvent> {
+    let scope = match pc.by {
+        Some(ByName::User) => Scope::User,
+        _ => Scope::Device,
+    };
+    let event = match pc.event.as_str() {
+        "install" => PostbackEvent::Install,
+        "reinstall" => PostbackEvent::Reinstall,
+        "reengagement" => PostbackEvent::Reengagement(scope),
+        "new_user" => PostbackEvent::NewUser,
+        "first_registration" => PostbackEvent::FirstRegistration,
+        "registration" => PostbackEvent::Registration,
+        "first_login" => PostbackEvent::FirstLogin,
+        "login" => PostbackEvent::Login,
+        "first_payment" => PostbackEvent::FirstPayment(scope),
+        "payment" => PostbackEvent::Payment,
+        "first_custom_payment" => PostbackEvent::FirstCustomPayment(scope),
+        "custom_payment" => PostbackEvent::CustomPayment,
+        "custom_event" => match &pc.custom_event {
+            Some(name) if !name.is_empty() => PostbackEvent::CustomEvent(name.clone()),
+            _ => {
+                err(".custom_event", "event 'custom_event' needs the app's event name in `custom_event`".into());
+                return None;
+            }
+        },
+        other => {
+            err(
+                ".event",
+                format!(
+                    "unknown event '{other}' (one of: install, reinstall, reengagement, new_user, first_registration, registration, first_login, login, first_payment, payment, first_custom_payment, custom_payment, custom_event)"
+                ),
+            );
+            return None;
+        }
+    };
+    if pc.by.is_some()
+        && !matches!(
+            event,
+            PostbackEvent::Reengagement(_) | PostbackEvent::FirstPayment(_) | PostbackEvent::FirstCustomPayment(_)
+        )
+    {
+        err(
+            ".by",
+            format!("event '{}' takes no `by` (only reengagement, first_payment, first_custom_payment)", event.name()),
+        );
+    }
+    if pc.custom_event.is_some() && !matches!(event, PostbackEvent::CustomEvent(_)) {
+        err(".custom_event", format!("only event 'custom_event' takes `custom_event`, not '{}'", event.name()));
+    }
+    Some(event)
+}
+
+/// An explicit list must name configured apps where the event is valid; the
+/// default is every app where it is.
+fn resolve_apps(
+    pc: &PostbackConfig,
+    event: &PostbackEvent,
+    apps: &[App],
+    err: &mut impl FnMut(&str, String),
+) -> Vec<String> {
+    match &pc.apps {
+        Some(list) => {
+            if list.is_empty() {
+                err(".apps", "an empty list sends nothing; leave `apps` out for every app".into());
+            }
+            for (j, id) in list.iter().enumerate() {
+                match apps.iter().find(|a| a.id == *id) {
+                    None => err(&format!(".apps[{j}]"), format!("unknown app '{id}': not in [[apps]]")),
+                    Some(a) if !event.valid_for(a.platform) => err(
+                        &format!(".apps[{j}]"),
+                        format!(
+                            "app '{id}' is a web app: only new_user, reengagement, registration, login and custom payment postbacks are valid there, not '{}'",
+                            event.name()
+                        ),
+                    ),
+                    Some(_) => {}
+                }
+            }
+            list.clone()
+        }
+        None => {
+            let valid: Vec<String> =
+                apps.iter().filter(|a| event.valid_for(a.platform)).map(|a| a.id.clone()).collect();
+            if valid.is_empty() && !apps.is_empty() {
+                err(
+                    ".event",
+                    format!(
+                        "no configured app can send '{}' (web apps only take new_user, reengagement, registration, login and custom payment postbacks)",
+                        event.name()
+                    ),
+                );
+            }
+            valid
+        }
+    }
+}
+
+type Templates = (Template, Vec<(String, Template)>, Option<Template>);
+
+fn parse_template(src: &str, place: Place, key: &str, err: &mut impl FnMut(&str, String)) -> Option<Template> {
+    Template::parse(src, place).map_err(|e| err(key, format!("template \"{src}\": {e}"))).ok()
+}
+
+fn parse_templates(pc: &PostbackConfig, err: &mut impl FnMut(&str, String)) -> Option<Templates> {
+    let url = parse_template(&pc.url, Place::Url, ".url", err);
+    let mut headers = Vec::new();
+    let mut headers_ok = true;
+    for (name, value) in &pc.headers {
+        let key = format!(".headers.{name}");
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            err(&key, format!("'{name}' is not a valid header name"));
+            headers_ok = false;
+        } else if let Some(t) = parse_template(value, Place::Header, &key, err) {
+            headers.push((name.clone(), t));
+        } else {
+            headers_ok = false;
+        }
+    }
+    let place = match pc.body_format {
+        BodyFormat::Json => Place::JsonBody,
+        BodyFormat::Form => Place::FormBody,
+    };
+    let body = match &pc.body {
+        None => None,
+        Some(_) if pc.method == crate::domain::Method::Get => {
+            err(".body", "a GET postback has no body; use method = \"POST\" or \"PUT\"".into());
+            return None;
+        }
+        Some(b) => Some(parse_template(b, place, ".body", err)?),
+    };
+    if !headers_ok {
+        return None;
+    }
+    Some((url?, headers, body))
+}
