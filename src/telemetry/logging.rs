@@ -1,0 +1,16 @@
+//! Logging: `tracing` with a human or JSON format and `RUST_LOG`-style
+//! filters (default `info`).
+
+use crate::cli::LogFormat;
+use tracing_subscriber::EnvFilter;
+
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    // a second init (tests, the demo) keeps the first subscriber
+    drop(result);
+}

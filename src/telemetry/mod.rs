@@ -1,0 +1,3 @@
+//! Logs, metrics and the admin HTTP server.
+
+pub mod logging;
