@@ -1,0 +1,26 @@
+# postback — developer entry points. `make test` is what CI runs.
+#
+# The build cache lives outside the clone (rocksdb and librdkafka take
+# minutes to build; a fresh clone should not pay that again).
+CARGO_TARGET_DIR ?= $(HOME)/.cache/postback/target
+export CARGO_TARGET_DIR
+
+.PHONY: setup test lint unit build bench-hot
+
+setup:
+	scripts/setup
+
+## test: setup, formatting, lints, and every test
+test: setup lint
+	cargo test --all-targets
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+build:
+	cargo build --release
+
+## bench-hot: criterion benchmark of the pure hot path (apply + route + render)
+bench-hot:
+	cargo bench --bench hot_path

@@ -1,0 +1,6 @@
+//! Integration tests: one binary, one module per area.
+
+mod support;
+
+mod properties;
+mod scenarios;

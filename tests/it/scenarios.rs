@@ -1,0 +1,619 @@
+//! The scenario table: every rule of DESIGN §1.3–§1.6, event by event, with
+//! the exact postbacks each event fires.
+
+use crate::support::rules::{DAY, Ev, T0, config, ev};
+use postback::domain::Kind::*;
+use postback::domain::engine::Engine;
+use std::sync::Arc;
+
+struct Scenario {
+    /// The DESIGN bullets it covers.
+    covers: &'static [&'static str],
+    name: &'static str,
+    steps: Vec<(Ev, Expect)>,
+}
+
+enum Expect {
+    Fires(&'static [&'static str]),
+    Rejected(&'static str),
+}
+
+use Expect::*;
+
+fn s(covers: &'static [&'static str], name: &'static str, steps: Vec<(Ev, Expect)>) -> Scenario {
+    Scenario { covers, name, steps }
+}
+
+/// Every bullet of DESIGN §1.3–§1.6 that a scenario must name.
+const BULLETS: &[&str] = &[
+    "1.3 install",
+    "1.3 install in earlier first attribution",
+    "1.3 duplicate install",
+    "1.3 re-install",
+    "1.3 re-engagement by device",
+    "1.3 window exactly",
+    "1.3 window just under",
+    "1.3 window just over",
+    "1.2 reattribute to organic on",
+    "1.2 reattribute to organic off",
+    "1.3 first event not an install",
+    "1.3 registration",
+    "1.3 login",
+    "1.3 payment",
+    "1.3 first payment ca after re-install",
+    "1.3 verified only",
+    "1.3 custom payment",
+    "1.1 custom payment is not activity",
+    "1.3 custom event",
+    "1.3 late events",
+    "1.1 duplicates",
+    "1.4 new user",
+    "1.4 user re-engagement",
+    "1.4 first payment by user",
+    "1.4 user across two devices",
+    "1.5 lt in first attribution",
+    "1.5 ca in current attribution",
+    "1.6 web apps",
+    "2 sending all",
+    "2 campaigns",
+];
+
+fn scenarios() -> Vec<Scenario> {
+    vec![
+        s(
+            &["1.3 install"],
+            "first install of a device fires install in its attribution",
+            vec![(ev("i1", Install, 0.0).from("acme"), Fires(&["acme.install", "orbit.all-install"]))],
+        ),
+        s(
+            &["1.3 install", "2 sending all"],
+            "an organic install fires only send-all postbacks",
+            vec![(ev("i1", Install, 0.0), Fires(&["orbit.all-install"]))],
+        ),
+        s(
+            &["1.3 install in earlier first attribution", "1.3 first event not an install"],
+            "install after an attributed launch is sent in that first attribution",
+            vec![
+                (ev("l1", Launch, 0.0).from("acme"), Fires(&[])),
+                (ev("i1", Install, 0.01), Fires(&["acme.install", "orbit.all-install"])),
+            ],
+        ),
+        s(
+            &["1.3 duplicate install"],
+            "a second install inside the window fires nothing",
+            vec![
+                (ev("i1", Install, 0.0).from("acme"), Fires(&["acme.install", "orbit.all-install"])),
+                (ev("i2", Install, 5.0).from("zeta"), Fires(&[])),
+            ],
+        ),
+        s(
+            &["1.3 re-install", "1.5 lt in first attribution", "1.5 ca in current attribution"],
+            "re-install after the window reattributes; LT stays, CA moves",
+            vec![
+                (ev("i1", Install, 0.0).from("acme"), Fires(&["acme.install", "orbit.all-install"])),
+                (ev("i2", Install, 31.0).from("zeta"), Fires(&["zeta.reinstall"])),
+                (
+                    ev("p1", Payment, 32.0).pay("1.00", false),
+                    Fires(&[
+                        "acme.first-payment",
+                        "acme.payment",
+                        "orbit.all-payment",
+                        "zeta.first-payment-ca",
+                        "zeta.payment-ca",
+                    ]),
+                ),
+                (ev("i3", Install, 80.0).from("acme"), Fires(&["acme.reinstall"])),
+                (
+                    ev("p2", Payment, 81.0).pay("2.00", false),
+                    Fires(&["acme.first-payment-ca", "acme.payment", "acme.payment-ca", "orbit.all-payment"]),
+                ),
+            ],
+        ),
+        s(
+            &["1.3 window exactly", "1.3 re-engagement by device"],
+            "activity exactly one window after the last re-engages",
+            vec![
+                (ev("i1", Install, 0.0).from("acme"), Fires(&["acme.install", "orbit.all-install"])),
+                (ev("l1", Launch, 0.0).at_ms(T0 + 30 * DAY).from("zeta"), Fires(&["zeta.reengagement"])),
+            ],
+        ),
+        s(
+            &["1.3 window just under"],
+            "activity 1 ms short of the window does not re-engage",
+            vec![
+                (ev("i1", Install, 0.0).from("acme"), Fires(&["acme.install", "orbit.all-install"])),
+                (ev("l1", Launch, 0.0).at_ms(T0 + 30 * DAY - 1).from("zeta"), Fires(&[])),
+                (
+                    ev("r1", Registration, 0.0).at_ms(T0 + 30 * DAY),
+                    Fires(&["acme.first-registration", "acme.registration", "acme.registration-ca"]),
+                ),
+            ],
+        ),
+        s(
+            &["1.3 window just over"],
+            "activity 1 ms past the window re-engages",
+            vec![
+                (ev("i1", Install, 0.0).from("acme"), Fires(&["acme.install", "orbit.all-install"])),
+                (ev("l1", Launch, 0.0).at_ms(T0 + 30 * DAY + 1).from("zeta"), Fires(&["zeta.reengagement"])),
+            ],
+        ),
+        s(
+            &["1.2 reattribute to organic on"],
+            "an organic return starts an organic attribution: CA stops for the old partner",
+            vec![
+                (ev("i1", Install, 0.0).from("acme"), Fires(&["acme.install", "orbit.all-install"])),
+                (ev("l1", Launch, 40.0), Fires(&[])),
+                (
+                    ev("p1", Payment, 41.0).pay("1.00", false),
+                    Fires(&["acme.first-payment", "acme.payment", "orbit.all-payment"]),
+                ),
+                (ev("i2", Install, 90.0), Fires(&[])),
+                (ev("r1", Registration, 91.0), Fires(&["acme.first-registration", "acme.registration"])),
+            ],
+        ),
+        s(
+            &["1.2 reattribute to organic off"],
+            "an organic return keeps the previous attribution",
+            vec![
+                (ev("i1", Install, 0.0).app("m2").from("acme"), Fires(&["acme.install", "orbit.all-install"])),
+                (ev("l1", Launch, 40.0).app("m2"), Fires(&["acme.reengagement"])),
+                (
+                    ev("p1", Payment, 41.0).app("m2").pay("1.00", false),
+                    Fires(&[
+                        "acme.first-payment",
+                        "acme.first-payment-ca",
+                        "acme.payment",
+                        "acme.payment-ca",
+                        "orbit.all-payment",
+                    ]),
+                ),
+                (ev("l2", Launch, 80.0).app("m2").from("zeta"), Fires(&["zeta.reengagement"])),
+            ],
+        ),
+        s(
+            &["1.3 first payment ca after re-install", "1.3 payment"],
+            "first payment is once per lifetime, first payment CA once per attribution",
+            vec![
+                (ev("i1", Install, 0.0).from("acme"), Fires(&["acme.install", "orbit.all-install"])),
+                (
+                    ev("p1", Payment, 1.0).pay("1.00", false),
+                    Fires(&[
+                        "acme.first-payment",
+                        "acme.first-payment-ca",
+                        "acme.payment",
+                        "acme.payment-ca",
+                        "orbit.all-payment",
+                    ]),
+                ),
+                (
+                    ev("p2", Payment, 2.0).pay("1.00", false),
+                    Fires(&["acme.payment", "acme.payment-ca", "orbit.all-payment"]),
+                ),
+                (ev("i2", Install, 40.0).from("zeta"), Fires(&["zeta.reinstall"])),
+                (
+                    ev("p3", Payment, 41.0).pay("1.00", false),
+                    Fires(&["acme.payment", "orbit.all-payment", "zeta.first-payment-ca", "zeta.payment-ca"]),
+                ),
+                (
+                    ev("p4", Payment, 42.0).pay("1.00", false),
+                    Fires(&["acme.payment", "orbit.all-payment", "zeta.payment-ca"]),
+                ),
+            ],
+        ),
+        s(
+            &["1.3 first payment ca after re-install"],
+            "a re-engagement to the same partner is a new attribution",
+            vec![
+                (ev("i1", Install, 0.0).from("acme"), Fires(&["acme.install", "orbit.all-install"])),
+                (
+                    ev("p1", Payment, 1.0).pay("1.00", false),
+                    Fires(&[
+                        "acme.first-payment",
+                        "acme.first-payment-ca",
+                        "acme.payment",
+                        "acme.payment-ca",
+                        "orbit.all-payment",
+                    ]),
+                ),
+                (ev("l1", Launch, 40.0).from("acme"), Fires(&["acme.reengagement"])),
+                (
+                    ev("p2", Payment, 41.0).pay("1.00", false),
+                    Fires(&["acme.first-payment-ca", "acme.payment", "acme.payment-ca", "orbit.all-payment"]),
+                ),
+            ],
+        ),
+        s(
+            &["1.3 first event not an install", "1.3 registration"],
+            "a web visit gives the first attribution; one first registration per device",
+            vec![
+                (ev("v1", Visit, 0.0).app("w").from("acme"), Fires(&[])),
+                (
+                    ev("r1", Registration, 1.0).app("w").user("u1"),
+                    Fires(&["acme.first-registration", "acme.new-user", "acme.registration", "acme.registration-ca"]),
+                ),
+                (
+                    ev("r2", Registration, 2.0).app("w").user("u2"),
+                    Fires(&["acme.new-user", "acme.registration", "acme.registration-ca"]),
+                ),
+            ],
+        ),
+        s(
+            &["1.3 login", "1.5 ca in current attribution"],
+            "first login once per device; login CA follows reattribution",
+            vec![
+                (ev("i1", Install, 0.0).from("acme"), Fires(&["acme.install", "orbit.all-install"])),
+                (ev("g1", Login, 1.0), Fires(&["acme.first-login", "acme.login", "acme.login-ca"])),
+                (ev("g2", Login, 2.0), Fires(&["acme.login", "acme.login-ca"])),
+                (ev("l1", Launch, 40.0).from("zeta"), Fires(&["zeta.reengagement"])),
+                (ev("g3", Login, 41.0), Fires(&["acme.login", "zeta.login-ca"])),
+            ],
+        ),
+        s(
+            &["1.3 verified only"],
+            "verified_only counts store-verified purchases only",
+            vec![
+                (ev("i1", Install, 0.0).from("acme"), Fires(&["acme.install", "orbit.all-install"])),
+                (
+                    ev("p1", Payment, 1.0).pay("1.00", false),
+                    Fires(&[
+                        "acme.first-payment",
+                        "acme.first-payment-ca",
+                        "acme.payment",
+                        "acme.payment-ca",
+                        "orbit.all-payment",
+                    ]),
+                ),
+                (
+                    ev("p2", Payment, 2.0).pay("3.00", true),
+                    Fires(&[
+                        "acme.first-payment-verified",
+                        "acme.payment",
+                        "acme.payment-ca",
+                        "acme.payment-verified",
+                        "orbit.all-payment",
+                    ]),
+                ),
+                (
+                    ev("p3", Payment, 3.0).pay("3.00", true),
+                    Fires(&["acme.payment", "acme.payment-ca", "acme.payment-verified", "orbit.all-payment"]),
+                ),
+            ],
+        ),
+        s(
+            &["1.3 custom payment", "1.1 custom payment is not activity"],
+            "server-side payments: first, CA, any; they never re-engage",
+            vec![
+                (ev("i1", Install, 0.0).from("acme"), Fires(&["acme.install", "orbit.all-install"])),
+                (
+                    ev("c1", CustomPayment, 1.0).pay("9.00", false),
+                    Fires(&[
+                        "acme.custom-payment",
+                        "acme.custom-payment-ca",
+                        "acme.first-custom-payment",
+                        "acme.first-custom-payment-ca",
+                    ]),
+                ),
+                (
+                    ev("c2", CustomPayment, 45.0).pay("9.00", false).from("zeta"),
+                    Fires(&["acme.custom-payment", "acme.custom-payment-ca"]),
+                ),
+                (ev("l1", Launch, 46.0).from("zeta"), Fires(&["zeta.reengagement"])),
+                (
+                    ev("c3", CustomPayment, 47.0).pay("9.00", false),
+                    Fires(&["acme.custom-payment", "zeta.custom-payment-ca", "zeta.first-custom-payment-ca"]),
+                ),
+            ],
+        ),
+        s(
+            &["1.3 custom event"],
+            "custom events fire per name, every time",
+            vec![
+                (ev("i1", Install, 0.0).from("acme"), Fires(&["acme.install", "orbit.all-install"])),
+                (ev("e1", CustomEvent, 1.0).named("level_up"), Fires(&["acme.level-up", "acme.level-up-ca"])),
+                (ev("e2", CustomEvent, 2.0).named("tutorial"), Fires(&[])),
+                (ev("e3", CustomEvent, 3.0).named("level_up"), Fires(&["acme.level-up", "acme.level-up-ca"])),
+            ],
+        ),
+        s(
+            &["1.3 first event not an install", "1.1 custom payment is not activity"],
+            "a non-activity first event gives the first attribution but starts no clock",
+            vec![
+                (
+                    ev("e1", CustomEvent, 0.0).named("level_up").from("acme"),
+                    Fires(&["acme.level-up", "acme.level-up-ca"]),
+                ),
+                (ev("l1", Launch, 40.0), Fires(&[])),
+                (ev("i1", Install, 41.0), Fires(&["acme.install", "orbit.all-install"])),
+            ],
+        ),
+        s(
+            &["1.3 late events"],
+            "late events never re-engage and never move the clock back",
+            vec![
+                (ev("i1", Install, 0.0).from("acme"), Fires(&["acme.install", "orbit.all-install"])),
+                (ev("l1", Launch, 50.0).from("zeta"), Fires(&["zeta.reengagement"])),
+                (ev("l2", Launch, 45.0).from("acme"), Fires(&[])),
+                (ev("l3", Launch, 79.0).from("acme"), Fires(&[])),
+                (ev("l4", Launch, 109.0).from("acme"), Fires(&["acme.reengagement"])),
+            ],
+        ),
+        s(
+            &["1.1 duplicates"],
+            "an event id seen before on the device is dropped",
+            vec![
+                (ev("i1", Install, 0.0).from("acme"), Fires(&["acme.install", "orbit.all-install"])),
+                (
+                    ev("p1", Payment, 1.0).pay("1.00", false),
+                    Fires(&[
+                        "acme.first-payment",
+                        "acme.first-payment-ca",
+                        "acme.payment",
+                        "acme.payment-ca",
+                        "orbit.all-payment",
+                    ]),
+                ),
+                (ev("p1", Payment, 1.0).pay("1.00", false), Fires(&[])),
+                (ev("i1", Install, 0.0).from("acme"), Fires(&[])),
+                (ev("p1", Payment, 1.0).dev("d2").pay("1.00", false), Fires(&["orbit.all-payment"])),
+            ],
+        ),
+        s(
+            &["1.4 new user"],
+            "new user on the first event with a user id, in the current attribution",
+            vec![
+                (ev("i1", Install, 0.0).from("acme"), Fires(&["acme.install", "orbit.all-install"])),
+                (ev("l1", Launch, 40.0).from("zeta"), Fires(&["zeta.reengagement"])),
+                (
+                    ev("g1", Login, 41.0).user("u1"),
+                    Fires(&["acme.first-login", "acme.login", "zeta.login-ca", "zeta.new-user"]),
+                ),
+                (ev("g2", Login, 42.0).user("u1"), Fires(&["acme.login", "zeta.login-ca"])),
+            ],
+        ),
+        s(
+            &["1.4 new user", "1.4 first payment by user"],
+            "a payment can be a user's first event",
+            vec![
+                (ev("i1", Install, 0.0).from("acme"), Fires(&["acme.install", "orbit.all-install"])),
+                (
+                    ev("p1", Payment, 1.0).user("u1").pay("1.00", false),
+                    Fires(&[
+                        "acme.first-payment",
+                        "acme.first-payment-ca",
+                        "acme.first-payment-user",
+                        "acme.first-payment-user-ca",
+                        "acme.new-user",
+                        "acme.payment",
+                        "acme.payment-ca",
+                        "orbit.all-payment",
+                    ]),
+                ),
+                (
+                    ev("p2", Payment, 2.0).user("u1").pay("1.00", false),
+                    Fires(&["acme.payment", "acme.payment-ca", "orbit.all-payment"]),
+                ),
+            ],
+        ),
+        s(
+            &["1.4 user across two devices", "1.4 first payment by user"],
+            "by-user triggers span devices: LT in the first device's attribution",
+            vec![
+                (
+                    ev("i1", Install, 0.0).user("u1").from("acme"),
+                    Fires(&["acme.install", "acme.new-user", "orbit.all-install"]),
+                ),
+                (
+                    ev("i2", Install, 1.0).dev("d2").user("u1").from("zeta"),
+                    Fires(&["orbit.all-install", "zeta.install"]),
+                ),
+                (
+                    ev("p1", Payment, 2.0).dev("d2").user("u1").pay("5.00", false),
+                    Fires(&[
+                        "acme.first-payment-user",
+                        "orbit.all-payment",
+                        "zeta.first-payment",
+                        "zeta.first-payment-ca",
+                        "zeta.first-payment-user-ca",
+                        "zeta.payment",
+                        "zeta.payment-ca",
+                    ]),
+                ),
+                (
+                    ev("p2", Payment, 3.0).user("u1").pay("5.00", false),
+                    Fires(&[
+                        "acme.first-payment",
+                        "acme.first-payment-ca",
+                        "acme.first-payment-user-ca",
+                        "acme.payment",
+                        "acme.payment-ca",
+                        "orbit.all-payment",
+                    ]),
+                ),
+                (
+                    ev("c1", CustomPayment, 4.0).dev("d2").user("u1").pay("5.00", false),
+                    Fires(&[
+                        "acme.first-custom-payment-user",
+                        "zeta.custom-payment",
+                        "zeta.custom-payment-ca",
+                        "zeta.first-custom-payment",
+                        "zeta.first-custom-payment-ca",
+                    ]),
+                ),
+            ],
+        ),
+        s(
+            &["1.4 user re-engagement", "1.4 user across two devices"],
+            "user re-engagement counts activity on all of the user's devices",
+            vec![
+                (
+                    ev("i1", Install, 0.0).user("u1").from("acme"),
+                    Fires(&["acme.install", "acme.new-user", "orbit.all-install"]),
+                ),
+                (
+                    ev("i2", Install, 20.0).dev("d2").user("u1").from("zeta"),
+                    Fires(&["orbit.all-install", "zeta.install"]),
+                ),
+                (ev("l1", Launch, 45.0).user("u1").from("acme"), Fires(&["acme.reengagement"])),
+                (
+                    ev("l2", Launch, 80.0).dev("d2").user("u1").from("zeta"),
+                    Fires(&["zeta.reengagement", "zeta.reengagement-user"]),
+                ),
+            ],
+        ),
+        s(
+            &["1.6 web apps"],
+            "web apps send only new user, re-engagement, registration, login and custom payment postbacks",
+            vec![
+                (ev("v1", Visit, 0.0).app("w").user("u1").from("acme"), Fires(&["acme.new-user"])),
+                (ev("p1", Payment, 1.0).app("w").user("u1").pay("1.00", false), Fires(&[])),
+                (
+                    ev("c1", CustomPayment, 2.0).app("w").user("u1").pay("1.00", false),
+                    Fires(&[
+                        "acme.custom-payment",
+                        "acme.custom-payment-ca",
+                        "acme.first-custom-payment",
+                        "acme.first-custom-payment-ca",
+                        "acme.first-custom-payment-user",
+                    ]),
+                ),
+                (ev("e1", CustomEvent, 3.0).app("w").named("level_up"), Fires(&[])),
+                (
+                    ev("v2", Visit, 40.0).app("w").user("u1").from("zeta"),
+                    Fires(&["zeta.reengagement", "zeta.reengagement-user"]),
+                ),
+                (
+                    ev("g1", Login, 41.0).app("w").user("u1"),
+                    Fires(&["acme.first-login", "acme.login", "zeta.login-ca"]),
+                ),
+                (ev("i1", Install, 42.0).app("w"), Rejected("kind 'install' is not valid for a web app")),
+            ],
+        ),
+        s(
+            &["2 sending all"],
+            "send-all postbacks cover organic traffic too",
+            vec![
+                (ev("i1", Install, 0.0), Fires(&["orbit.all-install"])),
+                (ev("p1", Payment, 1.0).pay("1.00", false), Fires(&["orbit.all-payment"])),
+            ],
+        ),
+        s(
+            &["2 campaigns"],
+            "campaign-only postbacks fire for their campaigns only",
+            vec![
+                (
+                    ev("i1", Install, 0.0).campaign("acme", "cmp-7"),
+                    Fires(&["acme.install", "acme.install-cmp7", "orbit.all-install"]),
+                ),
+                (
+                    ev("i2", Install, 0.0).dev("d2").campaign("acme", "cmp-8"),
+                    Fires(&["acme.install", "orbit.all-install"]),
+                ),
+            ],
+        ),
+        s(
+            &["1.1 duplicates"],
+            "events of unknown apps and out-of-range times are rejected",
+            vec![
+                (ev("x1", Launch, 0.0).app("nope"), Rejected("unknown app 'nope': not in the config's [[apps]]")),
+                (ev("x2", Launch, 0.0).at_ms(1_000), Rejected("timestamp_ms 1000 is before 2010-01-01")),
+            ],
+        ),
+    ]
+}
+
+#[test]
+fn scenario_table() {
+    let config = config("https://pb.example");
+    let now = T0 + 400 * DAY;
+    let mut failures = Vec::new();
+    let table = scenarios();
+    for sc in &table {
+        let mut engine = Engine::new(Arc::clone(&config.rules));
+        for (i, (ev, expect)) in sc.steps.iter().enumerate() {
+            let got = engine.process(&ev.0, now);
+            let ok = match (expect, &got) {
+                (Fires(want), Ok(jobs)) => {
+                    let mut ids: Vec<&str> = jobs.iter().map(|j| j.postback_id.as_str()).collect();
+                    ids.sort();
+                    ids == *want
+                }
+                (Rejected(want), Err(r)) => r.to_string() == *want,
+                _ => false,
+            };
+            if !ok {
+                let got = got.map(|jobs| {
+                    let mut ids: Vec<String> = jobs.into_iter().map(|j| j.postback_id).collect();
+                    ids.sort();
+                    ids
+                });
+                failures.push(format!(
+                    "{} — step {} ({}): got {:?}",
+                    sc.name,
+                    i + 1,
+                    ev.0.event_id,
+                    got.map_err(|r| r.to_string())
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} scenario steps failed:\n{}", failures.len(), failures.join("\n"));
+    println!("{} scenarios, {} steps", table.len(), table.iter().map(|s| s.steps.len()).sum::<usize>());
+}
+
+#[test]
+fn every_design_bullet_has_a_scenario() {
+    let table = scenarios();
+    let missing: Vec<_> = BULLETS.iter().filter(|b| !table.iter().any(|s| s.covers.contains(b))).collect();
+    assert!(missing.is_empty(), "bullets without a scenario: {missing:?}");
+    let unknown: Vec<_> = table.iter().flat_map(|s| s.covers.iter()).filter(|c| !BULLETS.contains(c)).collect();
+    assert!(unknown.is_empty(), "scenarios naming unknown bullets: {unknown:?}");
+}
+
+#[test]
+fn rendered_urls_carry_the_routed_attribution() {
+    let config = config("https://pb.example");
+    let mut engine = Engine::new(Arc::clone(&config.rules));
+    let now = T0 + 400 * DAY;
+    engine.process(&ev("i1", Install, 0.0).campaign("acme", "cmp-7").0, now).unwrap();
+    engine.process(&ev("i2", Install, 40.0).from("zeta").0, now).unwrap();
+    let jobs = engine.process(&ev("p1", Payment, 41.0).pay("4.99", false).0, now).unwrap();
+    let mut urls: Vec<(String, String)> = jobs.iter().map(|j| (j.postback_id.clone(), j.url.clone())).collect();
+    urls.sort();
+    let id = |pb: &str| jobs.iter().find(|j| j.postback_id == pb).unwrap().job_id.clone();
+    assert_eq!(
+        urls,
+        vec![
+            (
+                "acme.first-payment".into(),
+                format!(
+                    "https://pb.example/acme/first-payment?click=clk-i1&ev=p1&dev=d1&rev=4.99&pb={}",
+                    id("acme.first-payment")
+                )
+            ),
+            (
+                "acme.payment".into(),
+                format!("https://pb.example/acme/payment?click=clk-i1&ev=p1&dev=d1&rev=4.99&pb={}", id("acme.payment"))
+            ),
+            // send-all postbacks route like any other: lifetime by default
+            ("orbit.all-payment".into(), "https://pb.example/orbit/all-payment?p=acme&ev=p1".into()),
+            (
+                "zeta.first-payment-ca".into(),
+                format!(
+                    "https://pb.example/zeta/first-payment-ca?click=clk-i2&ev=p1&dev=d1&rev=4.99&pb={}",
+                    id("zeta.first-payment-ca")
+                )
+            ),
+            (
+                "zeta.payment-ca".into(),
+                format!(
+                    "https://pb.example/zeta/payment-ca?click=clk-i2&ev=p1&dev=d1&rev=4.99&pb={}",
+                    id("zeta.payment-ca")
+                )
+            ),
+        ]
+    );
+    let mut engine = Engine::new(Arc::clone(&config.rules));
+    let jobs = engine.process(&ev("i1", Install, 0.0).campaign("acme", "cmp-7").0, now).unwrap();
+    let cmp = jobs.iter().find(|j| j.postback_id == "acme.install-cmp7").unwrap();
+    assert_eq!(cmp.url, "https://pb.example/acme/install-cmp7?key=k7&ev=i1");
+}
