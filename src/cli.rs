@@ -26,4 +26,9 @@ pub enum Command {
         /// The TOML config file.
         file: PathBuf,
     },
+    /// Run the processing stage: events in, postback jobs out, exactly once.
+    Process {
+        /// The TOML config file.
+        config: PathBuf,
+    },
 }

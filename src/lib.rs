@@ -11,4 +11,8 @@ pub mod codec;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod kafka;
+pub mod process;
+pub mod server;
+pub mod store;
 pub mod telemetry;

@@ -3,6 +3,7 @@
 use clap::Parser;
 use postback::cli::{Cli, Command};
 use postback::config;
+use postback::server::{self, Stages};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -10,6 +11,18 @@ fn main() -> ExitCode {
     postback::telemetry::logging::init(cli.log_format);
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::Process { config } => service(&config, Stages { process: true }),
+    }
+}
+
+fn service(config: &std::path::Path, stages: Stages) -> ExitCode {
+    match server::run(config, stages) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "postback failed");
+            eprintln!("postback: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

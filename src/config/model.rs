@@ -42,9 +42,17 @@ pub struct KafkaConfig {
     /// and `group.instance.id` derive from it, so a restarted instance fences
     /// its previous incarnation. Default: the host name.
     pub instance_id: Option<String>,
+    /// Join the processor's group with `group.instance.id = instance_id`
+    /// (static membership): a restarted pod takes its partitions back
+    /// without a rebalance. Needs a stable, unique `instance_id` per pod.
+    pub static_membership: bool,
     /// Extra librdkafka settings passed as-is to every client
     /// (e.g. `"security.protocol" = "SASL_SSL"`).
     pub client: BTreeMap<String, String>,
+    /// Extra librdkafka settings for consumers only (`"session.timeout.ms"`).
+    pub consumer: BTreeMap<String, String>,
+    /// Extra librdkafka settings for producers only (`"linger.ms"`).
+    pub producer: BTreeMap<String, String>,
 }
 
 impl Default for KafkaConfig {
@@ -54,7 +62,10 @@ impl Default for KafkaConfig {
             group_id: "postback".into(),
             sender_group_id: "postback-sender".into(),
             instance_id: None,
+            static_membership: false,
             client: BTreeMap::new(),
+            consumer: BTreeMap::new(),
+            producer: BTreeMap::new(),
         }
     }
 }

@@ -70,7 +70,7 @@ fn syntax_errors_name_line_and_column() {
 fn unknown_keys_are_rejected_with_their_path() {
     assert_eq!(
         one_error("[kafka]\nbootstrap_server = \"x\""),
-        "pb.toml: kafka.bootstrap_server: unknown field `bootstrap_server`, expected one of `bootstrap_servers`, `group_id`, `sender_group_id`, `instance_id`, `client`"
+        "pb.toml: kafka.bootstrap_server: unknown field `bootstrap_server`, expected one of `bootstrap_servers`, `group_id`, `sender_group_id`, `instance_id`, `static_membership`, `client`, `consumer`, `producer`"
     );
     assert!(
         postback("event = \"install\"\nurl = \"https://x.example/\"\nmethd = \"GET\"")

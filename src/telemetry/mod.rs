@@ -1,3 +1,9 @@
-//! Logs, metrics and the admin HTTP server.
+//! Logs, metrics, readiness and the admin HTTP server.
 
+pub mod admin;
+pub mod health;
 pub mod logging;
+pub mod metrics;
+
+pub use health::Health;
+pub use metrics::metrics;

@@ -1,6 +1,8 @@
-//! Integration tests: one binary, one module per area.
+//! Integration tests: one binary, one module per area. Tests that need a
+//! broker use `POSTBACK_TEST_BOOTSTRAP` (set by `make test`) or start one.
 
 mod support;
 
+mod process;
 mod properties;
 mod scenarios;

@@ -6,19 +6,19 @@ use postback::domain::Kind::*;
 use postback::domain::engine::Engine;
 use std::sync::Arc;
 
-struct Scenario {
+pub struct Scenario {
     /// The DESIGN bullets it covers.
-    covers: &'static [&'static str],
-    name: &'static str,
-    steps: Vec<(Ev, Expect)>,
+    pub covers: &'static [&'static str],
+    pub name: &'static str,
+    pub steps: Vec<(Ev, Expect)>,
 }
 
-enum Expect {
+pub enum Expect {
     Fires(&'static [&'static str]),
     Rejected(&'static str),
 }
 
-use Expect::*;
+pub use Expect::*;
 
 fn s(covers: &'static [&'static str], name: &'static str, steps: Vec<(Ev, Expect)>) -> Scenario {
     Scenario { covers, name, steps }
@@ -58,7 +58,7 @@ const BULLETS: &[&str] = &[
     "2 campaigns",
 ];
 
-fn scenarios() -> Vec<Scenario> {
+pub fn scenarios() -> Vec<Scenario> {
     vec![
         s(
             &["1.3 install"],
@@ -616,4 +616,21 @@ fn rendered_urls_carry_the_routed_attribution() {
     let jobs = engine.process(&ev("i1", Install, 0.0).campaign("acme", "cmp-7").0, now).unwrap();
     let cmp = jobs.iter().find(|j| j.postback_id == "acme.install-cmp7").unwrap();
     assert_eq!(cmp.url, "https://pb.example/acme/install-cmp7?key=k7&ev=i1");
+}
+
+/// Every event of the table, as one stream: device and user ids are made
+/// unique per scenario, so the scenarios do not meet.
+pub fn scripted_events() -> Vec<postback::domain::Event> {
+    let mut out = Vec::new();
+    for (i, sc) in scenarios().into_iter().enumerate() {
+        for (ev, _) in sc.steps {
+            let mut e = ev.0;
+            e.device_id = format!("s{i}-{}", e.device_id);
+            if !e.user_id.is_empty() {
+                e.user_id = format!("s{i}-{}", e.user_id);
+            }
+            out.push(e);
+        }
+    }
+    out
 }

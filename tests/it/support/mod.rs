@@ -1,1 +1,4 @@
+pub mod env;
+pub mod kafka;
+pub mod proc;
 pub mod rules;

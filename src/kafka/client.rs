@@ -1,0 +1,109 @@
+//! librdkafka settings for every client postback creates. Each setting is
+//! commented where it is set; `[kafka.client]` from the config goes last so
+//! an operator can override any of them.
+
+use crate::config::Config;
+use rdkafka::ClientConfig;
+
+/// Settings shared by every client.
+pub fn base(config: &Config) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.kafka.bootstrap_servers);
+    c.set("client.id", format!("postback-{}", config.instance_id()));
+    for (k, v) in &config.kafka.client {
+        c.set(k, v);
+    }
+    c
+}
+
+/// The processing stage's consumer (DESIGN §3.2).
+pub fn processor_consumer(config: &Config) -> ClientConfig {
+    let mut c = base(config);
+    c.set("group.id", &config.kafka.group_id)
+        // only committed records: user-activity and changelogs are written
+        // transactionally, and an aborted batch must never be seen
+        .set("isolation.level", "read_committed")
+        // offsets are committed through the producer's transaction
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        // incremental rebalances: partitions that stay keep their stores
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        // consumer lag per partition arrives through the statistics callback
+        .set("statistics.interval.ms", "5000");
+    if config.kafka.static_membership {
+        // a restarted pod rejoins as itself: no rebalance on rolling restarts
+        c.set("group.instance.id", config.instance_id());
+    }
+    override_client(&mut c, config, Role::Consumer);
+    c
+}
+
+/// The processing stage's transactional producer (one per process).
+pub fn transactional_producer(config: &Config) -> ClientConfig {
+    let mut c = base(config);
+    // stable across restarts: init_transactions of the new incarnation aborts
+    // what the old one left open instead of waiting for the timeout
+    c.set("transactional.id", format!("{}-{}", config.kafka.group_id, config.instance_id()))
+        .set("enable.idempotence", "true")
+        .set("transaction.timeout.ms", "60000")
+        // batching: one transaction carries thousands of small records
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("compression.type", "lz4");
+    override_client(&mut c, config, Role::Producer);
+    c
+}
+
+/// A consumer that reads one changelog partition from an offset to its end.
+pub fn restore_consumer(config: &Config) -> ClientConfig {
+    let mut c = base(config);
+    // assign() only, never commits: the group id is required but unused
+    c.set("group.id", format!("{}-restore", config.kafka.group_id))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest")
+        // the end of the partition tells the restore it is done
+        .set("enable.partition.eof", "true");
+    override_client(&mut c, config, Role::Consumer);
+    c
+}
+
+/// A plain idempotent producer (sender outcomes, DLQ replay, tests).
+pub fn producer(config: &Config) -> ClientConfig {
+    let mut c = base(config);
+    c.set("enable.idempotence", "true").set("linger.ms", "5").set("compression.type", "lz4");
+    override_client(&mut c, config, Role::Producer);
+    c
+}
+
+/// A consumer in `group` (the sender stage, tests).
+pub fn consumer(config: &Config, group: &str) -> ClientConfig {
+    let mut c = base(config);
+    c.set("group.id", group)
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("statistics.interval.ms", "5000");
+    override_client(&mut c, config, Role::Consumer);
+    c
+}
+
+enum Role {
+    Consumer,
+    Producer,
+}
+
+/// The operator's `[kafka.client]` and per-role settings win over ours.
+fn override_client(c: &mut ClientConfig, config: &Config, role: Role) {
+    let specific = match role {
+        Role::Consumer => &config.kafka.consumer,
+        Role::Producer => &config.kafka.producer,
+    };
+    for (k, v) in config.kafka.client.iter().chain(specific) {
+        c.set(k, v);
+    }
+}

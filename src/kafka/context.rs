@@ -1,0 +1,117 @@
+//! The processor consumer's context: turns rebalance callbacks into events
+//! the processing loop handles between polls, routes librdkafka logs into
+//! `tracing`, and exports consumer lag from librdkafka's statistics.
+//!
+//! Callbacks run inside `poll()` on the processing thread, between batches,
+//! so no transaction is ever open when partitions are revoked: there is
+//! nothing to finish first, and records already polled for a revoked
+//! partition are simply dropped (their offsets were never committed).
+
+use crate::telemetry::metrics;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::TopicPartitionList;
+use std::sync::Mutex;
+
+/// A change of assignment, as (topic, partition) pairs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assignment {
+    Assigned(Vec<(String, i32)>),
+    Revoked(Vec<(String, i32)>),
+}
+
+pub struct GroupContext {
+    group: String,
+    /// Newly assigned partitions are paused at once so nothing is fetched
+    /// before their stores are restored.
+    pause_on_assign: bool,
+    events: Mutex<Vec<Assignment>>,
+}
+
+impl GroupContext {
+    pub fn new(group: &str, pause_on_assign: bool) -> GroupContext {
+        GroupContext { group: group.to_owned(), pause_on_assign, events: Mutex::new(Vec::new()) }
+    }
+
+    /// Assignment changes since the last call, in order.
+    pub fn take_events(&self) -> Vec<Assignment> {
+        std::mem::take(&mut *self.events.lock().expect("context lock"))
+    }
+
+    fn push(&self, a: Assignment) {
+        self.events.lock().expect("context lock").push(a);
+    }
+}
+
+fn pairs(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect()
+}
+
+impl ClientContext for GroupContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        log_rdkafka(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(group = %self.group, error = %error, reason, "kafka client error");
+    }
+
+    fn stats(&self, stats: Statistics) {
+        for (topic, t) in &stats.topics {
+            for (partition, p) in &t.partitions {
+                // -1 is librdkafka's "unknown" (internal partition, not consumed)
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    metrics()
+                        .consumer_lag
+                        .with_label_values(&[&self.group, topic, &partition.to_string()])
+                        .set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                metrics().rebalances.with_label_values(&[&self.group, "revoke"]).inc();
+                let lost = consumer.assignment_lost();
+                tracing::info!(group = %self.group, partitions = ?pairs(tpl), lost, "partitions revoked");
+                self.push(Assignment::Revoked(pairs(tpl)));
+            }
+            Rebalance::Error(e) => {
+                tracing::warn!(group = %self.group, error = %e, "rebalance error");
+            }
+            Rebalance::Assign(_) => {}
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            metrics().rebalances.with_label_values(&[&self.group, "assign"]).inc();
+            tracing::info!(group = %self.group, partitions = ?pairs(tpl), "partitions assigned");
+            if self.pause_on_assign && tpl.count() > 0 {
+                if let Err(e) = consumer.pause(tpl) {
+                    tracing::error!(group = %self.group, error = %e, "could not pause newly assigned partitions");
+                }
+            }
+            self.push(Assignment::Assigned(pairs(tpl)));
+        }
+    }
+}
+
+/// librdkafka's own log lines, at the matching level.
+pub fn log_rdkafka(level: RDKafkaLogLevel, fac: &str, message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+            tracing::error!(target: "librdkafka", fac, "{message}")
+        }
+        RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{message}"),
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "librdkafka", fac, "{message}"),
+        RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{message}"),
+    }
+}

@@ -1,0 +1,9 @@
+//! Kafka plumbing: client settings, topic administration, the consumer
+//! group context, and the murmur2 partitioner.
+
+pub mod admin;
+pub mod client;
+pub mod context;
+pub mod murmur2;
+
+pub use murmur2::partition_for;

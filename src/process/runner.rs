@@ -1,0 +1,315 @@
+//! The exactly-once loop (DESIGN §3.2), on its own thread: every call here
+//! blocks (librdkafka transactions, RocksDB), none runs on an async worker.
+//!
+//! Per batch: poll (no transaction open, so rebalance callbacks never meet
+//! one) → begin → process → produce → send offsets with the group metadata
+//! → commit → only then write the stores. Any failure before the commit
+//! aborts, drops the batch's state and rewinds to the batch's first offsets.
+
+use super::ProcessError;
+use super::batch::{BatchEnv, process_batch};
+use super::partitions::{Partitions, store_kind};
+use super::producer::{Topics, TxnProducer};
+use super::records::{InRecord, Source};
+use crate::codec::JobFormat;
+use crate::config::{Config, TopicsConfig};
+use crate::kafka::admin::Layout;
+use crate::kafka::client;
+use crate::kafka::context::{Assignment, GroupContext};
+use crate::store::{StoreKind, StoreMeta};
+use crate::telemetry::{Health, metrics};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::Producer;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+const STATS_EVERY: Duration = Duration::from_secs(10);
+
+/// The config the loop reads at the start of every batch (hot reload swaps it).
+pub type SharedConfig = Arc<RwLock<Arc<Config>>>;
+
+pub struct Runner {
+    config: SharedConfig,
+    /// Settings that cannot change without a restart (topics, batching).
+    fixed: Arc<Config>,
+    layout: Layout,
+    consumer: BaseConsumer<GroupContext>,
+    producer: TxnProducer,
+    parts: Partitions,
+    health: Health,
+    shutdown: Arc<AtomicBool>,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Runner {
+    pub fn new(
+        config: SharedConfig,
+        layout: Layout,
+        health: Health,
+        shutdown: Arc<AtomicBool>,
+    ) -> Result<Runner, ProcessError> {
+        let fixed = Arc::clone(&config.read().expect("config lock"));
+        let consumer: BaseConsumer<GroupContext> =
+            client::processor_consumer(&fixed).create_with_context(GroupContext::new(&fixed.kafka.group_id, true))?;
+        let producer = TxnProducer::new(&client::transactional_producer(&fixed), Topics::new(&fixed))?;
+        let parts = Partitions::new(Arc::clone(&fixed), health.clone());
+        Ok(Runner { config, fixed, layout, consumer, producer, parts, health, shutdown })
+    }
+
+    pub fn run(mut self) -> Result<(), ProcessError> {
+        self.health.block("producer not initialised");
+        // aborts whatever a previous incarnation with this transactional.id left open
+        self.producer.inner.init_transactions(TXN_TIMEOUT)?;
+        self.health.unblock("producer not initialised");
+        let t = &self.fixed.topics;
+        self.consumer.subscribe(&[&t.events, &t.user_activity])?;
+        tracing::info!(group = %self.fixed.kafka.group_id, events = %t.events, user_activity = %t.user_activity, "processing stage started");
+        let mut last_stats = Instant::now();
+        let result = self.run_loop(&mut last_stats);
+        self.stop();
+        result
+    }
+
+    fn run_loop(&mut self, last_stats: &mut Instant) -> Result<(), ProcessError> {
+        while !self.shutdown.load(Ordering::Relaxed) {
+            let batch = self.poll_batch()?;
+            if !batch.is_empty() {
+                self.commit_batch(batch)?;
+            }
+            if last_stats.elapsed() >= STATS_EVERY {
+                self.parts.publish_stats();
+                *last_stats = Instant::now();
+            }
+        }
+        Ok(())
+    }
+
+    /// Leaves the group (the revocation closes every store) and closes.
+    fn stop(&mut self) {
+        tracing::info!("processing stage stopping: leaving the group");
+        self.consumer.unsubscribe();
+        // serve the revocation callback
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && !self.parts.stores.is_empty() {
+            let _ = self.consumer.poll(Duration::from_millis(100));
+            self.handle_assignments(&mut Vec::new());
+        }
+        self.parts.close();
+    }
+
+    fn source_of(&self, topic: &str) -> Option<Source> {
+        source_of(&self.fixed.topics, topic)
+    }
+
+    fn topic_of(&self, source: Source) -> &str {
+        match source {
+            Source::Events => &self.fixed.topics.events,
+            Source::UserActivity => &self.fixed.topics.user_activity,
+        }
+    }
+
+    /// Collects up to `max_batch` records or `commit_interval` worth.
+    fn poll_batch(&mut self) -> Result<Vec<InRecord>, ProcessError> {
+        let max = self.fixed.process.max_batch;
+        let interval = self.fixed.process.commit_interval.0;
+        let mut records = Vec::with_capacity(max.min(4096));
+        let mut first_at: Option<Instant> = None;
+        loop {
+            let timeout = first_at.map_or(interval, |t| interval.saturating_sub(t.elapsed()));
+            let polled = self.consumer.poll(timeout);
+            let got = match polled {
+                None => false,
+                Some(Ok(msg)) => {
+                    let rec = accept(&mut self.parts, &self.fixed.topics, &msg);
+                    drop(msg);
+                    if let Some(rec) = rec {
+                        records.push(rec);
+                        first_at.get_or_insert_with(Instant::now);
+                    }
+                    true
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "consumer error");
+                    false
+                }
+            };
+            self.handle_assignments(&mut records);
+            self.parts
+                .poll_restores(&self.consumer, |kind| match kind {
+                    StoreKind::Device => self.fixed.topics.events.clone(),
+                    StoreKind::User => self.fixed.topics.user_activity.clone(),
+                })
+                .map_err(ProcessError::Fatal)?;
+            let full = records.len() >= max;
+            let due = first_at.is_some_and(|t| t.elapsed() >= interval);
+            if full || due || (!got && records.is_empty()) || self.shutdown.load(Ordering::Relaxed) {
+                return Ok(records);
+            }
+        }
+    }
+
+    fn handle_assignments(&mut self, records: &mut Vec<InRecord>) {
+        for event in self.consumer.context().take_events() {
+            match event {
+                Assignment::Assigned(list) => {
+                    for (topic, partition) in list {
+                        let Some(source) = self.source_of(&topic) else { continue };
+                        if let Err(e) = self.parts.assign((store_kind(source), partition)) {
+                            tracing::error!(topic, partition, error = %e, "cannot open the state store; stopping");
+                            self.shutdown.store(true, Ordering::Relaxed);
+                        }
+                    }
+                }
+                Assignment::Revoked(list) => {
+                    for (topic, partition) in list {
+                        let Some(source) = self.source_of(&topic) else { continue };
+                        records.retain(|r| !(r.source == source && r.partition == partition));
+                        self.parts.revoke((store_kind(source), partition));
+                    }
+                }
+            }
+        }
+    }
+
+    fn commit_batch(&mut self, records: Vec<InRecord>) -> Result<(), ProcessError> {
+        let started = Instant::now();
+        let config = Arc::clone(&self.config.read().expect("config lock"));
+        let env = BatchEnv {
+            rules: &config.rules,
+            layout: self.layout,
+            job_format: JobFormat::Json,
+            now_ms: now_ms(),
+            events_topic: &self.fixed.topics.events,
+            user_activity_topic: &self.fixed.topics.user_activity,
+        };
+        let _ = self.producer.take_changelog_offsets();
+        self.producer.inner.begin_transaction()?;
+        let out = match process_batch(&records, &self.parts.stores, &env) {
+            Ok(out) => out,
+            Err(e) => {
+                self.abort_and_rewind(&records, &KafkaError::Canceled)?;
+                return Err(ProcessError::Store(e));
+            }
+        };
+        if let Err(e) = self.produce_and_commit(&out.records, &out.positions) {
+            tracing::warn!(error = %e, records = records.len(), "transaction failed; aborting and rewinding");
+            self.abort_and_rewind(&records, &e)?;
+            metrics().transactions.with_label_values(&["aborted"]).inc();
+            return Ok(());
+        }
+        metrics().transactions.with_label_values(&["committed"]).inc();
+        self.write_stores(out.state, &out.positions)?;
+        out.stats.publish(&self.fixed.topics.events_dlq);
+        metrics().batch_duration.with_label_values(&["process"]).observe(started.elapsed().as_secs_f64());
+        metrics().batch_records.with_label_values(&["process"]).observe(records.len() as f64);
+        Ok(())
+    }
+
+    fn produce_and_commit(
+        &self,
+        out: &[super::records::OutRecord],
+        positions: &BTreeMap<(Source, i32), i64>,
+    ) -> Result<(), KafkaError> {
+        for rec in out {
+            self.producer.send(rec)?;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((source, partition), next) in positions {
+            tpl.add_partition_offset(self.topic_of(*source), *partition, Offset::Offset(*next))?;
+        }
+        let group = self.consumer.group_metadata().ok_or(KafkaError::Canceled)?;
+        self.producer.inner.send_offsets_to_transaction(&tpl, &group, TXN_TIMEOUT)?;
+        let t = Instant::now();
+        self.producer.inner.commit_transaction(TXN_TIMEOUT)?;
+        metrics().batch_duration.with_label_values(&["commit"]).observe(t.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Aborts the open transaction and seeks every partition of the batch
+    /// back to its first record. A fatal producer error ends the stage.
+    fn abort_and_rewind(&self, records: &[InRecord], cause: &KafkaError) -> Result<(), ProcessError> {
+        if let KafkaError::Transaction(e) = cause {
+            if e.is_fatal() {
+                return Err(ProcessError::Fatal(format!("fatal transaction error: {e}")));
+            }
+        }
+        if let Err(e) = self.producer.inner.abort_transaction(TXN_TIMEOUT) {
+            return Err(ProcessError::Fatal(format!("abort failed after {cause}: {e}")));
+        }
+        let _ = self.producer.take_changelog_offsets();
+        let mut first: BTreeMap<(Source, i32), i64> = BTreeMap::new();
+        for r in records {
+            first.entry((r.source, r.partition)).or_insert(r.offset);
+        }
+        for ((source, partition), offset) in first {
+            if !self.parts.is_ready((store_kind(source), partition)) {
+                continue;
+            }
+            let topic = self.topic_of(source);
+            if let Err(e) = self.consumer.seek(topic, partition, Offset::Offset(offset), Duration::from_secs(10)) {
+                return Err(ProcessError::Fatal(format!("cannot rewind {topic}/{partition} to {offset}: {e}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// After the commit: each store gets its batch's state and the offsets
+    /// it now reflects, atomically.
+    fn write_stores(
+        &mut self,
+        state: BTreeMap<(StoreKind, i32), Vec<(Vec<u8>, Vec<u8>)>>,
+        positions: &BTreeMap<(Source, i32), i64>,
+    ) -> Result<(), ProcessError> {
+        let changelog = self.producer.take_changelog_offsets();
+        for (key, writes) in state {
+            let Some(store) = self.parts.stores.get_mut(&key) else { continue };
+            let source = if key.0 == StoreKind::Device { Source::Events } else { Source::UserActivity };
+            let old = self.parts.metas.get(&key).copied().unwrap_or_default();
+            let meta = StoreMeta {
+                input_offset: positions.get(&(source, key.1)).copied().or(old.input_offset),
+                changelog_offset: changelog.get(&key).map_or(old.changelog_offset, |o| o + 1),
+            };
+            let puts: Vec<(&[u8], &[u8])> = writes.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+            store.write(&puts, meta)?;
+            self.parts.metas.insert(key, meta);
+        }
+        Ok(())
+    }
+}
+
+fn source_of(t: &TopicsConfig, topic: &str) -> Option<Source> {
+    if topic == t.events {
+        Some(Source::Events)
+    } else if topic == t.user_activity {
+        Some(Source::UserActivity)
+    } else {
+        None
+    }
+}
+
+/// Copies a record out of librdkafka's buffer, unless its partition is not
+/// ready (restoring): then it is dropped and re-read after the restore.
+fn accept(parts: &mut Partitions, topics: &TopicsConfig, msg: &BorrowedMessage<'_>) -> Option<InRecord> {
+    let source = source_of(topics, msg.topic())?;
+    let key = (store_kind(source), msg.partition());
+    if !parts.is_ready(key) {
+        parts.dropped(key, msg.offset());
+        return None;
+    }
+    Some(InRecord {
+        source,
+        partition: msg.partition(),
+        offset: msg.offset(),
+        key: msg.key().map(<[u8]>::to_vec),
+        value: msg.payload().map(<[u8]>::to_vec),
+    })
+}

@@ -1,0 +1,109 @@
+//! Counts of one batch, applied to the metrics only after the batch
+//! commits: an aborted and replayed batch is not counted twice.
+
+use crate::domain::device::DeviceOutcome;
+use crate::domain::{App, Event, Job, Routing, Trigger};
+use crate::telemetry::metrics;
+use std::collections::HashMap;
+
+#[derive(Debug, Default)]
+pub struct BatchStats {
+    /// app -> (kind, result) -> count; nested so that lookups by `&str`
+    /// allocate nothing on the hot path
+    events: HashMap<String, HashMap<(&'static str, &'static str), u64>>,
+    /// DLQ reason label -> count
+    invalid: HashMap<&'static str, u64>,
+    triggers: HashMap<&'static str, u64>,
+    /// partner -> event -> [lt, ca] counts
+    jobs: HashMap<String, HashMap<String, [u64; 2]>>,
+    /// app -> event time lag samples (seconds)
+    lag: HashMap<String, Vec<f64>>,
+    pub records: u64,
+}
+
+fn bump<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u64>, key: K) {
+    *map.entry(key).or_default() += 1;
+}
+
+impl BatchStats {
+    pub fn event(&mut self, app: &App, event: &Event, outcome: &DeviceOutcome, now_ms: i64) {
+        let result = if outcome.duplicate { "duplicate" } else { "processed" };
+        self.count_event(&app.id, event.kind.as_str(), result);
+        self.triggers(&outcome.triggers);
+        let lag = (now_ms - event.timestamp_ms) as f64 / 1000.0;
+        match self.lag.get_mut(&app.id) {
+            Some(v) => v.push(lag),
+            None => {
+                self.lag.insert(app.id.clone(), vec![lag]);
+            }
+        }
+    }
+
+    fn count_event(&mut self, app: &str, kind: &'static str, result: &'static str) {
+        self.records += 1;
+        if !self.events.contains_key(app) {
+            self.events.insert(app.to_owned(), HashMap::new());
+        }
+        bump(self.events.get_mut(app).expect("inserted"), (kind, result));
+    }
+
+    pub fn invalid(&mut self, reason: &'static str) {
+        self.records += 1;
+        bump(&mut self.invalid, reason);
+    }
+
+    pub fn triggers(&mut self, triggers: &[Trigger]) {
+        for t in triggers {
+            bump(&mut self.triggers, t.name());
+        }
+    }
+
+    pub fn job(&mut self, job: &Job) {
+        if !self.jobs.contains_key(&job.partner_id) {
+            self.jobs.insert(job.partner_id.clone(), HashMap::new());
+        }
+        let by_event = self.jobs.get_mut(&job.partner_id).expect("inserted");
+        if !by_event.contains_key(&job.event) {
+            by_event.insert(job.event.clone(), [0; 2]);
+        }
+        let counts = by_event.get_mut(&job.event).expect("inserted");
+        counts[usize::from(job.attribution == Routing::Ca)] += 1;
+    }
+
+    /// Jobs emitted for (partner, event), both attributions.
+    pub fn job_count(&self, partner: &str, event: &str) -> u64 {
+        self.jobs.get(partner).and_then(|e| e.get(event)).map_or(0, |c| c[0] + c[1])
+    }
+
+    /// Adds this batch to the process metrics.
+    pub fn publish(&self, dlq_topic: &str) {
+        let m = metrics();
+        for (app, counts) in &self.events {
+            for ((kind, result), n) in counts {
+                m.events.with_label_values(&[app.as_str(), kind, result]).inc_by(*n);
+            }
+        }
+        for (reason, n) in &self.invalid {
+            m.events.with_label_values(&["unknown", "unknown", "invalid"]).inc_by(*n);
+            m.dlq_records.with_label_values(&[dlq_topic, reason]).inc_by(*n);
+        }
+        for (trigger, n) in &self.triggers {
+            m.triggers.with_label_values(&[trigger]).inc_by(*n);
+        }
+        for (partner, by_event) in &self.jobs {
+            for (event, counts) in by_event {
+                for (attribution, n) in [("lt", counts[0]), ("ca", counts[1])] {
+                    if n > 0 {
+                        m.jobs.with_label_values(&[partner.as_str(), event.as_str(), attribution]).inc_by(n);
+                    }
+                }
+            }
+        }
+        for (app, samples) in &self.lag {
+            let h = m.event_lag.with_label_values(&[app.as_str()]);
+            for s in samples {
+                h.observe(*s);
+            }
+        }
+    }
+}

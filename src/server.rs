@@ -1,0 +1,67 @@
+//! Running the stages as a service: load config, start the admin server,
+//! run the processing stage (and later the sender), stop cleanly on
+//! SIGTERM/SIGINT. `main` only parses arguments and calls in here.
+
+use crate::config::{self, Config};
+use crate::process;
+use crate::process::runner::SharedConfig;
+use crate::telemetry::{Health, admin};
+use anyhow::Context;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// Which stages this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stages {
+    pub process: bool,
+}
+
+pub fn run(path: &Path, stages: Stages) -> anyhow::Result<()> {
+    let config = Arc::new(config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(serve(config, stages))
+}
+
+async fn serve(config: Arc<Config>, stages: Stages) -> anyhow::Result<()> {
+    let health = Health::new();
+    let shared: SharedConfig = Arc::new(RwLock::new(Arc::clone(&config)));
+    let (addr, _admin) = admin::serve(&config.admin.listen, admin::router(health.clone()))
+        .await
+        .with_context(|| format!("admin.listen {}", config.admin.listen))?;
+    tracing::info!(%addr, "admin server listening");
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let processor = if stages.process {
+        let (c, h, s) = (Arc::clone(&shared), health.clone(), Arc::clone(&shutdown));
+        Some(tokio::task::spawn_blocking(move || process::start(c, h, s)).await??)
+    } else {
+        None
+    };
+    let stop = Arc::clone(&shutdown);
+    let signals = tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested");
+        stop.store(true, Ordering::Relaxed);
+    });
+    let mut result = Ok(());
+    if let Some(handle) = processor {
+        let outcome = tokio::task::spawn_blocking(move || handle.join()).await?;
+        result = match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(anyhow::anyhow!("processing stage failed: {e}")),
+            Err(_) => Err(anyhow::anyhow!("processing stage panicked")),
+        };
+    }
+    signals.abort();
+    tracing::info!("stopped");
+    result
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

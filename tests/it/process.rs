@@ -1,0 +1,247 @@
+//! The processing stage on a real broker: exact job sets under normal
+//! operation, kill -9, rebalances and a lost disk; bad input to the DLQ.
+
+use crate::scenarios::scripted_events;
+use crate::support::env::{TestEnv, generated, job_key, predict};
+use crate::support::kafka::{read_all, wait_until};
+use crate::support::proc::Instance;
+use crate::support::rules::{DAY, T0, ev};
+use postback::domain::Kind::*;
+use postback::domain::{Event, Job};
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+const SINK: &str = "https://pb.example";
+
+/// Waits until the committed jobs reach the predicted number, then returns
+/// them; panics with what is missing and the instances' logs on timeout.
+fn await_jobs(env: &TestEnv, events: &[Event], timeout: Duration, instances: &[&Instance]) -> Vec<Job> {
+    let want = predict(events);
+    let mut jobs = Vec::new();
+    let done = wait_until(timeout, || {
+        jobs = env.jobs();
+        jobs.len() >= want.len()
+    });
+    if !done {
+        let logs: Vec<String> = instances.iter().map(|i| format!("--- {} ---\n{}", i.name, tail(&i.log()))).collect();
+        let got: BTreeSet<_> = jobs.iter().map(job_key).collect();
+        let missing: Vec<_> = want.difference(&got).take(10).collect();
+        panic!(
+            "only {} of {} jobs after {timeout:?}; missing e.g. {missing:#?}\n{}",
+            jobs.len(),
+            want.len(),
+            logs.join("\n")
+        );
+    }
+    // anything beyond the prediction would show up as a duplicate or an unexpected job
+    std::thread::sleep(Duration::from_secs(2));
+    env.jobs()
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// Exactly once: no job id twice among committed records, and the set is
+/// the one the rules engine predicts, URL by URL.
+fn assert_exact(jobs: &[Job], events: &[Event]) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for j in jobs {
+        *seen.entry(&j.job_id).or_default() += 1;
+    }
+    let dups: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "{} job ids committed more than once: {:?}", dups.len(), &dups[..dups.len().min(5)]);
+    let got: BTreeSet<_> = jobs.iter().map(job_key).collect();
+    let want = predict(events);
+    let missing: Vec<_> = want.difference(&got).take(5).collect();
+    let extra: Vec<_> = got.difference(&want).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "job sets differ ({} got, {} want)\nmissing: {missing:#?}\nextra: {extra:#?}",
+        got.len(),
+        want.len()
+    );
+}
+
+#[test]
+fn every_trigger_kind_end_to_end() {
+    let env = TestEnv::new("e2e", 4, SINK, "");
+    let mut events = scripted_events();
+    events.extend(generated(200, 2000, 1));
+    env.produce(&events);
+    let mut p = env.start("p1");
+    let jobs = await_jobs(&env, &events, Duration::from_secs(120), &[&p]);
+    assert_exact(&jobs, &events);
+    let kinds: BTreeSet<&str> = jobs.iter().map(|j| j.event.as_str()).collect();
+    assert_eq!(kinds.len(), 13, "every postback event kind fired: {kinds:?}");
+    assert_eq!(p.terminate(), Some(0), "clean exit on SIGTERM\n{}", tail(&p.log()));
+}
+
+#[test]
+fn kill_9_mid_stream_loses_and_duplicates_nothing() {
+    let env = TestEnv::new("crash", 4, SINK, "");
+    let mut events = scripted_events();
+    events.extend(generated(300, 6000, 2));
+    let chunks: Vec<&[Event]> = events.chunks(events.len() / 4 + 1).collect();
+    let pauses = [150u64, 400, 20, 250];
+    let mut kills = 0;
+    for (i, chunk) in chunks.iter().enumerate() {
+        let mut p = env.start("p1");
+        env.produce_part(chunk, &events);
+        // kill while the instance is busy: after it has started committing
+        assert!(
+            wait_until(Duration::from_secs(60), || p.metric("postback_transactions_total", &[]) > 0.0),
+            "{}",
+            tail(&p.log())
+        );
+        std::thread::sleep(Duration::from_millis(pauses[i % pauses.len()]));
+        if i + 1 < chunks.len() {
+            p.kill9();
+            kills += 1;
+        } else {
+            let jobs = await_jobs(&env, &events, Duration::from_secs(180), &[&p]);
+            assert_exact(&jobs, &events);
+            assert_eq!(p.terminate(), Some(0));
+        }
+    }
+    assert!(kills >= 3);
+}
+
+#[test]
+fn a_second_instance_takes_over_with_restored_state() {
+    let env = TestEnv::new("rebalance", 6, SINK, "");
+    let events = generated(300, 5000, 3);
+    let (first, second) = events.split_at(events.len() / 2);
+    let mut p1 = env.start("p1");
+    env.produce_part(first, &events);
+    assert!(
+        wait_until(Duration::from_secs(60), || p1.metric("postback_events_total", &[]) > 500.0),
+        "p1 processes\n{}",
+        tail(&p1.log())
+    );
+    let mut p2 = env.start("p2");
+    assert!(
+        wait_until(Duration::from_secs(60), || p2.metric("postback_restores_total", &[]) > 0.0),
+        "p2 gets partitions\n{}",
+        tail(&p2.log())
+    );
+    env.produce_part(second, &events);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(p1.terminate(), Some(0), "{}", tail(&p1.log()));
+    let jobs = await_jobs(&env, &events, Duration::from_secs(120), &[&p1, &p2]);
+    assert_exact(&jobs, &events);
+    // the partitions that moved were rebuilt from their changelogs
+    assert!(p2.metric("postback_restored_records_total", &[("store", "device")]) > 0.0);
+    assert!(p2.metric("postback_restored_records_total", &[("store", "user")]) > 0.0);
+    assert_eq!(p2.metric("postback_restores_total", &[]), 12.0, "all 6 + 6 partitions end up on p2");
+    assert_eq!(p2.terminate(), Some(0));
+}
+
+#[test]
+fn a_lost_disk_is_rebuilt_from_the_changelogs() {
+    let env = TestEnv::new("lostdisk", 2, SINK, "");
+    let phase1 = vec![
+        ev("i1", Install, 0.0).from("acme").user("u1").0,
+        ev("p1", Payment, 1.0).pay("1.00", false).user("u1").0,
+        ev("r1", Registration, 2.0).user("u1").0,
+    ];
+    let mut p = env.start("p1");
+    env.produce(&phase1);
+    await_jobs(&env, &phase1, Duration::from_secs(60), &[&p]);
+    assert_eq!(p.terminate(), Some(0));
+    std::fs::remove_dir_all(env.state_dir("p1")).expect("delete the state directory");
+
+    let mut p = env.start("p1");
+    let phase2 = vec![
+        // replays and inside-window installs must see the restored state
+        ev("p1", Payment, 1.0).pay("1.00", false).user("u1").0,
+        ev("i2", Install, 5.0).from("zeta").user("u1").0,
+        ev("r2", Registration, 6.0).user("u1").0,
+        ev("i3", Install, 0.0).at_ms(T0 + 50 * DAY).from("zeta").user("u1").0,
+        ev("p2", Payment, 51.0).pay("2.00", false).user("u1").0,
+        ev("p3", Payment, 52.0).pay("3.00", false).user("u1").0,
+    ];
+    env.produce(&phase2);
+    let all: Vec<Event> = phase1.iter().chain(&phase2).cloned().collect();
+    let jobs = await_jobs(&env, &all, Duration::from_secs(60), &[&p]);
+    assert_exact(&jobs, &all);
+    let ids: BTreeSet<&str> = jobs
+        .iter()
+        .filter(|j| j.event_id != "i1" && j.event_id != "p1" && j.event_id != "r1")
+        .map(|j| j.postback_id.as_str())
+        .collect();
+    // no second install or first registration; first payment CA again for the new attribution
+    assert!(!ids.contains("acme.install") && !ids.contains("acme.first-registration"), "{ids:?}");
+    assert!(ids.contains("zeta.reinstall") && ids.contains("zeta.first-payment-ca"), "{ids:?}");
+    assert!(p.metric("postback_restored_records_total", &[]) > 0.0);
+    assert_eq!(p.terminate(), Some(0));
+}
+
+#[test]
+fn bad_input_goes_to_the_dlq_with_its_reason() {
+    let env = TestEnv::new("dlq", 1, SINK, "");
+    let mut p = env.start("p1");
+    let good1 = ev("g1", Install, 0.0).from("acme").0;
+    let good2 = ev("g2", Install, 0.0).dev("d2").from("acme").0;
+    let now = postback::process::runner::now_ms();
+    let raw: Vec<(&str, Vec<u8>)> = vec![
+        ("d1", postback::codec::encode_event_json(&good1)),
+        ("x1", b"\x02not avro at all \xff".to_vec()),
+        ("x2", br#"{"event_id":"e","app_id":"m","kind":"launch","timestamp_ms":1735689600000}"#.to_vec()),
+        ("x3", br#"{"event_id":"e","app_id":"nope","device_id":"x3","kind":"launch","timestamp_ms":1735689600000}"#.to_vec()),
+        ("x4", br#"{"event_id":"e","app_id":"m","device_id":"x4","kind":"uninstall","timestamp_ms":1735689600000}"#.to_vec()),
+        ("x5", format!(r#"{{"event_id":"e","app_id":"m","device_id":"x5","kind":"launch","timestamp_ms":{}}}"#, now + 3 * DAY).into_bytes()),
+        ("x6", br#"{"event_id":"e","app_id":"m","device_id":"x6","kind":"payment","timestamp_ms":1735689600000,"revenue":{"amount":"1,99","currency":"USD"}}"#.to_vec()),
+        ("x7", br#"{"event_id":"e","app_id":"m","device_id":"x7","kind":"payment","timestamp_ms":1735689600000,"revenue":{"amount":"1.99","currency":"dollars"}}"#.to_vec()),
+        ("d2", postback::codec::encode_event_json(&good2)),
+    ];
+    for (key, value) in &raw {
+        env.produce_raw(0, key.as_bytes(), value);
+    }
+    let good = [good1.clone(), good2.clone()];
+    let jobs = await_jobs(&env, &good, Duration::from_secs(60), &[&p]);
+    let mut got: Vec<(String, String)> = jobs.iter().map(|j| (j.event_id.clone(), j.postback_id.clone())).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("g1".into(), "acme.install".into()),
+            ("g1".into(), "orbit.all-install".into()),
+            ("g2".into(), "acme.install".into()),
+            ("g2".into(), "orbit.all-install".into())
+        ]
+    );
+    let dlq = read_all(&env.topic("events.dlq"));
+    let mut reasons: Vec<(String, String, String, String)> = dlq
+        .iter()
+        .map(|r| {
+            (
+                String::from_utf8_lossy(&r.key).into_owned(),
+                r.headers["error"].clone(),
+                r.headers["source-topic"].clone(),
+                r.headers["source-offset"].clone(),
+            )
+        })
+        .collect();
+    reasons.sort();
+    let topic = env.topic("events");
+    let want: Vec<(String, String, String, String)> = vec![
+        ("x1", "invalid Avro: Cannot convert i64 to usize: -56".to_owned(), 1),
+        ("x2", "missing required field 'device_id'".to_owned(), 2),
+        ("x3", "unknown app 'nope': not in the config's [[apps]]".to_owned(), 3),
+        ("x4", "unknown kind 'uninstall'".to_owned(), 4),
+        ("x5", format!("timestamp_ms {} is more than 24h in the future", now + 3 * DAY), 5),
+        ("x6", "invalid field 'revenue.amount': '1,99' is not a decimal such as \"4.99\"".to_owned(), 6),
+        ("x7", "invalid field 'revenue.currency': 'dollars' is not an ISO 4217 code such as \"USD\"".to_owned(), 7),
+    ]
+    .into_iter()
+    .map(|(k, e, o)| (k.to_owned(), e, topic.clone(), o.to_string()))
+    .collect();
+    assert_eq!(reasons, want);
+    // the original bytes, untouched
+    assert_eq!(dlq.iter().find(|r| r.key == b"x1").unwrap().value, raw[1].1);
+    assert_eq!(p.metric("postback_dlq_records_total", &[("reason", "unknown_kind")]), 1.0);
+    assert_eq!(p.metric("postback_dlq_records_total", &[]), 7.0);
+    assert_eq!(p.terminate(), Some(0));
+}

@@ -1,0 +1,130 @@
+//! One isolated pipeline on the shared test broker: its own topic names,
+//! consumer groups, state directories and config file, so tests run side
+//! by side.
+
+use super::kafka::{self, TestProducer};
+use super::proc::Instance;
+use super::rules;
+use postback::codec::{decode_job, encode_event_json};
+use postback::domain::engine::Engine;
+use postback::domain::{Event, Job};
+use postback::kafka::partition_for;
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static NONCE: AtomicU32 = AtomicU32::new(0);
+
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub prefix: String,
+    pub config_path: PathBuf,
+    pub partitions: i32,
+}
+
+impl TestEnv {
+    /// Creates the events topic with `partitions` partitions and writes a
+    /// config whose partner URLs point at `sink`.
+    pub fn new(name: &str, partitions: i32, sink: &str, extra: &str) -> TestEnv {
+        let n = NONCE.fetch_add(1, Ordering::Relaxed);
+        let prefix = format!("{name}-{}-{n}.", std::process::id());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_path = dir.path().join("postback.toml");
+        let text = format!(
+            "[kafka]\nbootstrap_servers = \"{bootstrap}\"\ngroup_id = \"{prefix}group\"\nsender_group_id = \"{prefix}sender\"\n\
+             [kafka.consumer]\n\"session.timeout.ms\" = \"10000\"\n\"heartbeat.interval.ms\" = \"1000\"\n\n\
+             [topics]\nevents = \"{prefix}events\"\nevents_dlq = \"{prefix}events.dlq\"\nuser_activity = \"{prefix}user-activity\"\n\
+             device_changelog = \"{prefix}device-changelog\"\nuser_changelog = \"{prefix}user-changelog\"\njobs = \"{prefix}jobs\"\n\
+             jobs_retry_prefix = \"{prefix}jobs.retry\"\njobs_dlq = \"{prefix}jobs.dlq\"\ndeliveries = \"{prefix}deliveries\"\n\
+             jobs_partitions = 3\n\n[process]\nmax_batch = 500\ncommit_interval = \"100ms\"\n\n{extra}\n\n{rules}",
+            bootstrap = kafka::bootstrap(),
+            rules = rules::config_text(sink),
+        );
+        std::fs::write(&config_path, text).expect("write config");
+        kafka::create_topic(&format!("{prefix}events"), partitions);
+        TestEnv { dir, prefix, config_path, partitions }
+    }
+
+    pub fn topic(&self, t: &str) -> String {
+        format!("{}{t}", self.prefix)
+    }
+
+    pub fn state_dir(&self, instance: &str) -> PathBuf {
+        self.dir.path().join(format!("state-{instance}"))
+    }
+
+    /// Starts `postback process` as instance `name`.
+    pub fn start(&self, name: &str) -> Instance {
+        let env = [("POSTBACK__PROCESS__STATE_DIR", self.state_dir(name).display().to_string())];
+        Instance::start("process", &self.config_path, name, &env, self.dir.path())
+    }
+
+    /// Produces events in order, every event of a user (or, without a user,
+    /// of a device) to one partition, so per-user order is the produce order.
+    pub fn produce(&self, events: &[Event]) {
+        self.produce_part(events, events);
+    }
+
+    /// Produces `part` of `all`, partitioning by what `all` says of each
+    /// device (a device's user may only show in a later part).
+    pub fn produce_part(&self, part: &[Event], all: &[Event]) {
+        let users = device_users(all);
+        let events = part;
+        let p = TestProducer::new();
+        for e in events {
+            let group = users.get(&e.device_id).unwrap_or(&e.device_id);
+            let partition = partition_for(group.as_bytes(), self.partitions);
+            p.send(&self.topic("events"), partition, e.device_id.as_bytes(), &encode_event_json(e));
+        }
+        p.flush();
+    }
+
+    /// Raw records (bad input) to a partition.
+    pub fn produce_raw(&self, partition: i32, key: &[u8], value: &[u8]) {
+        let p = TestProducer::new();
+        p.send(&self.topic("events"), partition, key, value);
+        p.flush();
+    }
+
+    /// Every committed job.
+    pub fn jobs(&self) -> Vec<Job> {
+        kafka::read_all(&self.topic("jobs")).iter().map(|r| decode_job(&r.value).expect("job decodes")).collect()
+    }
+}
+
+/// device -> user, for the partitioning above.
+fn device_users(events: &[Event]) -> HashMap<String, String> {
+    events.iter().filter(|e| !e.user_id.is_empty()).map(|e| (e.device_id.clone(), e.user_id.clone())).collect()
+}
+
+/// What a job is, for comparing sets: its id and its rendered request.
+pub type JobKey = (String, String, String, Option<String>);
+
+pub fn job_key(j: &Job) -> JobKey {
+    (j.job_id.clone(), j.postback_id.clone(), j.url.clone(), j.body.clone())
+}
+
+/// The jobs the rules engine predicts for `events`.
+pub fn predict(events: &[Event]) -> BTreeSet<JobKey> {
+    let config = rules::config("https://pb.example");
+    let mut engine = Engine::new(Arc::clone(&config.rules));
+    let now = postback::process::runner::now_ms();
+    events.iter().filter_map(|e| engine.process(e, now).ok()).flatten().map(|j| job_key(&j)).collect()
+}
+
+/// Generated events on the test apps (`m` for mobile, `w` for web).
+pub fn generated(devices: usize, count: usize, seed: u64) -> Vec<Event> {
+    use postback::demo::generator::{Generator, MOBILE_APP, Mix};
+    Generator::new(&Mix { devices, seed, ..Mix::default() })
+        .take(count)
+        .map(|mut e| {
+            e.app_id = if e.app_id == MOBILE_APP { "m".into() } else { "w".into() };
+            e.device_id = format!("g{seed}-{}", e.device_id);
+            if !e.user_id.is_empty() {
+                e.user_id = format!("g{seed}-{}", e.user_id);
+            }
+            e
+        })
+        .collect()
+}

@@ -1,0 +1,161 @@
+//! The real broker for integration tests: `POSTBACK_TEST_BOOTSTRAP` when
+//! `make test` started one, else this test binary starts its own with
+//! `scripts/kafka` and stops it when the binary exits. Helpers to create
+//! topics, produce, and read topics to their end.
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+static BROKER: OnceLock<String> = OnceLock::new();
+static OWN_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka")
+}
+
+extern "C" fn stop_own_broker() {
+    if let Some(dir) = OWN_DIR.get() {
+        let _ = Command::new(script()).arg("stop").arg("--dir").arg(dir).status();
+    }
+}
+
+/// The bootstrap address of the test broker.
+pub fn bootstrap() -> &'static str {
+    BROKER.get_or_init(|| {
+        if let Ok(b) = std::env::var("POSTBACK_TEST_BOOTSTRAP") {
+            return b;
+        }
+        let dir = std::env::temp_dir().join(format!("postback-it-kafka-{}", std::process::id()));
+        let out = Command::new(script()).arg("start").arg("--dir").arg(&dir).output().expect("run scripts/kafka");
+        assert!(out.status.success(), "scripts/kafka start failed: {}", String::from_utf8_lossy(&out.stderr));
+        OWN_DIR.set(dir).expect("once");
+        // SAFETY: registering a plain extern "C" fn with no captured state
+        unsafe { libc::atexit(stop_own_broker) };
+        String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+    })
+}
+
+pub fn client() -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap());
+    c
+}
+
+pub fn create_topic(name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = client().create().expect("admin client");
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let res = futures::executor::block_on(admin.create_topics([&topic], &AdminOptions::new())).expect("create topics");
+    for r in res {
+        if let Err((name, code)) = r {
+            panic!("create topic {name}: {code}");
+        }
+    }
+}
+
+/// A plain producer; `send` picks the partition explicitly.
+pub struct TestProducer(BaseProducer);
+
+impl TestProducer {
+    pub fn new() -> TestProducer {
+        TestProducer(client().set("linger.ms", "1").create().expect("producer"))
+    }
+
+    pub fn send(&self, topic: &str, partition: i32, key: &[u8], value: &[u8]) {
+        let mut rec = BaseRecord::to(topic).partition(partition).key(key).payload(value);
+        loop {
+            match self.0.send(rec) {
+                Ok(()) => return,
+                Err((KafkaError::MessageProduction(_), back)) => {
+                    rec = back;
+                    self.0.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => panic!("produce: {e}"),
+            }
+        }
+    }
+
+    pub fn flush(&self) {
+        self.0.flush(Duration::from_secs(30)).expect("flush");
+    }
+}
+
+/// One record read back, with its headers.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    pub headers: HashMap<String, String>,
+}
+
+/// Every committed record of `topic`, partition by partition to the end.
+pub fn read_all(topic: &str) -> Vec<Read> {
+    let consumer: BaseConsumer = client()
+        .set("group.id", "postback-it-reader")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let partitions = md.topics()[0].partitions().len() as i32;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut eof = 0;
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while eof < partitions && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|x| {
+                                (x.key.to_owned(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(Read {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().unwrap_or_default().to_vec(),
+                    value: m.payload().unwrap_or_default().to_vec(),
+                    headers,
+                });
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => eof += 1,
+            Some(Err(e)) => panic!("read {topic}: {e}"),
+            None => {}
+        }
+    }
+    assert_eq!(eof, partitions, "reading {topic} did not reach the end of every partition");
+    out
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    false
+}
