@@ -5,14 +5,24 @@
 CARGO_TARGET_DIR ?= $(HOME)/.cache/postback/target
 export CARGO_TARGET_DIR
 
-.PHONY: setup test lint unit build bench-hot
+.PHONY: setup test lint unit build bench-hot kafka-start kafka-stop
 
 setup:
 	scripts/setup
 
-## test: setup, formatting, lints, and every test
+## test: setup, formatting, lints, and every test (a real Kafka broker included)
 test: setup lint
-	cargo test --all-targets
+	scripts/test
+
+## unit: the tests that need no broker (mock cluster, rules, codecs)
+unit:
+	cargo test --lib --bins --tests -- --skip process::
+
+kafka-start:
+	scripts/kafka start
+
+kafka-stop:
+	scripts/kafka stop
 
 lint:
 	cargo fmt --all -- --check

@@ -15,7 +15,7 @@ use crate::domain::engine::{device_step, state_key, user_step};
 use crate::domain::{DeviceState, Event, Job, Rules, UserActivity, UserState};
 use crate::kafka::admin::Layout;
 use crate::kafka::partition_for;
-use crate::store::{Store, StoreError, StoreKind};
+use crate::store::{Entry, Store, StoreError, StoreKind};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Everything a committed batch changes.
@@ -24,7 +24,7 @@ pub struct BatchOutput {
     pub records: Vec<OutRecord>,
     /// Encoded state per store, last value per key: written to the store
     /// after the commit, and the same bytes as the changelog records.
-    pub state: BTreeMap<(StoreKind, i32), Vec<(Vec<u8>, Vec<u8>)>>,
+    pub state: StateWrites,
     /// Next offset to consume, per source partition.
     pub positions: BTreeMap<(Source, i32), i64>,
     pub stats: BatchStats,
@@ -42,6 +42,9 @@ pub struct BatchEnv<'a> {
 }
 
 pub type Stores = HashMap<(StoreKind, i32), Box<dyn Store>>;
+
+/// Encoded state to write per store after the commit.
+pub type StateWrites = BTreeMap<(StoreKind, i32), Vec<Entry>>;
 
 pub fn process_batch(records: &[InRecord], stores: &Stores, env: &BatchEnv<'_>) -> Result<BatchOutput, StoreError> {
     let mut out = BatchOutput::default();

@@ -7,7 +7,7 @@
 //! aborts, drops the batch's state and rewinds to the batch's first offsets.
 
 use super::ProcessError;
-use super::batch::{BatchEnv, process_batch};
+use super::batch::{BatchEnv, StateWrites, process_batch};
 use super::partitions::{Partitions, store_kind};
 use super::producer::{Topics, TxnProducer};
 use super::records::{InRecord, Source};
@@ -266,7 +266,7 @@ impl Runner {
     /// it now reflects, atomically.
     fn write_stores(
         &mut self,
-        state: BTreeMap<(StoreKind, i32), Vec<(Vec<u8>, Vec<u8>)>>,
+        state: StateWrites,
         positions: &BTreeMap<(Source, i32), i64>,
     ) -> Result<(), ProcessError> {
         let changelog = self.producer.take_changelog_offsets();

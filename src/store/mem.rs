@@ -1,6 +1,6 @@
 //! In-memory store: the same contract as RocksDB, for tests.
 
-use super::{Store, StoreError, StoreMeta, StoreStats};
+use super::{Entry, Store, StoreError, StoreMeta, StoreStats};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Default, Clone)]
@@ -39,7 +39,7 @@ impl Store for MemStore {
         }
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
         Ok(self
             .data
             .range(prefix.to_vec()..)

@@ -54,6 +54,9 @@ pub enum StoreError {
     Corrupt { path: String, reason: String },
 }
 
+/// A key and its value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// Approximate size of a store, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreStats {
@@ -70,7 +73,7 @@ pub trait Store: Send {
     fn meta(&self) -> Result<StoreMeta, StoreError>;
     fn stats(&self) -> StoreStats;
     /// Every (key, value) whose key starts with `prefix` (inspect, tests).
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreError>;
 }
 
 /// Meta keys start with a byte no state key has (keys start with an app id).

@@ -1,7 +1,7 @@
 //! RocksDB store: one database directory per partition
 //! (`<state_dir>/device-3`, `<state_dir>/user-5`).
 
-use super::{META_CHANGELOG, META_INPUT, Store, StoreError, StoreKind, StoreMeta, StoreStats};
+use super::{Entry, META_CHANGELOG, META_INPUT, Store, StoreError, StoreKind, StoreMeta, StoreStats};
 use rocksdb::{DB, Options, WriteBatch, WriteOptions};
 use std::path::{Path, PathBuf};
 
@@ -90,7 +90,7 @@ impl Store for RocksStore {
         }
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
         let mut out = Vec::new();
         for item in self.db.prefix_iterator(prefix) {
             let (k, v) = item.map_err(|e| self.err(e))?;

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod mock;
 mod process;
 mod properties;
 mod scenarios;

@@ -71,6 +71,7 @@ fn every_trigger_kind_end_to_end() {
     events.extend(generated(200, 2000, 1));
     env.produce(&events);
     let mut p = env.start("p1");
+    assert!(wait_until(Duration::from_secs(60), || p.ready()), "ready once restored\n{}", tail(&p.log()));
     let jobs = await_jobs(&env, &events, Duration::from_secs(120), &[&p]);
     assert_exact(&jobs, &events);
     let kinds: BTreeSet<&str> = jobs.iter().map(|j| j.event.as_str()).collect();

@@ -46,8 +46,12 @@ pub fn bootstrap() -> &'static str {
 }
 
 pub fn client() -> ClientConfig {
+    client_at(bootstrap())
+}
+
+pub fn client_at(bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap());
+    c.set("bootstrap.servers", bootstrap);
     c
 }
 
@@ -67,7 +71,11 @@ pub struct TestProducer(BaseProducer);
 
 impl TestProducer {
     pub fn new() -> TestProducer {
-        TestProducer(client().set("linger.ms", "1").create().expect("producer"))
+        TestProducer::at(bootstrap())
+    }
+
+    pub fn at(bootstrap: &str) -> TestProducer {
+        TestProducer(client_at(bootstrap).set("linger.ms", "1").create().expect("producer"))
     }
 
     pub fn send(&self, topic: &str, partition: i32, key: &[u8], value: &[u8]) {
@@ -92,8 +100,6 @@ impl TestProducer {
 /// One record read back, with its headers.
 #[derive(Debug, Clone)]
 pub struct Read {
-    pub partition: i32,
-    pub offset: i64,
     pub key: Vec<u8>,
     pub value: Vec<u8>,
     pub headers: HashMap<String, String>,
@@ -101,7 +107,11 @@ pub struct Read {
 
 /// Every committed record of `topic`, partition by partition to the end.
 pub fn read_all(topic: &str) -> Vec<Read> {
-    let consumer: BaseConsumer = client()
+    read_all_at(bootstrap(), topic)
+}
+
+pub fn read_all_at(bootstrap: &str, topic: &str) -> Vec<Read> {
+    let consumer: BaseConsumer = client_at(bootstrap)
         .set("group.id", "postback-it-reader")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
@@ -132,8 +142,6 @@ pub fn read_all(topic: &str) -> Vec<Read> {
                     })
                     .unwrap_or_default();
                 out.push(Read {
-                    partition: m.partition(),
-                    offset: m.offset(),
                     key: m.key().unwrap_or_default().to_vec(),
                     value: m.payload().unwrap_or_default().to_vec(),
                     headers,

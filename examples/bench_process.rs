@@ -1,0 +1,256 @@
+//! End-to-end benchmark of the processing stage on a real broker (run by
+//! `scripts/bench-process`, which starts the broker):
+//!
+//! 1. produce N generated events (realistic mix) to an 8-partition topic;
+//! 2. baseline: a consumer that does nothing reads the whole topic;
+//! 3. the processor, from empty state, processes the same topic: events/s
+//!    from ready to fully committed;
+//! 4. latency: with the processor caught up, M more events at a steady rate;
+//!    event → job latency is the time from an event's produce timestamp to
+//!    its first job becoming visible to a read_committed consumer.
+//!
+//! Usage: bench_process BOOTSTRAP [EVENTS] [DEVICES]
+
+use postback::codec::encode_event_json;
+use postback::config;
+use postback::demo::generator::{Generator, Mix};
+use postback::kafka::partition_for;
+use postback::process;
+use postback::telemetry::Health;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const PARTITIONS: i32 = 8;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let bootstrap = args.get(1).expect("usage: bench_process BOOTSTRAP [EVENTS] [DEVICES]").clone();
+    let n: usize = args.get(2).map_or(1_000_000, |s| s.parse().expect("EVENTS"));
+    let devices: usize = args.get(3).map_or(120_000, |s| s.parse().expect("DEVICES"));
+    let topic = format!("bench-{}.events", std::process::id());
+    create_topic(&bootstrap, &topic);
+
+    let mut generator = Generator::new(&Mix { devices, seed: 42, ..Mix::default() });
+    let t = Instant::now();
+    let produced = produce(&bootstrap, &topic, (&mut generator).take(n), None);
+    eprintln!("produced {produced} events in {:.1}s", t.elapsed().as_secs_f64());
+
+    let raw = raw_consume_rate(&bootstrap, &topic, n);
+    eprintln!("raw consume: {raw:.0} events/s");
+
+    let state = tempfile::tempdir().expect("tempdir");
+    let config = bench_config(&bootstrap, &topic, state.path());
+    let group = config.kafka.group_id.clone();
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let health = Health::new();
+    let handle = process::start(Arc::new(RwLock::new(Arc::new(config))), health.clone(), Arc::clone(&shutdown))
+        .expect("start processor");
+    while !health.is_ready() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let t = Instant::now();
+    wait_committed(&bootstrap, &group, &topic, n as i64);
+    let secs = t.elapsed().as_secs_f64();
+    let rate = n as f64 / secs;
+    eprintln!("processor: {n} events in {secs:.1}s");
+
+    let (p50, p99, samples) = latency(&bootstrap, &topic, &mut generator);
+    shutdown.store(true, Ordering::Relaxed);
+    let _ = handle.join();
+    println!("events={n} devices={devices} partitions={PARTITIONS}");
+    println!("raw_consume_events_per_s={raw:.0}");
+    println!("processor_events_per_s={rate:.0}");
+    println!("ratio={:.2}", rate / raw);
+    println!("latency_samples={samples} p50_ms={p50:.1} p99_ms={p99:.1}");
+    let m = postback::telemetry::metrics();
+    for stage in ["process", "commit"] {
+        let h = m.batch_duration.with_label_values(&[stage]);
+        println!(
+            "batch_{stage}_seconds_mean={:.4} count={}",
+            h.get_sample_sum() / h.get_sample_count().max(1) as f64,
+            h.get_sample_count()
+        );
+    }
+    let r = m.batch_records.with_label_values(&["process"]);
+    println!("batch_records_mean={:.0}", r.get_sample_sum() / r.get_sample_count().max(1) as f64);
+}
+
+fn client(bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    c
+}
+
+fn create_topic(bootstrap: &str, topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<_> = client(bootstrap).create().expect("admin");
+    let t = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1));
+    futures::executor::block_on(admin.create_topics([&t], &AdminOptions::new())).expect("create topic");
+}
+
+/// Produces events keyed by device; `rate` limits events/s.
+fn produce(
+    bootstrap: &str,
+    topic: &str,
+    events: impl Iterator<Item = postback::domain::Event>,
+    rate: Option<f64>,
+) -> usize {
+    let p: BaseProducer = client(bootstrap)
+        .set("linger.ms", "20")
+        .set("compression.type", "lz4")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+    let start = Instant::now();
+    let mut count = 0;
+    for e in events {
+        let value = encode_event_json(&e);
+        let partition = partition_for(e.device_id.as_bytes(), PARTITIONS);
+        let mut rec = BaseRecord::to(topic).partition(partition).key(e.device_id.as_bytes()).payload(&value);
+        loop {
+            match p.send(rec) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(_), back)) => {
+                    rec = back;
+                    p.poll(Duration::from_millis(5));
+                }
+                Err((e, _)) => panic!("produce: {e}"),
+            }
+        }
+        count += 1;
+        if let Some(r) = rate {
+            let due = Duration::from_secs_f64(count as f64 / r);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(120)).expect("flush");
+    count
+}
+
+fn assign_all(consumer: &BaseConsumer, topic: &str, offset: Offset) {
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, offset).expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+}
+
+/// A consumer that reads every record and does nothing with it.
+fn raw_consume_rate(bootstrap: &str, topic: &str, n: usize) -> f64 {
+    let consumer: BaseConsumer =
+        client(bootstrap).set("group.id", "bench-raw").set("enable.auto.commit", "false").create().expect("consumer");
+    assign_all(&consumer, topic, Offset::Beginning);
+    let mut count = 0usize;
+    let mut started: Option<Instant> = None;
+    while count < n {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_secs(5)) {
+            started.get_or_insert_with(Instant::now);
+            std::hint::black_box(m.payload());
+            count += 1;
+        }
+    }
+    count as f64 / started.expect("records").elapsed().as_secs_f64()
+}
+
+fn bench_config(bootstrap: &str, topic: &str, state: &Path) -> config::Config {
+    let prefix = topic.trim_end_matches(".events");
+    let text = format!(
+        "[kafka]\nbootstrap_servers = \"{bootstrap}\"\ninstance_id = \"bench\"\ngroup_id = \"{prefix}.group\"\n\
+         [topics]\nevents = \"{topic}\"\nevents_dlq = \"{prefix}.dlq\"\nuser_activity = \"{prefix}.user-activity\"\n\
+         device_changelog = \"{prefix}.device-changelog\"\nuser_changelog = \"{prefix}.user-changelog\"\njobs = \"{prefix}.jobs\"\n\
+         [process]\nstate_dir = \"{}\"\nmax_batch = {}\ncommit_interval = \"{}\"\n",
+        state.display(),
+        std::env::var("BENCH_MAX_BATCH").unwrap_or_else(|_| "20000".into()),
+        std::env::var("BENCH_COMMIT_INTERVAL").unwrap_or_else(|_| "200ms".into()),
+    );
+    let example = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/postback.toml"))
+        .expect("example config");
+    // the example's own [kafka]/[topics]/[process]/[send]/[admin] give way to ours
+    let rules: String = example.split("# ---- apps ----").nth(1).expect("apps section").to_owned();
+    let text = format!("{text}\n[admin]\nlisten = \"127.0.0.1:0\"\n{rules}");
+    config::load_str(&text, Path::new("bench.toml"), Vec::<(String, String)>::new()).expect("bench config")
+}
+
+fn wait_committed(bootstrap: &str, group: &str, topic: &str, n: i64) {
+    let consumer: BaseConsumer = client(bootstrap).set("group.id", group).create().expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition(topic, p);
+    }
+    loop {
+        if let Ok(c) = consumer.committed_offsets(tpl.clone(), Duration::from_secs(5)) {
+            let total: i64 = c.elements().iter().map(|e| if let Offset::Offset(o) = e.offset() { o } else { 0 }).sum();
+            if total >= n {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as i64
+}
+
+/// Produces events at a steady rate while a read_committed consumer of the
+/// jobs topic notes when each event's first job shows up.
+fn latency(bootstrap: &str, topic: &str, generator: &mut Generator) -> (f64, f64, usize) {
+    let prefix = topic.trim_end_matches(".events");
+    let jobs_topic = format!("{prefix}.jobs");
+    let consumer: BaseConsumer = client(bootstrap)
+        .set("group.id", "bench-latency")
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .expect("consumer");
+    let md = consumer.fetch_metadata(Some(&jobs_topic), Duration::from_secs(10)).expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..md.topics()[0].partitions().len() as i32 {
+        tpl.add_partition_offset(&jobs_topic, p, Offset::End).expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let events: Vec<_> = generator.take(20_000).collect();
+    let sent_at: Arc<RwLock<HashMap<String, i64>>> = Arc::new(RwLock::new(HashMap::new()));
+    let (b, t, s) = (bootstrap.to_owned(), topic.to_owned(), Arc::clone(&sent_at));
+    let producer = std::thread::spawn(move || {
+        // timestamps are taken when handing the event to the producer
+        let stamped = events.into_iter().inspect(|e| {
+            s.write().expect("lock").insert(e.event_id.clone(), now_ms());
+        });
+        produce(&b, &t, stamped, Some(5_000.0))
+    });
+    let mut lat: Vec<f64> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last_job = Instant::now();
+    while Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            let now = now_ms();
+            last_job = Instant::now();
+            let Ok(job) = postback::codec::decode_job(m.payload().unwrap_or_default()) else { continue };
+            if seen.insert(job.event_id.clone()) {
+                if let Some(at) = sent_at.read().expect("lock").get(&job.event_id) {
+                    lat.push((now - at) as f64);
+                }
+            }
+        } else if producer.is_finished() && last_job.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+    }
+    let _ = producer.join();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let q = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(f64::NAN);
+    (q(0.5), q(0.99), lat.len())
+}
