@@ -31,4 +31,40 @@ pub enum Command {
         /// The TOML config file.
         config: PathBuf,
     },
+    /// Run the sender stage: postback jobs out over HTTP, with retries.
+    Send {
+        /// The TOML config file.
+        config: PathBuf,
+    },
+    /// Run both stages in one process.
+    Run {
+        /// The TOML config file.
+        config: PathBuf,
+    },
+    /// Work with the job DLQ.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Put DLQ jobs back on the jobs topic for another round.
+    Replay {
+        /// The TOML config file.
+        config: PathBuf,
+        /// Only jobs of this partner.
+        #[arg(long)]
+        partner: Option<String>,
+        /// Only jobs whose DLQ reason contains this text (e.g. "http 503").
+        #[arg(long)]
+        reason: Option<String>,
+        /// Only jobs that reached the DLQ at or after this time (unix ms).
+        #[arg(long)]
+        since: Option<i64>,
+        /// Only jobs that reached the DLQ before this time (unix ms).
+        #[arg(long)]
+        until: Option<i64>,
+    },
 }

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod domain;
 pub mod kafka;
 pub mod process;
+pub mod send;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -1,8 +1,9 @@
 //! The `postback` binary: parse arguments, load config, run a command.
 
 use clap::Parser;
-use postback::cli::{Cli, Command};
+use postback::cli::{Cli, Command, DlqCommand};
 use postback::config;
+use postback::send::replay::Filter;
 use postback::server::{self, Stages};
 use std::process::ExitCode;
 
@@ -11,7 +12,32 @@ fn main() -> ExitCode {
     postback::telemetry::logging::init(cli.log_format);
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
-        Command::Process { config } => service(&config, Stages { process: true }),
+        Command::Process { config } => service(&config, Stages { process: true, send: false }),
+        Command::Send { config } => service(&config, Stages { process: false, send: true }),
+        Command::Run { config } => service(&config, Stages { process: true, send: true }),
+        Command::Dlq { command: DlqCommand::Replay { config, partner, reason, since, until } } => {
+            dlq_replay(&config, Filter { partner, reason, since_ms: since, until_ms: until })
+        }
+    }
+}
+
+fn dlq_replay(path: &std::path::Path, filter: Filter) -> ExitCode {
+    let config = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match postback::send::replay::replay(&config, &filter) {
+        Ok(s) => {
+            println!("read {} DLQ records, replayed {}, skipped {} undecodable", s.read, s.replayed, s.undecodable);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("postback: dlq replay: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -15,6 +15,7 @@ use std::sync::{Arc, RwLock};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stages {
     pub process: bool,
+    pub send: bool,
 }
 
 pub fn run(path: &Path, stages: Stages) -> anyhow::Result<()> {
@@ -37,6 +38,8 @@ async fn serve(config: Arc<Config>, stages: Stages) -> anyhow::Result<()> {
     } else {
         None
     };
+    let sender =
+        stages.send.then(|| tokio::spawn(crate::send::run(Arc::clone(&config), health.clone(), Arc::clone(&shutdown))));
     let stop = Arc::clone(&shutdown);
     let signals = tokio::spawn(async move {
         wait_for_signal().await;
@@ -44,13 +47,22 @@ async fn serve(config: Arc<Config>, stages: Stages) -> anyhow::Result<()> {
         stop.store(true, Ordering::Relaxed);
     });
     let mut result = Ok(());
+    if let Some(task) = sender {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = Err(anyhow::anyhow!("sender stage failed: {e}")),
+            Err(_) => result = Err(anyhow::anyhow!("sender stage panicked")),
+        }
+        // one stage failing stops the other
+        shutdown.store(true, Ordering::Relaxed);
+    }
     if let Some(handle) = processor {
         let outcome = tokio::task::spawn_blocking(move || handle.join()).await?;
-        result = match outcome {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(anyhow::anyhow!("processing stage failed: {e}")),
-            Err(_) => Err(anyhow::anyhow!("processing stage panicked")),
-        };
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = Err(anyhow::anyhow!("processing stage failed: {e}")),
+            Err(_) => result = Err(anyhow::anyhow!("processing stage panicked")),
+        }
     }
     signals.abort();
     tracing::info!("stopped");

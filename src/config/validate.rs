@@ -401,5 +401,15 @@ fn parse_templates(pc: &PostbackConfig, err: &mut impl FnMut(&str, String)) -> O
     if !headers_ok {
         return None;
     }
+    if body.is_some() && !pc.headers.keys().any(|k| k.eq_ignore_ascii_case("content-type")) {
+        let content_type = match pc.body_format {
+            BodyFormat::Json => "application/json",
+            BodyFormat::Form => "application/x-www-form-urlencoded",
+        };
+        headers.push((
+            "Content-Type".to_owned(),
+            Template::parse(content_type, Place::Header).expect("a literal header parses"),
+        ));
+    }
     Some((url?, headers, body))
 }

@@ -23,17 +23,27 @@ pub enum Assignment {
     Revoked(Vec<(String, i32)>),
 }
 
+/// Called inside the revocation callback, before the partitions go: the
+/// last chance to commit their offsets.
+pub type RevokeHook = Box<dyn Fn(&BaseConsumer<GroupContext>, &[(String, i32)]) + Send + Sync>;
+
 pub struct GroupContext {
     group: String,
     /// Newly assigned partitions are paused at once so nothing is fetched
     /// before their stores are restored.
     pause_on_assign: bool,
     events: Mutex<Vec<Assignment>>,
+    on_revoke: Option<RevokeHook>,
 }
 
 impl GroupContext {
     pub fn new(group: &str, pause_on_assign: bool) -> GroupContext {
-        GroupContext { group: group.to_owned(), pause_on_assign, events: Mutex::new(Vec::new()) }
+        GroupContext { group: group.to_owned(), pause_on_assign, events: Mutex::new(Vec::new()), on_revoke: None }
+    }
+
+    pub fn with_revoke_hook(mut self, hook: RevokeHook) -> GroupContext {
+        self.on_revoke = Some(hook);
+        self
     }
 
     /// Assignment changes since the last call, in order.
@@ -81,6 +91,9 @@ impl ConsumerContext for GroupContext {
                 metrics().rebalances.with_label_values(&[&self.group, "revoke"]).inc();
                 let lost = consumer.assignment_lost();
                 tracing::info!(group = %self.group, partitions = ?pairs(tpl), lost, "partitions revoked");
+                if let Some(hook) = &self.on_revoke {
+                    hook(consumer, &pairs(tpl));
+                }
                 self.push(Assignment::Revoked(pairs(tpl)));
             }
             Rebalance::Error(e) => {

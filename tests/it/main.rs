@@ -7,3 +7,4 @@ mod mock;
 mod process;
 mod properties;
 mod scenarios;
+mod send;

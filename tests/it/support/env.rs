@@ -43,6 +43,7 @@ impl TestEnv {
         );
         std::fs::write(&config_path, text).expect("write config");
         kafka::create_topic(&format!("{prefix}events"), partitions);
+        kafka::create_topic(&format!("{prefix}jobs"), 3);
         TestEnv { dir, prefix, config_path, partitions }
     }
 
@@ -56,8 +57,32 @@ impl TestEnv {
 
     /// Starts `postback process` as instance `name`.
     pub fn start(&self, name: &str) -> Instance {
-        let env = [("POSTBACK__PROCESS__STATE_DIR", self.state_dir(name).display().to_string())];
-        Instance::start("process", &self.config_path, name, &env, self.dir.path())
+        self.start_cmd("process", name, &[])
+    }
+
+    /// Starts `postback <command>` as instance `name` with extra overrides.
+    pub fn start_cmd(&self, command: &str, name: &str, extra: &[(&str, String)]) -> Instance {
+        let mut env = vec![("POSTBACK__PROCESS__STATE_DIR", self.state_dir(name).display().to_string())];
+        env.extend(extra.iter().cloned());
+        Instance::start(command, &self.config_path, name, &env, self.dir.path())
+    }
+
+    /// Produces jobs straight to the jobs topic (sender tests).
+    pub fn produce_jobs(&self, jobs: &[Job]) {
+        let p = TestProducer::new();
+        for j in jobs {
+            let value = postback::codec::encode_job(j, postback::codec::JobFormat::Json);
+            p.send(&self.topic("jobs"), partition_for(j.device_id.as_bytes(), 3), j.device_id.as_bytes(), &value);
+        }
+        p.flush();
+    }
+
+    /// The delivery log, as JSON values.
+    pub fn deliveries(&self) -> Vec<serde_json::Value> {
+        kafka::read_all(&self.topic("deliveries"))
+            .iter()
+            .map(|r| serde_json::from_slice(&r.value).expect("delivery json"))
+            .collect()
     }
 
     /// Produces events in order, every event of a user (or, without a user,

@@ -1,4 +1,5 @@
 pub mod env;
 pub mod kafka;
+pub mod partner;
 pub mod proc;
 pub mod rules;

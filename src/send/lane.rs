@@ -1,0 +1,82 @@
+//! One partner's lane: its concurrency limit, rate limiter, circuit breaker
+//! and count of waiting jobs. Lanes are independent, so a slow or failing
+//! partner only ever fills its own.
+
+use super::limits::{Admission, Breaker, RateLimiter};
+use crate::config::{Config, PartnerConfig};
+use crate::telemetry::metrics;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::Semaphore;
+
+pub struct Lane {
+    pub partner: PartnerConfig,
+    pub slots: Arc<Semaphore>,
+    limiter: Option<Mutex<RateLimiter>>,
+    breaker: Mutex<Breaker>,
+    /// Jobs taken for this partner and not finished.
+    pending: AtomicUsize,
+    max_pending: usize,
+}
+
+impl Lane {
+    pub fn new(partner: &PartnerConfig, config: &Config) -> Lane {
+        let threshold = partner.circuit_failures.unwrap_or(config.send.circuit_failures);
+        let open_for = partner.circuit_open_for.unwrap_or(config.send.circuit_open_for).0;
+        metrics().circuit_state.with_label_values(&[&partner.id]).set(0);
+        metrics().in_flight.with_label_values(&[&partner.id]).set(0);
+        Lane {
+            slots: Arc::new(Semaphore::new(partner.max_concurrency)),
+            limiter: partner.rate_limit.map(|r| Mutex::new(RateLimiter::new(r.per_second))),
+            breaker: Mutex::new(Breaker::new(threshold, open_for)),
+            pending: AtomicUsize::new(0),
+            max_pending: config.send.max_pending_per_partner,
+            partner: partner.clone(),
+        }
+    }
+
+    /// Why a new job should be deferred instead of queued here, if it should.
+    pub fn refuses(&self) -> Option<&'static str> {
+        if self.pending.load(Ordering::Relaxed) >= self.max_pending {
+            return Some("partner saturated");
+        }
+        let state = self.breaker.lock().expect("breaker lock").state(Instant::now());
+        (state == super::limits::CircuitState::Open).then_some("circuit open")
+    }
+
+    pub fn enter(&self) -> PendingGuard<'_> {
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        PendingGuard(self)
+    }
+
+    /// When the next request may start under the rate limit.
+    pub fn reserve(&self) -> Option<Instant> {
+        self.limiter.as_ref().map(|l| l.lock().expect("limiter lock").reserve(Instant::now()))
+    }
+
+    pub fn admit(&self) -> Admission {
+        let mut b = self.breaker.lock().expect("breaker lock");
+        let a = b.admit(Instant::now());
+        self.publish(&b);
+        a
+    }
+
+    pub fn record(&self, ok: bool) {
+        let mut b = self.breaker.lock().expect("breaker lock");
+        b.record(ok, Instant::now());
+        self.publish(&b);
+    }
+
+    fn publish(&self, b: &Breaker) {
+        metrics().circuit_state.with_label_values(&[&self.partner.id]).set(b.state(Instant::now()).gauge());
+    }
+}
+
+pub struct PendingGuard<'a>(&'a Lane);
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.pending.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,105 @@
+//! The sender stage (`postback send`, DESIGN §4): drains `postback.jobs` and
+//! the retry tiers over HTTP, with per-partner concurrency, rate limits and
+//! circuit breakers, non-blocking retry tiers, a DLQ and a delivery log.
+//!
+//! Guarantee: at least once. An offset is committed only when every job at
+//! or below it has a terminal outcome for this stage (delivered, handed to a
+//! retry tier, or in the DLQ, each write acknowledged). After a crash the
+//! jobs in flight are sent again, with the same `X-Postback-Id`.
+
+pub mod http;
+mod lane;
+pub mod limits;
+pub mod offsets;
+pub mod outcome;
+mod outputs;
+pub mod replay;
+pub mod retry;
+pub mod signature;
+pub mod ssrf;
+mod task;
+mod worker;
+
+use crate::config::Config;
+use crate::kafka::admin::{self, AdminError};
+use crate::kafka::client;
+use crate::kafka::context::GroupContext;
+use crate::telemetry::Health;
+use offsets::OffsetTracker;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::FutureProducer;
+use retry::RetryPolicy;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("{0}")]
+    Admin(#[from] AdminError),
+    #[error("http client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// Creates missing topics, then runs the sender until `shutdown` is set.
+pub async fn run(config: Arc<Config>, health: Health, shutdown: Arc<AtomicBool>) -> Result<(), SendError> {
+    health.block("sender starting");
+    let c = Arc::clone(&config);
+    let partitions = tokio::task::spawn_blocking(move || -> Result<HashMap<String, i32>, AdminError> {
+        admin::ensure_sender_topics(&c)?;
+        let probe: BaseConsumer = client::base(&c).create().map_err(AdminError::Kafka)?;
+        let mut map = HashMap::new();
+        for t in c.retry_topics().into_iter().chain([c.topics.jobs_dlq.clone(), c.topics.deliveries.clone()]) {
+            let n = admin::partitions(&probe, &t)?.unwrap_or(1);
+            map.insert(t, n);
+        }
+        Ok(map)
+    })
+    .await
+    .expect("topic check task")?;
+
+    let producer: FutureProducer = client::producer(&config).create()?;
+    let t = &config.topics;
+    let outputs =
+        outputs::Outputs::new(producer, t.deliveries.clone(), t.jobs_dlq.clone(), config.retry_topics(), partitions);
+    let policy = RetryPolicy {
+        delays: config.send.retry_delays.iter().map(|d| d.0).collect(),
+        jitter: config.send.retry_jitter,
+        retry_after_factor: config.send.retry_after_factor,
+    };
+    let shared = Arc::new(task::Shared { http: http::Http::new(&config)?, outputs, policy });
+    let lanes = config.partners.iter().map(|p| (p.id.clone(), Arc::new(lane::Lane::new(p, &config)))).collect();
+
+    let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
+    let hook_tracker = Arc::clone(&tracker);
+    let context = GroupContext::new(&config.kafka.sender_group_id, false).with_revoke_hook(Box::new(
+        move |consumer, partitions| {
+            // commit what is finished before the partitions go to another instance
+            let offsets = hook_tracker.lock().expect("tracker").take_for(partitions);
+            worker::commit_offsets(consumer, &offsets, CommitMode::Sync);
+        },
+    ));
+    let consumer: StreamConsumer<GroupContext> =
+        client::consumer(&config, &config.kafka.sender_group_id).create_with_context(context)?;
+    let mut topics = vec![t.jobs.clone()];
+    topics.extend(config.retry_topics());
+    consumer.subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>())?;
+    tracing::info!(group = %config.kafka.sender_group_id, topics = ?topics, "sender stage started");
+    health.unblock("sender starting");
+
+    let w = worker::Worker::new(
+        Arc::new(consumer),
+        shared,
+        lanes,
+        tracker,
+        config.send.max_in_flight,
+        config.send.commit_interval.0,
+        config.send.shutdown_deadline.0,
+        shutdown,
+    );
+    w.run().await;
+    Ok(())
+}

@@ -1,0 +1,252 @@
+//! The sender's consumer loop: takes jobs from `postback.jobs` and the retry
+//! tiers, holds a tier partition's head job (partition paused) until it is
+//! due, dispatches due jobs to their partner's lane as tasks, and commits
+//! each partition up to its lowest unfinished job.
+
+use super::lane::Lane;
+use super::offsets::OffsetTracker;
+use super::task::{self, Shared};
+use crate::codec::decode_job;
+use crate::domain::Job;
+use crate::kafka::context::{Assignment, GroupContext};
+use crate::process::runner::now_ms;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Where a job came from: its offset is finished when the job is.
+#[derive(Debug, Clone)]
+struct Origin {
+    topic: String,
+    partition: i32,
+    offset: i64,
+}
+
+/// A tier's head job, waiting for its due time with its partition paused.
+struct Held {
+    job: Job,
+    key: Vec<u8>,
+    origin: Origin,
+    permit: OwnedSemaphorePermit,
+}
+
+pub struct Worker {
+    pub consumer: Arc<StreamConsumer<GroupContext>>,
+    pub shared: Arc<Shared>,
+    pub lanes: HashMap<String, Arc<Lane>>,
+    pub tracker: Arc<Mutex<OffsetTracker>>,
+    /// Bounds the jobs held in memory (`send.max_in_flight`).
+    pub capacity: Arc<Semaphore>,
+    pub commit_interval: Duration,
+    pub shutdown_deadline: Duration,
+    pub shutdown: Arc<AtomicBool>,
+    pub max_in_flight: usize,
+    held: HashMap<(String, i32), Held>,
+    due: BTreeSet<(i64, String, i32)>,
+}
+
+impl Worker {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        consumer: Arc<StreamConsumer<GroupContext>>,
+        shared: Arc<Shared>,
+        lanes: HashMap<String, Arc<Lane>>,
+        tracker: Arc<Mutex<OffsetTracker>>,
+        max_in_flight: usize,
+        commit_interval: Duration,
+        shutdown_deadline: Duration,
+        shutdown: Arc<AtomicBool>,
+    ) -> Worker {
+        Worker {
+            consumer,
+            shared,
+            lanes,
+            tracker,
+            capacity: Arc::new(Semaphore::new(max_in_flight)),
+            commit_interval,
+            shutdown_deadline,
+            shutdown,
+            max_in_flight,
+            held: HashMap::new(),
+            due: BTreeSet::new(),
+        }
+    }
+
+    pub async fn run(mut self) {
+        let mut commit = tokio::time::interval(self.commit_interval);
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        let mut permit: Option<OwnedSemaphorePermit> = None;
+        while !self.shutdown.load(Ordering::Relaxed) {
+            self.handle_assignments();
+            let next_due = self.due.first().map(|(at, _, _)| *at);
+            let wake = tokio::time::Instant::now()
+                + Duration::from_millis(next_due.map_or(3_600_000, |at| (at - now_ms()).max(0) as u64));
+            if permit.is_none() {
+                tokio::select! {
+                    p = Arc::clone(&self.capacity).acquire_owned() => permit = p.ok(),
+                    _ = tokio::time::sleep_until(wake), if next_due.is_some() => self.release_due(),
+                    _ = commit.tick() => self.commit(CommitMode::Async),
+                    _ = tick.tick() => {}
+                }
+                continue;
+            }
+            let consumer = Arc::clone(&self.consumer);
+            tokio::select! {
+                msg = consumer.recv() => match msg {
+                    Ok(m) => self.take(&m, permit.take().expect("permit held")),
+                    Err(e) => tracing::warn!(error = %e, "sender consumer error"),
+                },
+                _ = tokio::time::sleep_until(wake), if next_due.is_some() => self.release_due(),
+                _ = commit.tick() => self.commit(CommitMode::Async),
+                _ = tick.tick() => {}
+            }
+        }
+        drop(permit);
+        self.drain().await;
+    }
+
+    fn take(&mut self, msg: &BorrowedMessage<'_>, permit: OwnedSemaphorePermit) {
+        let origin = Origin { topic: msg.topic().to_owned(), partition: msg.partition(), offset: msg.offset() };
+        let key = msg.key().unwrap_or_default().to_vec();
+        self.tracker.lock().expect("tracker").started(&origin.topic, origin.partition, origin.offset);
+        let job = match decode_job(msg.payload().unwrap_or_default()) {
+            Ok(job) => job,
+            Err(e) => {
+                let (shared, tracker, value) =
+                    (Arc::clone(&self.shared), Arc::clone(&self.tracker), msg.payload().unwrap_or_default().to_vec());
+                tracing::warn!(topic = %origin.topic, partition = origin.partition, offset = origin.offset, error = %e, "undecodable job sent to the dlq");
+                tokio::spawn(async move {
+                    shared.outputs.dead_raw(&key, &value, &format!("undecodable job: {e}")).await;
+                    finish(&tracker, &origin, permit);
+                });
+                return;
+            }
+        };
+        if job.not_before_ms > now_ms() {
+            self.hold(job, key, origin, permit);
+        } else {
+            self.dispatch(job, key, origin, permit);
+        }
+    }
+
+    /// Pauses the partition until its head job is due: never a sleep in the
+    /// poll loop, and the other partitions keep flowing.
+    fn hold(&mut self, job: Job, key: Vec<u8>, origin: Origin, permit: OwnedSemaphorePermit) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&origin.topic, origin.partition);
+        if let Err(e) = self.consumer.pause(&tpl) {
+            tracing::error!(topic = %origin.topic, partition = origin.partition, error = %e, "could not pause a retry tier partition");
+        }
+        self.due.insert((job.not_before_ms, origin.topic.clone(), origin.partition));
+        self.held.insert((origin.topic.clone(), origin.partition), Held { job, key, origin, permit });
+    }
+
+    fn release_due(&mut self) {
+        let now = now_ms();
+        while let Some((at, topic, partition)) = self.due.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.due.pop_first();
+            let Some(h) = self.held.remove(&(topic.clone(), partition)) else { continue };
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&topic, partition);
+            if let Err(e) = self.consumer.resume(&tpl) {
+                tracing::error!(topic, partition, error = %e, "could not resume a retry tier partition");
+            }
+            self.dispatch(h.job, h.key, h.origin, h.permit);
+        }
+    }
+
+    fn dispatch(&mut self, job: Job, key: Vec<u8>, origin: Origin, permit: OwnedSemaphorePermit) {
+        let (shared, tracker) = (Arc::clone(&self.shared), Arc::clone(&self.tracker));
+        let Some(lane) = self.lanes.get(&job.partner_id).cloned() else {
+            let reason = format!("unknown partner '{}': not in [[partners]]", job.partner_id);
+            tokio::spawn(async move {
+                shared.outputs.dead(&key, &job, &reason).await;
+                finish(&tracker, &origin, permit);
+            });
+            return;
+        };
+        if now_ms() >= job.expires_ms {
+            tokio::spawn(async move {
+                shared.outputs.dead(&key, &job, "expired").await;
+                crate::telemetry::metrics().deliveries.with_label_values(&[&job.partner_id, "dlq"]).inc();
+                finish(&tracker, &origin, permit);
+            });
+            return;
+        }
+        if let Some(why) = lane.refuses() {
+            tokio::spawn(async move {
+                task::defer(&shared, &lane, &job, &key, why).await;
+                finish(&tracker, &origin, permit);
+            });
+            return;
+        }
+        tokio::spawn(async move {
+            task::run(shared, lane, job, key).await;
+            finish(&tracker, &origin, permit);
+        });
+    }
+
+    fn handle_assignments(&mut self) {
+        for event in self.consumer.context().take_events() {
+            if let Assignment::Revoked(list) = event {
+                for key in list {
+                    // its offset was not committed: the next owner sends it
+                    if self.held.remove(&key).is_some() {
+                        self.due.retain(|(_, t, p)| !(*t == key.0 && *p == key.1));
+                    }
+                }
+            }
+        }
+    }
+
+    fn commit(&self, mode: CommitMode) {
+        let offsets = self.tracker.lock().expect("tracker").take_committable();
+        commit_offsets(self.consumer.as_ref(), &offsets, mode);
+    }
+
+    /// Shutdown: no new jobs; in-flight ones get `shutdown_deadline` to
+    /// finish; what finished is committed.
+    async fn drain(&mut self) {
+        let held: Vec<_> = self.held.drain().collect();
+        let held_count = held.len();
+        let deadline = tokio::time::Instant::now() + self.shutdown_deadline;
+        while tokio::time::Instant::now() < deadline {
+            let in_flight = self.tracker.lock().expect("tracker").in_flight();
+            if in_flight <= held_count {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drop(held);
+        self.commit(CommitMode::Sync);
+        tracing::info!(max_in_flight = self.max_in_flight, "sender drained and committed");
+    }
+}
+
+fn finish(tracker: &Mutex<OffsetTracker>, origin: &Origin, permit: OwnedSemaphorePermit) {
+    tracker.lock().expect("tracker").finished(&origin.topic, origin.partition, origin.offset);
+    drop(permit);
+}
+
+pub fn commit_offsets<C: Consumer<GroupContext>>(consumer: &C, offsets: &[(String, i32, i64)], mode: CommitMode) {
+    if offsets.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition, offset) in offsets {
+        if tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset)).is_err() {
+            return;
+        }
+    }
+    if let Err(e) = consumer.commit(&tpl, mode) {
+        tracing::warn!(error = %e, "offset commit failed; retried at the next interval");
+    }
+}
