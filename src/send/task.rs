@@ -28,8 +28,9 @@ pub async fn run(shared: Arc<Shared>, lane: Arc<Lane>, mut job: Job, key: Vec<u8
         // waiting for the rate limit is not an attempt
         tokio::time::sleep_until(at.into()).await;
     }
-    let Ok(_slot) = lane.slots.clone().acquire_owned().await else { return };
+    let Ok(slot) = lane.slots.clone().acquire_owned().await else { return };
     if lane.admit() == Admission::Refuse {
+        drop(slot);
         defer(&shared, &lane, &job, &key, "circuit open").await;
         return;
     }
@@ -38,6 +39,8 @@ pub async fn run(shared: Arc<Shared>, lane: Arc<Lane>, mut job: Job, key: Vec<u8
     in_flight.inc();
     let report = shared.http.send(&job, &lane.partner).await;
     in_flight.dec();
+    // the slot bounds requests to the partner, not our own bookkeeping
+    drop(slot);
     metrics().http_duration.with_label_values(&[partner]).observe(report.latency.as_secs_f64());
     metrics().http_responses.with_label_values(&[partner, class(&report.attempt)]).inc();
     let verdict = judge(&report.attempt);

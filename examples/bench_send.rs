@@ -1,0 +1,185 @@
+//! End-to-end benchmark of the sender stage (run by `scripts/bench-send`,
+//! which starts the broker and the sink):
+//!
+//! 1. a load tool (wrk) measures what the local sink answers at;
+//! 2. N jobs over several partners go to the jobs topic;
+//! 3. the sender delivers them all; postbacks/s from first to last delivery,
+//!    p50/p99 request latency from the delivery log.
+//!
+//! Usage: bench_send sink PORT | bench_send BOOTSTRAP SINK_URL WRK_RATE [JOBS]
+
+use postback::codec::{JobFormat, encode_job};
+use postback::config;
+use postback::domain::{Job, Method, Routing};
+use postback::kafka::partition_for;
+use postback::telemetry::{Health, metrics};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const PARTNERS: usize = 4;
+const PARTITIONS: i32 = 8;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("sink") {
+        return sink(args[2].parse().expect("port"));
+    }
+    let bootstrap = args.get(1).expect("usage").clone();
+    let sink_url = args.get(2).expect("usage").clone();
+    let wrk_rate: f64 = args.get(3).expect("usage").parse().expect("wrk rate");
+    let n: usize = args.get(4).map_or(200_000, |s| s.parse().expect("JOBS"));
+    let prefix = format!("bench-send-{}", std::process::id());
+    let config = bench_config(&bootstrap, &prefix);
+    create_topic(&bootstrap, &config.topics.jobs);
+    produce_jobs(&bootstrap, &config.topics.jobs, &sink_url, n);
+    eprintln!("produced {n} jobs");
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let (c, s) = (Arc::new(config.clone()), Arc::clone(&shutdown));
+    let task = rt.spawn(async move { postback::send::run(c, Health::new(), s).await });
+    let delivered = || {
+        metrics().deliveries.with_label_values(&["p0", "delivered"]).get()
+            + (1..PARTNERS)
+                .map(|i| metrics().deliveries.with_label_values(&[&format!("p{i}"), "delivered"]).get())
+                .sum::<u64>()
+    };
+    while delivered() == 0 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let t = Instant::now();
+    let first = delivered();
+    while delivered() < n as u64 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let rate = (n as u64 - first) as f64 / secs;
+    shutdown.store(true, Ordering::Relaxed);
+    let _ = rt.block_on(task);
+    let mut lat = latencies(&bootstrap, &config.topics.deliveries, n);
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let q = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(f64::NAN);
+    println!("jobs={n} partners={PARTNERS} partitions={PARTITIONS}");
+    println!("load_tool_requests_per_s={wrk_rate:.0}");
+    println!("sender_postbacks_per_s={rate:.0}");
+    println!("ratio={:.2}", rate / wrk_rate);
+    println!("request_latency_p50_ms={:.1} p99_ms={:.1}", q(0.5), q(0.99));
+}
+
+/// A partner that answers 200 at once.
+fn sink(port: u16) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
+        let app = axum::Router::new().fallback(|| async { "ok" });
+        axum::serve(listener, app).await.expect("serve");
+    });
+}
+
+fn client(bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    c
+}
+
+fn create_topic(bootstrap: &str, topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<_> = client(bootstrap).create().expect("admin");
+    let t = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1));
+    futures::executor::block_on(admin.create_topics([&t], &AdminOptions::new())).expect("create topic");
+}
+
+fn produce_jobs(bootstrap: &str, topic: &str, sink: &str, n: usize) {
+    let p: BaseProducer = client(bootstrap)
+        .set("linger.ms", "20")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+    let now = postback::process::runner::now_ms();
+    for i in 0..n {
+        let job = Job {
+            job_id: format!("{i:032x}"),
+            postback_id: "bench".into(),
+            postback_name: "bench".into(),
+            partner_id: format!("p{}", i % PARTNERS),
+            app_id: "game-ios".into(),
+            event: "install".into(),
+            attribution: Routing::Lt,
+            device_id: format!("dev-{i}"),
+            user_id: String::new(),
+            event_id: format!("ev-{i}"),
+            event_ts_ms: now,
+            created_ms: now,
+            method: Method::Get,
+            url: format!("{sink}/install?click=c{i}&ifa=IDFA-{i}"),
+            headers: Default::default(),
+            body: None,
+            attempt: 0,
+            not_before_ms: 0,
+            expires_ms: now + 3_600_000,
+        };
+        let value = encode_job(&job, JobFormat::Json);
+        let key = job.device_id.as_bytes();
+        let mut rec = BaseRecord::to(topic).partition(partition_for(key, PARTITIONS)).key(key).payload(&value);
+        loop {
+            match p.send(rec) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(_), back)) => {
+                    rec = back;
+                    p.poll(Duration::from_millis(5));
+                }
+                Err((e, _)) => panic!("produce: {e}"),
+            }
+        }
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(120)).expect("flush");
+}
+
+fn bench_config(bootstrap: &str, prefix: &str) -> config::Config {
+    let mut text = format!(
+        "[kafka]\nbootstrap_servers = \"{bootstrap}\"\nsender_group_id = \"{prefix}.sender\"\n\
+         [topics]\njobs = \"{prefix}.jobs\"\njobs_retry_prefix = \"{prefix}.retry\"\njobs_dlq = \"{prefix}.dlq\"\ndeliveries = \"{prefix}.deliveries\"\njobs_partitions = {PARTITIONS}\n\
+         [send]\nallow_networks = [\"127.0.0.0/8\"]\npool_max_idle_per_host = 512\n[admin]\nlisten = \"127.0.0.1:0\"\n"
+    );
+    for i in 0..PARTNERS {
+        text.push_str(&format!("[[partners]]\nid = \"p{i}\"\nmax_concurrency = 64\n"));
+    }
+    config::load_str(&text, Path::new("bench-send.toml"), Vec::<(String, String)>::new()).expect("bench config")
+}
+
+fn latencies(bootstrap: &str, topic: &str, n: usize) -> Vec<f64> {
+    let consumer: BaseConsumer = client(bootstrap)
+        .set("group.id", "bench-latency")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let parts = md.topics()[0].partitions().len() as i32;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..parts {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::with_capacity(n);
+    let mut eof = 0;
+    while eof < parts {
+        match consumer.poll(Duration::from_secs(10)) {
+            Some(Ok(m)) => {
+                let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap_or_default()).expect("json");
+                out.push(v["latency_ms"].as_f64().unwrap_or(f64::NAN));
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => eof += 1,
+            Some(Err(e)) => panic!("{e}"),
+            None => break,
+        }
+    }
+    out
+}
