@@ -43,7 +43,7 @@ fn main() {
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let shutdown = Arc::new(AtomicBool::new(false));
-    let (c, s) = (Arc::new(config.clone()), Arc::clone(&shutdown));
+    let (c, s) = (postback::config::reload::shared(config.clone()), Arc::clone(&shutdown));
     let task = rt.spawn(async move { postback::send::run(c, Health::new(), s).await });
     let delivered = || {
         metrics().deliveries.with_label_values(&["p0", "delivered"]).get()

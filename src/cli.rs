@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(name = "postback", version, about = "Exactly-once partner postbacks from app-tracking events on Kafka")]
@@ -46,6 +47,63 @@ pub enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// The whole pipeline on this machine: embedded Kafka (librdkafka's
+    /// mock cluster), both stages, a local partner endpoint, generated events.
+    Demo {
+        /// Distinct devices in the generated stream.
+        #[arg(long, default_value_t = 2_000)]
+        devices: usize,
+        /// Events to generate (with --duration: at most).
+        #[arg(long, default_value_t = 20_000)]
+        events: usize,
+        /// Generate for this long instead (e.g. "30s").
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// Keep running after the summary, to browse /metrics.
+        #[arg(long)]
+        keep_running: bool,
+        /// Admin (metrics) address.
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        admin: String,
+    },
+    /// Explain a device's or user's state and which postbacks its next event would fire.
+    Inspect {
+        #[command(subcommand)]
+        target: InspectTarget,
+    },
+    /// A partner endpoint that answers 200 to everything (docker-compose, tests).
+    PartnerMock {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InspectTarget {
+    /// A device: `inspect device APP DEVICE --config FILE`.
+    Device(InspectArgs),
+    /// A user: `inspect user APP USER --config FILE`.
+    User(InspectArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    pub app: String,
+    pub id: String,
+    /// The TOML config file (apps and postbacks to explain against).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// A stopped instance's state directory (default: process.state_dir).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Ask a running instance instead, at its admin address (host:port).
+    #[arg(long, conflicts_with = "state_dir")]
+    pub admin: Option<String>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::config::units::parse_duration(s)
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,6 +11,7 @@ pub mod codec;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod inspect;
 pub mod kafka;
 pub mod process;
 pub mod send;

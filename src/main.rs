@@ -1,15 +1,18 @@
 //! The `postback` binary: parse arguments, load config, run a command.
 
 use clap::Parser;
-use postback::cli::{Cli, Command, DlqCommand};
+use postback::cli::{Cli, Command, DlqCommand, InspectTarget};
 use postback::config;
+use postback::demo::Options;
 use postback::send::replay::Filter;
 use postback::server::{self, Stages};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    postback::telemetry::logging::init(cli.log_format);
+    // the demo prints its own progress; its logs only say what went wrong
+    let default_filter = if matches!(cli.command, Command::Demo { .. }) { "error" } else { "info" };
+    postback::telemetry::logging::init(cli.log_format, default_filter);
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
         Command::Process { config } => service(&config, Stages { process: true, send: false }),
@@ -17,6 +20,85 @@ fn main() -> ExitCode {
         Command::Run { config } => service(&config, Stages { process: true, send: true }),
         Command::Dlq { command: DlqCommand::Replay { config, partner, reason, since, until } } => {
             dlq_replay(&config, Filter { partner, reason, since_ms: since, until_ms: until })
+        }
+        Command::Demo { devices, events, duration, keep_running, admin } => demo(Options {
+            devices,
+            events: if duration.is_some() && events == 20_000 { usize::MAX } else { events },
+            duration,
+            keep_running,
+            admin,
+            seed: 7,
+            progress: true,
+        }),
+        Command::Inspect { target } => inspect(target),
+        Command::PartnerMock { listen } => partner_mock(listen),
+    }
+}
+
+fn demo(opts: Options) -> ExitCode {
+    println!(
+        "postback demo: {} devices, embedded Kafka (mock cluster), both stages, a partner endpoint on 127.0.0.1",
+        opts.devices
+    );
+    match postback::demo::run(&opts) {
+        Ok(report) => {
+            println!("\n{}", report.table());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("postback demo: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn inspect(target: InspectTarget) -> ExitCode {
+    let (kind, args) = match target {
+        InspectTarget::Device(a) => ("device", a),
+        InspectTarget::User(a) => ("user", a),
+    };
+    let result = match &args.admin {
+        Some(addr) => inspect_remote(addr, kind, &args.app, &args.id),
+        None => config::load(&args.config).map_err(|e| e.to_string()).and_then(|c| {
+            let dir = args.state_dir.clone().unwrap_or_else(|| c.process.state_dir.clone());
+            let report = if kind == "device" {
+                postback::inspect::device_report(&c, &dir, &args.app, &args.id)
+            } else {
+                postback::inspect::user_report(&c, &dir, &args.app, &args.id)
+            };
+            report.map_err(|e| e.to_string())
+        }),
+    };
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("postback inspect: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn inspect_remote(addr: &str, kind: &str, app: &str, id: &str) -> Result<String, String> {
+    let url = format!("http://{addr}/inspect/{kind}/{app}/{id}");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let resp = reqwest::get(&url).await.map_err(|e| format!("{url}: {e}"))?;
+        let ok = resp.status().is_success();
+        let text = resp.text().await.map_err(|e| e.to_string())?;
+        if ok { Ok(text) } else { Err(text) }
+    })
+}
+
+fn partner_mock(listen: std::net::SocketAddr) -> ExitCode {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    match rt.block_on(postback::demo::partner::serve_mock(listen)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("postback partner-mock: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -2,14 +2,14 @@
 //! run the processing stage (and later the sender), stop cleanly on
 //! SIGTERM/SIGINT. `main` only parses arguments and calls in here.
 
+use crate::config::reload::{self, SharedConfig};
 use crate::config::{self, Config};
 use crate::process;
-use crate::process::runner::SharedConfig;
 use crate::telemetry::{Health, admin};
 use anyhow::Context;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
 
 /// Which stages this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,15 +19,18 @@ pub struct Stages {
 }
 
 pub fn run(path: &Path, stages: Stages) -> anyhow::Result<()> {
-    let config = Arc::new(config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?);
+    let config = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(serve(config, stages))
 }
 
-async fn serve(config: Arc<Config>, stages: Stages) -> anyhow::Result<()> {
+async fn serve(config: Config, stages: Stages) -> anyhow::Result<()> {
     let health = Health::new();
-    let shared: SharedConfig = Arc::new(RwLock::new(Arc::clone(&config)));
-    let (addr, _admin) = admin::serve(&config.admin.listen, admin::router(health.clone()))
+    let path = config.path.clone();
+    let shared: SharedConfig = reload::shared(config);
+    let config: Arc<Config> = Arc::clone(&shared.read().expect("config lock"));
+    let app = admin::router(health.clone()).merge(crate::inspect::router(Arc::clone(&shared)));
+    let (addr, _admin) = admin::serve(&config.admin.listen, app)
         .await
         .with_context(|| format!("admin.listen {}", config.admin.listen))?;
     tracing::info!(%addr, "admin server listening");
@@ -39,7 +42,8 @@ async fn serve(config: Arc<Config>, stages: Stages) -> anyhow::Result<()> {
         None
     };
     let sender =
-        stages.send.then(|| tokio::spawn(crate::send::run(Arc::clone(&config), health.clone(), Arc::clone(&shutdown))));
+        stages.send.then(|| tokio::spawn(crate::send::run(Arc::clone(&shared), health.clone(), Arc::clone(&shutdown))));
+    let watcher = tokio::spawn(reload::watch(path, Arc::clone(&shared), Arc::clone(&shutdown)));
     let stop = Arc::clone(&shutdown);
     let signals = tokio::spawn(async move {
         wait_for_signal().await;
@@ -65,6 +69,7 @@ async fn serve(config: Arc<Config>, stages: Stages) -> anyhow::Result<()> {
         }
     }
     signals.abort();
+    watcher.abort();
     tracing::info!("stopped");
     result
 }

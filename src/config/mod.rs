@@ -8,6 +8,7 @@
 
 mod env;
 pub mod model;
+pub mod reload;
 pub mod table;
 pub mod units;
 mod validate;

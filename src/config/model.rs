@@ -249,7 +249,7 @@ impl From<PlatformName> for Platform {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PartnerConfig {
     pub id: String,

@@ -68,6 +68,14 @@ impl Generator {
         Generator { rng, devices, next_id: 0 }
     }
 
+    /// What to partition an event by so that every event of a user (across
+    /// devices) lands in one partition, in order: the device's user, or the
+    /// device itself.
+    pub fn partition_key<'a>(&'a self, e: &'a Event) -> &'a str {
+        let index = e.device_id.strip_prefix("dev-").and_then(|n| n.parse::<usize>().ok());
+        index.and_then(|i| self.devices.get(i)).and_then(|d| d.user.as_deref()).unwrap_or(&e.device_id)
+    }
+
     /// The next event of a random device.
     pub fn next_event(&mut self) -> Event {
         let i = self.rng.random_range(0..self.devices.len());

@@ -14,6 +14,7 @@ pub mod check;
 pub mod device;
 pub mod engine;
 pub mod event;
+pub mod explain;
 pub mod hash;
 pub mod job;
 pub mod postback;
@@ -21,6 +22,7 @@ pub mod routing;
 pub mod rules;
 pub mod state;
 pub mod template;
+pub mod time;
 pub mod trigger;
 pub mod user;
 

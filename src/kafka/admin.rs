@@ -38,7 +38,10 @@ pub enum AdminError {
 const TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Partitions of `topic`, or `None` when it does not exist.
-pub fn partitions(consumer: &BaseConsumer, topic: &str) -> Result<Option<i32>, AdminError> {
+pub fn partitions<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+) -> Result<Option<i32>, AdminError> {
     let md = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
     let Some(t) = md.topics().iter().find(|t| t.name() == topic) else { return Ok(None) };
     match t.error() {

@@ -128,3 +128,22 @@ pub fn log_rdkafka(level: RDKafkaLogLevel, fac: &str, message: &str) {
         RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{message}"),
     }
 }
+
+/// The context of helper clients (restore, DLQ replay, reports): librdkafka
+/// logs through `tracing`, and reaching the end of a partition — which
+/// these clients wait for — is not reported as an error.
+pub struct QuietContext;
+
+impl ClientContext for QuietContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        log_rdkafka(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::warn!(error = %error, reason, "kafka client error");
+        }
+    }
+}
+
+impl ConsumerContext for QuietContext {}

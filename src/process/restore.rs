@@ -5,6 +5,7 @@
 //! the end of the partition, writing in batches that each record how far
 //! they got, so an interrupted restore resumes where it stopped.
 
+use crate::kafka::context::QuietContext;
 use crate::store::{Store, StoreKind, StoreMeta};
 use crate::telemetry::metrics;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -76,7 +77,8 @@ fn run(mut job: RestoreJob) -> RestoreDone {
 }
 
 fn restore(job: &mut RestoreJob, meta: &mut StoreMeta, labels: &[&str; 2]) -> Result<u64, String> {
-    let consumer: BaseConsumer = job.client.create().map_err(|e| e.to_string())?;
+    let consumer: BaseConsumer<QuietContext> =
+        job.client.create_with_context(QuietContext).map_err(|e| e.to_string())?;
     let (low, high) =
         consumer.fetch_watermarks(&job.changelog, job.partition, Duration::from_secs(30)).map_err(|e| e.to_string())?;
     let start = meta.changelog_offset.max(low);

@@ -24,15 +24,14 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 const STATS_EVERY: Duration = Duration::from_secs(10);
 
-/// The config the loop reads at the start of every batch (hot reload swaps it).
-pub type SharedConfig = Arc<RwLock<Arc<Config>>>;
+pub use crate::config::reload::SharedConfig;
 
 pub struct Runner {
     config: SharedConfig,

@@ -21,6 +21,7 @@ mod task;
 mod worker;
 
 use crate::config::Config;
+use crate::config::reload::SharedConfig;
 use crate::kafka::admin::{self, AdminError};
 use crate::kafka::client;
 use crate::kafka::context::GroupContext;
@@ -45,7 +46,10 @@ pub enum SendError {
 }
 
 /// Creates missing topics, then runs the sender until `shutdown` is set.
-pub async fn run(config: Arc<Config>, health: Health, shutdown: Arc<AtomicBool>) -> Result<(), SendError> {
+/// Partner settings follow config reloads; topics and Kafka settings are
+/// read once.
+pub async fn run(shared_config: SharedConfig, health: Health, shutdown: Arc<AtomicBool>) -> Result<(), SendError> {
+    let config: Arc<Config> = Arc::clone(&shared_config.read().expect("config lock"));
     health.block("sender starting");
     let c = Arc::clone(&config);
     let partitions = tokio::task::spawn_blocking(move || -> Result<HashMap<String, i32>, AdminError> {
@@ -71,7 +75,6 @@ pub async fn run(config: Arc<Config>, health: Health, shutdown: Arc<AtomicBool>)
         retry_after_factor: config.send.retry_after_factor,
     };
     let shared = Arc::new(task::Shared { http: http::Http::new(&config)?, outputs, policy });
-    let lanes = config.partners.iter().map(|p| (p.id.clone(), Arc::new(lane::Lane::new(p, &config)))).collect();
 
     let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
     let hook_tracker = Arc::clone(&tracker);
@@ -93,7 +96,7 @@ pub async fn run(config: Arc<Config>, health: Health, shutdown: Arc<AtomicBool>)
     let w = worker::Worker::new(
         Arc::new(consumer),
         shared,
-        lanes,
+        shared_config,
         tracker,
         config.send.max_in_flight,
         config.send.commit_interval.0,

@@ -5,6 +5,7 @@
 
 use crate::codec::{JobFormat, decode_job, encode_job};
 use crate::config::Config;
+use crate::kafka::context::QuietContext;
 use crate::kafka::{admin, client, partition_for};
 use crate::process::runner::now_ms;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -57,7 +58,7 @@ fn matches(m: &BorrowedMessage<'_>, partner: &str, f: &Filter) -> bool {
 /// Reads the DLQ from its start to its current end and re-queues matches.
 pub fn replay(config: &Config, filter: &Filter) -> Result<Summary, ReplayError> {
     let dlq = &config.topics.jobs_dlq;
-    let consumer: BaseConsumer = client::restore_consumer(config).create()?;
+    let consumer: BaseConsumer<QuietContext> = client::restore_consumer(config).create_with_context(QuietContext)?;
     let n = admin::partitions(&consumer, dlq)?.ok_or_else(|| admin::AdminError::Missing(dlq.clone()))?;
     let jobs_partitions = admin::partitions(&consumer, &config.topics.jobs)?
         .ok_or_else(|| admin::AdminError::Missing(config.topics.jobs.clone()))?;

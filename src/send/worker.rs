@@ -7,6 +7,8 @@ use super::lane::Lane;
 use super::offsets::OffsetTracker;
 use super::task::{self, Shared};
 use crate::codec::decode_job;
+use crate::config::Config;
+use crate::config::reload::SharedConfig;
 use crate::domain::Job;
 use crate::kafka::context::{Assignment, GroupContext};
 use crate::process::runner::now_ms;
@@ -38,7 +40,10 @@ struct Held {
 pub struct Worker {
     pub consumer: Arc<StreamConsumer<GroupContext>>,
     pub shared: Arc<Shared>,
-    pub lanes: HashMap<String, Arc<Lane>>,
+    config: SharedConfig,
+    /// The config the lanes were built from (reload builds new ones).
+    lanes_from: Arc<Config>,
+    lanes: HashMap<String, Arc<Lane>>,
     pub tracker: Arc<Mutex<OffsetTracker>>,
     /// Bounds the jobs held in memory (`send.max_in_flight`).
     pub capacity: Arc<Semaphore>,
@@ -55,16 +60,20 @@ impl Worker {
     pub fn new(
         consumer: Arc<StreamConsumer<GroupContext>>,
         shared: Arc<Shared>,
-        lanes: HashMap<String, Arc<Lane>>,
+        config: SharedConfig,
         tracker: Arc<Mutex<OffsetTracker>>,
         max_in_flight: usize,
         commit_interval: Duration,
         shutdown_deadline: Duration,
         shutdown: Arc<AtomicBool>,
     ) -> Worker {
+        let lanes_from = Arc::clone(&config.read().expect("config lock"));
+        let lanes = lanes_from.partners.iter().map(|p| (p.id.clone(), Arc::new(Lane::new(p, &lanes_from)))).collect();
         Worker {
             consumer,
             shared,
+            config,
+            lanes_from,
             lanes,
             tracker,
             capacity: Arc::new(Semaphore::new(max_in_flight)),
@@ -83,6 +92,7 @@ impl Worker {
         let mut permit: Option<OwnedSemaphorePermit> = None;
         while !self.shutdown.load(Ordering::Relaxed) {
             self.handle_assignments();
+            self.refresh_lanes();
             let next_due = self.due.first().map(|(at, _, _)| *at);
             let wake = tokio::time::Instant::now()
                 + Duration::from_millis(next_due.map_or(3_600_000, |at| (at - now_ms()).max(0) as u64));
@@ -192,6 +202,26 @@ impl Worker {
             task::run(shared, lane, job, key).await;
             finish(&tracker, &origin, permit);
         });
+    }
+
+    /// After a config reload: new partners get a lane, changed ones a new
+    /// lane (jobs already in the old one finish there), unchanged ones keep
+    /// theirs with its breaker and limiter state.
+    fn refresh_lanes(&mut self) {
+        let current = Arc::clone(&self.config.read().expect("config lock"));
+        if Arc::ptr_eq(&current, &self.lanes_from) {
+            return;
+        }
+        let mut lanes = HashMap::new();
+        for p in &current.partners {
+            let lane = match self.lanes.get(&p.id) {
+                Some(l) if l.partner == *p => Arc::clone(l),
+                _ => Arc::new(Lane::new(p, &current)),
+            };
+            lanes.insert(p.id.clone(), lane);
+        }
+        self.lanes = lanes;
+        self.lanes_from = current;
     }
 
     fn handle_assignments(&mut self) {

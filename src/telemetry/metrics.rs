@@ -206,6 +206,19 @@ impl Metrics {
     }
 }
 
+/// Sum of the samples of `name` whose labels include every `labels` pair,
+/// read from the text exposition (the demo's progress line, tests).
+pub fn sum(name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics()
+        .render()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b'{' | b' ')))
+        .filter(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
 pub fn metrics() -> &'static Metrics {

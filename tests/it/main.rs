@@ -3,6 +3,7 @@
 
 mod support;
 
+mod demo;
 mod mock;
 mod process;
 mod properties;

@@ -1,0 +1,119 @@
+//! `postback inspect device|user APP ID`: the stored state of one device or
+//! user and, per configured postback, whether its next event would fire it
+//! and why not — explained by `domain::explain`, i.e. by the rules
+//! themselves. Reads a state directory read-only (a stopped instance's, or
+//! a running one's through its admin API: `/inspect/device/APP/ID`).
+
+use crate::config::Config;
+use crate::config::reload::SharedConfig;
+use crate::domain::binary::{decode_device, decode_user};
+use crate::domain::engine::state_key;
+use crate::domain::explain::{self, Line};
+use crate::process::runner::now_ms;
+use crate::store::{RocksStore, Store, StoreKind};
+use axum::Router;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use std::path::Path;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    #[error("unknown app '{0}': not in the config's [[apps]]")]
+    UnknownApp(String),
+    #[error("state directory {0}: {1}")]
+    StateDir(String, String),
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("stored state of {0} is unreadable: {1}")]
+    Corrupt(String, String),
+}
+
+/// The stored value of `key` in any store of `kind` under `state_dir`.
+fn find(state_dir: &Path, kind: StoreKind, key: &str) -> Result<Option<Vec<u8>>, InspectError> {
+    let prefix = format!("{}-", kind.as_str());
+    let entries = std::fs::read_dir(state_dir)
+        .map_err(|e| InspectError::StateDir(state_dir.display().to_string(), e.to_string()))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(&prefix) || !entry.path().is_dir() {
+            continue;
+        }
+        let store = RocksStore::open_read_only(&entry.path())?;
+        if let Some(v) = store.get_many(&[key.as_bytes()])?.pop().flatten() {
+            return Ok(Some(v));
+        }
+    }
+    Ok(None)
+}
+
+fn table(lines: &[Line]) -> String {
+    let w = lines.iter().map(|l| l.postback_name.chars().count()).max().unwrap_or(8).max(8);
+    let mut out = format!("{:<w$}  {:<5}  {}\n", "postback", "fires", "next event / why");
+    for l in lines {
+        out.push_str(&format!(
+            "{:<w$}  {:<5}  {}: {}\n",
+            l.postback_name,
+            if l.fires { "yes" } else { "no" },
+            l.next_event,
+            l.why
+        ));
+    }
+    out
+}
+
+/// The whole report for a device.
+pub fn device_report(config: &Config, state_dir: &Path, app_id: &str, device: &str) -> Result<String, InspectError> {
+    let app = config.rules.app(app_id).ok_or_else(|| InspectError::UnknownApp(app_id.to_owned()))?;
+    let key = state_key(app_id, device);
+    let state = find(state_dir, StoreKind::Device, &key)?
+        .map(|v| decode_device(&v).map_err(|e| InspectError::Corrupt(key.clone(), e.to_string())))
+        .transpose()?;
+    let head = match &state {
+        Some(st) => format!("device {device} of app {app_id} ({})\n{}\n\n", app.platform, explain::describe_device(st)),
+        None => format!("device {device} of app {app_id} ({}): no stored state (never seen)\n\n", app.platform),
+    };
+    Ok(head + &table(&explain::explain_device(&config.rules, app, device, state.as_ref(), now_ms())))
+}
+
+/// The whole report for a user.
+pub fn user_report(config: &Config, state_dir: &Path, app_id: &str, user: &str) -> Result<String, InspectError> {
+    let app = config.rules.app(app_id).ok_or_else(|| InspectError::UnknownApp(app_id.to_owned()))?;
+    let key = state_key(app_id, user);
+    let state = find(state_dir, StoreKind::User, &key)?
+        .map(|v| decode_user(&v).map_err(|e| InspectError::Corrupt(key.clone(), e.to_string())))
+        .transpose()?;
+    let head = match &state {
+        Some(st) => format!("user {user} of app {app_id} ({})\n{}\n\n", app.platform, explain::describe_user(st)),
+        None => format!("user {user} of app {app_id} ({}): no stored state (never seen)\n\n", app.platform),
+    };
+    Ok(head + &table(&explain::explain_user(&config.rules, app, user, state.as_ref(), now_ms())))
+}
+
+/// `/inspect/device/{app}/{id}` and `/inspect/user/{app}/{id}` on the admin port.
+pub fn router(config: SharedConfig) -> Router {
+    Router::new().route("/inspect/{kind}/{app}/{id}", get(handle)).with_state(config)
+}
+
+async fn handle(
+    State(config): State<SharedConfig>,
+    UrlPath((kind, app, id)): UrlPath<(String, String, String)>,
+) -> (StatusCode, String) {
+    let config = Arc::clone(&config.read().expect("config lock"));
+    let result = tokio::task::spawn_blocking(move || {
+        let dir = config.process.state_dir.clone();
+        match kind.as_str() {
+            "device" => Some(device_report(&config, &dir, &app, &id)),
+            "user" => Some(user_report(&config, &dir, &app, &id)),
+            _ => None,
+        }
+    })
+    .await;
+    match result {
+        Ok(Some(Ok(text))) => (StatusCode::OK, text),
+        Ok(Some(Err(e))) => (StatusCode::NOT_FOUND, format!("{e}\n")),
+        Ok(None) => (StatusCode::NOT_FOUND, "use /inspect/device/APP/ID or /inspect/user/APP/ID\n".into()),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+    }
+}
