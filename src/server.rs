@@ -26,6 +26,11 @@ pub fn run(path: &Path, stages: Stages) -> anyhow::Result<()> {
 
 async fn serve(config: Config, stages: Stages) -> anyhow::Result<()> {
     let health = Health::new();
+    // not ready until each stage has registered what it waits for
+    health.block("starting");
+    if stages.send {
+        health.block(crate::send::STARTING);
+    }
     let path = config.path.clone();
     let shared: SharedConfig = reload::shared(config);
     let config: Arc<Config> = Arc::clone(&shared.read().expect("config lock"));
@@ -44,6 +49,7 @@ async fn serve(config: Config, stages: Stages) -> anyhow::Result<()> {
     let sender =
         stages.send.then(|| tokio::spawn(crate::send::run(Arc::clone(&shared), health.clone(), Arc::clone(&shutdown))));
     let watcher = tokio::spawn(reload::watch(path, Arc::clone(&shared), Arc::clone(&shutdown)));
+    health.unblock("starting");
     let stop = Arc::clone(&shutdown);
     let signals = tokio::spawn(async move {
         wait_for_signal().await;

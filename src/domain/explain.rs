@@ -69,7 +69,8 @@ fn describe(e: &Event) -> String {
         Kind::CustomEvent => format!("custom event '{}'", e.custom_name()),
         k => format!("{k}"),
     };
-    format!("a {what}{via} now")
+    let article = if what.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+    format!("{article} {what}{via} now")
 }
 
 fn is_user_level(pb: &Postback) -> bool {

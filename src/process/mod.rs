@@ -41,6 +41,8 @@ pub fn start(
     health: Health,
     shutdown: Arc<AtomicBool>,
 ) -> Result<JoinHandle<Result<(), ProcessError>>, ProcessError> {
+    health.block(runner::PRODUCER_NOT_READY);
+    health.block(runner::NOT_JOINED);
     let fixed: Arc<Config> = Arc::clone(&config.read().expect("config lock"));
     std::fs::create_dir_all(&fixed.process.state_dir).map_err(|e| {
         ProcessError::Fatal(format!("cannot create process.state_dir {}: {e}", fixed.process.state_dir.display()))

@@ -29,6 +29,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Readiness reasons the processor holds until they are resolved.
+pub const PRODUCER_NOT_READY: &str = "processor: producer not initialised";
+pub const NOT_JOINED: &str = "processor: waiting for a partition assignment";
 const STATS_EVERY: Duration = Duration::from_secs(10);
 
 pub use crate::config::reload::SharedConfig;
@@ -65,10 +68,9 @@ impl Runner {
     }
 
     pub fn run(mut self) -> Result<(), ProcessError> {
-        self.health.block("producer not initialised");
         // aborts whatever a previous incarnation with this transactional.id left open
         self.producer.inner.init_transactions(TXN_TIMEOUT)?;
-        self.health.unblock("producer not initialised");
+        self.health.unblock(PRODUCER_NOT_READY);
         let t = &self.fixed.topics;
         self.consumer.subscribe(&[&t.events, &t.user_activity])?;
         tracing::info!(group = %self.fixed.kafka.group_id, events = %t.events, user_activity = %t.user_activity, "processing stage started");
@@ -160,6 +162,7 @@ impl Runner {
         for event in self.consumer.context().take_events() {
             match event {
                 Assignment::Assigned(list) => {
+                    self.health.unblock(NOT_JOINED);
                     for (topic, partition) in list {
                         let Some(source) = self.source_of(&topic) else { continue };
                         if let Err(e) = self.parts.assign((store_kind(source), partition)) {

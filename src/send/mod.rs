@@ -35,6 +35,9 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
+/// The readiness reason held until the sender has subscribed.
+pub const STARTING: &str = "sender: starting";
+
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
     #[error("kafka: {0}")]
@@ -50,7 +53,7 @@ pub enum SendError {
 /// read once.
 pub async fn run(shared_config: SharedConfig, health: Health, shutdown: Arc<AtomicBool>) -> Result<(), SendError> {
     let config: Arc<Config> = Arc::clone(&shared_config.read().expect("config lock"));
-    health.block("sender starting");
+    health.block(STARTING);
     let c = Arc::clone(&config);
     let partitions = tokio::task::spawn_blocking(move || -> Result<HashMap<String, i32>, AdminError> {
         admin::ensure_sender_topics(&c)?;
@@ -91,7 +94,7 @@ pub async fn run(shared_config: SharedConfig, health: Health, shutdown: Arc<Atom
     topics.extend(config.retry_topics());
     consumer.subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>())?;
     tracing::info!(group = %config.kafka.sender_group_id, topics = ?topics, "sender stage started");
-    health.unblock("sender starting");
+    health.unblock(STARTING);
 
     let w = worker::Worker::new(
         Arc::new(consumer),

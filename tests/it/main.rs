@@ -5,6 +5,7 @@ mod support;
 
 mod demo;
 mod mock;
+mod ops;
 mod process;
 mod properties;
 mod scenarios;

@@ -130,6 +130,14 @@ pub fn job_key(j: &Job) -> JobKey {
     (j.job_id.clone(), j.postback_id.clone(), j.url.clone(), j.body.clone())
 }
 
+/// The jobs the rules engine predicts for `events` (partner URLs at `sink`).
+pub fn predict_with(events: &[Event], sink: &str) -> Vec<Job> {
+    let config = rules::config(sink);
+    let mut engine = Engine::new(Arc::clone(&config.rules));
+    let now = postback::process::runner::now_ms();
+    events.iter().filter_map(|e| engine.process(e, now).ok()).flatten().collect()
+}
+
 /// The jobs the rules engine predicts for `events`.
 pub fn predict(events: &[Event]) -> BTreeSet<JobKey> {
     let config = rules::config("https://pb.example");

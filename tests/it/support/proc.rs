@@ -112,6 +112,11 @@ pub fn http_get(addr: &str, path: &str) -> Option<String> {
     http(addr, path).filter(|(s, _)| *s == 200).map(|(_, b)| b)
 }
 
+/// Status and body of one GET.
+pub fn http_full(addr: &str, path: &str) -> Option<(u16, String)> {
+    http(addr, path)
+}
+
 pub fn http_status(addr: &str, path: &str) -> Option<u16> {
     http(addr, path).map(|(s, _)| s)
 }
