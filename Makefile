@@ -5,10 +5,15 @@
 CARGO_TARGET_DIR ?= $(HOME)/.cache/postback/target
 export CARGO_TARGET_DIR
 
-.PHONY: setup test lint unit build bench-hot kafka-start kafka-stop
+.PHONY: setup demo test lint unit build bench-hot bench-process bench-send kafka-start kafka-stop
 
 setup:
 	scripts/setup
+
+## demo: the whole pipeline on this machine (embedded Kafka, local partner), then a summary
+demo:
+	POSTBACK_SETUP_BROKER=0 scripts/setup
+	cargo run --bin postback -- demo $(DEMO_ARGS)
 
 ## test: setup, formatting, lints, and every test (a real Kafka broker included)
 test: setup lint
@@ -34,3 +39,10 @@ build:
 ## bench-hot: criterion benchmark of the pure hot path (apply + route + render)
 bench-hot:
 	cargo bench --bench hot_path
+
+## bench-process / bench-send: end-to-end benchmarks on a real broker
+bench-process:
+	scripts/bench-process
+
+bench-send:
+	scripts/bench-send
