@@ -244,9 +244,7 @@ impl Runner {
                 return Err(ProcessError::Fatal(format!("fatal transaction error: {e}")));
             }
         }
-        if let Err(e) = self.producer.inner.abort_transaction(TXN_TIMEOUT) {
-            return Err(ProcessError::Fatal(format!("abort failed after {cause}: {e}")));
-        }
+        self.abort(cause)?;
         let _ = self.producer.take_changelog_offsets();
         let mut first: BTreeMap<(Source, i32), i64> = BTreeMap::new();
         for r in records {
@@ -262,6 +260,27 @@ impl Runner {
             }
         }
         Ok(())
+    }
+
+    /// Aborts the open transaction. The abort purges queued records, whose
+    /// delivery reports this thread must serve (librdkafka refuses to finish
+    /// the abort until they are), so it polls the producer between tries.
+    fn abort(&self, cause: &KafkaError) -> Result<(), ProcessError> {
+        let mut attempts = 0;
+        loop {
+            self.producer.inner.poll(Duration::ZERO);
+            match self.producer.inner.abort_transaction(Duration::from_secs(5)) {
+                Ok(()) => return Ok(()),
+                Err(KafkaError::Transaction(e)) if !e.is_fatal() && attempts < 30 => {
+                    attempts += 1;
+                    tracing::warn!(error = %e, attempts, "abort_transaction not done yet; serving delivery reports and retrying");
+                    self.producer.inner.poll(Duration::from_millis(200));
+                }
+                Err(e) => {
+                    return Err(ProcessError::Fatal(format!("abort_transaction failed: {e} (aborting after: {cause})")));
+                }
+            }
+        }
     }
 
     /// After the commit: each store gets its batch's state and the offsets

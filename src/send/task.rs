@@ -22,7 +22,15 @@ pub struct Shared {
 }
 
 /// Attempts `job` once (unless deferred) and records its outcome.
-pub async fn run(shared: Arc<Shared>, lane: Arc<Lane>, mut job: Job, key: Vec<u8>) {
+/// Where a job was read from, for log lines about it.
+#[derive(Debug, Clone, Copy)]
+pub struct At<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+pub async fn run(shared: Arc<Shared>, lane: Arc<Lane>, mut job: Job, key: Vec<u8>, at: At<'_>) {
     let _pending = lane.enter();
     if let Some(at) = lane.reserve() {
         // waiting for the rate limit is not an attempt
@@ -91,7 +99,7 @@ pub async fn run(shared: Arc<Shared>, lane: Arc<Lane>, mut job: Job, key: Vec<u8
             metrics().deliveries.with_label_values(&[partner, "retried"]).inc();
         }
         Some((None, _, reason)) => {
-            tracing::warn!(job_id = %job.job_id, partner = %partner, reason = %reason, "job given up to the dlq");
+            tracing::warn!(topic = at.topic, partition = at.partition, offset = at.offset, job_id = %job.job_id, partner = %partner, reason = %reason, "job given up to the dlq");
             shared.outputs.dead(&key, &job, &reason).await;
             let label = if outcome == "blocked" { "blocked" } else { "dlq" };
             metrics().deliveries.with_label_values(&[partner, label]).inc();

@@ -199,7 +199,8 @@ impl Worker {
             return;
         }
         tokio::spawn(async move {
-            task::run(shared, lane, job, key).await;
+            let at = task::At { topic: &origin.topic, partition: origin.partition, offset: origin.offset };
+            task::run(shared, lane, job, key, at).await;
             finish(&tracker, &origin, permit);
         });
     }

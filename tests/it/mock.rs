@@ -13,6 +13,7 @@ use postback::kafka::partition_for;
 use postback::process;
 use postback::telemetry::Health;
 use rdkafka::mocking::MockCluster;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,17 +59,49 @@ fn the_processing_loop_runs_on_the_mock_cluster() {
     }
     producer.flush();
 
+    // committed jobs: (ids in order, set of job keys)
+    let collect = |want: usize| {
+        let (mut ids, mut got) = (Vec::new(), BTreeSet::new());
+        wait_until(Duration::from_secs(60), || {
+            let jobs: Vec<_> =
+                read_all_at(&bootstrap, "m.jobs").iter().map(|r| decode_job(&r.value).unwrap()).collect();
+            ids = jobs.iter().map(|j| j.job_id.clone()).collect::<Vec<_>>();
+            got = jobs.iter().map(job_key).collect();
+            got.len() >= want
+        });
+        (ids, got)
+    };
+    let (_, got) = collect(predict(&events).len());
+    assert_eq!(got, predict(&events));
+
+    // a failed transaction: the broker refuses the offset commit once; the
+    // batch is aborted, rewound and processed again — no loss, no duplicate
+    let aborted = || postback::telemetry::metrics::sum("postback_transactions_total", &[("result", "aborted")]);
+    let before = aborted();
+    mock.request_errors(RDKafkaApiKey::TxnOffsetCommit, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION]);
+    let more = generated(50, 300, 10);
+    let more_users: HashMap<&str, &str> =
+        more.iter().filter(|e| !e.user_id.is_empty()).map(|e| (e.device_id.as_str(), e.user_id.as_str())).collect();
+    for e in &more {
+        let group = more_users.get(e.device_id.as_str()).copied().unwrap_or(&e.device_id);
+        producer.send("m.events", partition_for(group.as_bytes(), 2), e.device_id.as_bytes(), &encode_event_json(e));
+    }
+    producer.flush();
+    events.extend(more);
     let want = predict(&events);
-    let mut got = BTreeSet::new();
-    let mut ids = Vec::new();
-    wait_until(Duration::from_secs(60), || {
-        let jobs: Vec<_> = read_all_at(&bootstrap, "m.jobs").iter().map(|r| decode_job(&r.value).unwrap()).collect();
-        ids = jobs.iter().map(|j| j.job_id.clone()).collect();
-        got = jobs.iter().map(job_key).collect();
-        got.len() >= want.len()
-    });
+    let (ids, got) = collect(want.len());
+    assert!(aborted() > before, "the injected error aborted a transaction");
     shutdown.store(true, Ordering::Relaxed);
-    handle.join().expect("processor thread").expect("processor result");
+    let result = handle.join().expect("processor thread");
+    let missing: Vec<_> = want.difference(&got).map(|k| &k.1).take(5).collect();
+    let extra: Vec<_> = got.difference(&want).map(|k| &k.1).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{} jobs, {} predicted; missing {missing:?}; extra {extra:?}; processor: {result:?}",
+        got.len(),
+        want.len()
+    );
+    result.expect("processor result");
     assert_eq!(ids.len(), got.len(), "no job id twice");
     assert_eq!(got, want);
     // the rejected steps of the scenario table are in the DLQ
