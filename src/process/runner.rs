@@ -277,7 +277,9 @@ impl Runner {
                     self.producer.inner.poll(Duration::from_millis(200));
                 }
                 Err(e) => {
-                    return Err(ProcessError::Fatal(format!("abort_transaction failed: {e} (aborting after: {cause})")));
+                    return Err(ProcessError::Fatal(format!(
+                        "abort_transaction failed: {e} (aborting after: {cause})"
+                    )));
                 }
             }
         }
