@@ -16,26 +16,32 @@ pub fn base(config: &Config) -> ClientConfig {
     c
 }
 
-/// The processing stage's consumer (DESIGN §3.2).
+/// The processing stage's consumer (DESIGN §3.2): a group consumer whose
+/// offsets are committed through the producer's transaction.
 pub fn processor_consumer(config: &Config) -> ClientConfig {
-    let mut c = base(config);
-    c.set("group.id", &config.kafka.group_id)
-        // only committed records: user-activity and changelogs are written
-        // transactionally, and an aborted batch must never be seen
-        .set("isolation.level", "read_committed")
-        // offsets are committed through the producer's transaction
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        // incremental rebalances: partitions that stay keep their stores
-        .set("partition.assignment.strategy", "cooperative-sticky")
-        // consumer lag per partition arrives through the statistics callback
-        .set("statistics.interval.ms", "5000");
+    let mut c = group_settings(base(config), &config.kafka.group_id);
     if config.kafka.static_membership {
         // a restarted pod rejoins as itself: no rebalance on rolling restarts
         c.set("group.instance.id", config.instance_id());
     }
     override_client(&mut c, config, Role::Consumer);
+    c
+}
+
+/// What every group consumer of postback sets.
+fn group_settings(mut c: ClientConfig, group: &str) -> ClientConfig {
+    c.set("group.id", group)
+        // only committed records: jobs, user activity and changelogs are
+        // written transactionally, and an aborted batch must never be seen
+        .set("isolation.level", "read_committed")
+        // offsets are committed by postback (transaction or explicit commit)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        // incremental rebalances: partitions that stay keep their state
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        // consumer lag per partition arrives through the statistics callback
+        .set("statistics.interval.ms", "5000");
     c
 }
 
@@ -78,16 +84,9 @@ pub fn producer(config: &Config) -> ClientConfig {
     c
 }
 
-/// A consumer in `group` (the sender stage, tests).
+/// A consumer in `group` (the sender stage), committing explicitly.
 pub fn consumer(config: &Config, group: &str) -> ClientConfig {
-    let mut c = base(config);
-    c.set("group.id", group)
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("statistics.interval.ms", "5000");
+    let mut c = group_settings(base(config), group);
     override_client(&mut c, config, Role::Consumer);
     c
 }
