@@ -310,25 +310,26 @@ fn kill_9_mid_stream_delivers_everything_at_least_once() {
     let env = TestEnv::new("send-crash", 2, "https://pb.example", SEND);
     let jobs: Vec<Job> = (0..400).map(|i| job(&format!("c-{i}"), "acme", partner.url("/slow/x"))).collect();
     env.produce_jobs(&jobs);
-    let mut s = sender(&env, "s1", &[("POSTBACK__PARTNERS__0__MAX_CONCURRENCY", "8")]);
-    assert!(wait_until(Duration::from_secs(60), || partner.requests().len() >= 100), "{}", tail(&s));
+    // 4 at a time, 50 ms each: about 80 deliveries a second
+    let mut s = sender(&env, "s1", &[("POSTBACK__PARTNERS__0__MAX_CONCURRENCY", "4")]);
+    assert!(wait_until(Duration::from_secs(60), || partner.requests().len() >= 250), "{}", tail(&s));
     let killed_at = Instant::now();
     s.kill9();
-    let mut s = sender(&env, "s2", &[("POSTBACK__PARTNERS__0__MAX_CONCURRENCY", "8")]);
+    let mut s = sender(&env, "s2", &[("POSTBACK__PARTNERS__0__MAX_CONCURRENCY", "4")]);
     assert!(wait_until(Duration::from_secs(120), || by_id(&partner.requests()).len() == 400), "{}", tail(&s));
     let reqs = by_id(&partner.requests());
     let dups: Vec<_> = reqs.iter().filter(|(_, r)| r.len() > 1).collect();
     // only jobs in flight at the crash, or finished but not yet committed
-    // (commit interval 200 ms, 50 ms per request), are sent again
+    // (commit interval 200 ms), are sent again; 1.5 s leaves room for a
+    // loaded machine, and well over a hundred jobs were delivered before it
+    let window = Duration::from_millis(1500);
     for (id, r) in &dups {
-        assert!(
-            killed_at.duration_since(r[0].at) < Duration::from_millis(800),
-            "{id} was sent {:?} before the crash and again after",
-            killed_at.duration_since(r[0].at)
-        );
+        let before = killed_at.duration_since(r[0].at);
+        assert!(before < window, "{id} was sent {before:?} before the crash and again after");
         assert!(r.iter().all(|x| x.id() == *id));
     }
-    assert!(dups.len() <= 40, "{} duplicates", dups.len());
+    let committed_early = reqs.values().filter(|r| killed_at.duration_since(r[0].at) >= window).count();
+    assert!(committed_early >= 100, "the check covers jobs delivered well before the crash ({committed_early})");
     assert_eq!(s.terminate(), Some(0));
 }
 
