@@ -2,10 +2,10 @@
 //! the processing loop handles between polls, routes librdkafka logs into
 //! `tracing`, and exports consumer lag from librdkafka's statistics.
 //!
-//! Callbacks run inside `poll()` on the processing thread, between batches,
-//! so no transaction is ever open when partitions are revoked: there is
-//! nothing to finish first, and records already polled for a revoked
-//! partition are simply dropped (their offsets were never committed).
+//! Callbacks run inside `poll()` on the polling thread. The processor's
+//! revoke hook waits until its in-flight commit has an outcome, so no
+//! transaction is open when partitions leave; records already polled for a
+//! revoked partition are simply dropped (their offsets were never committed).
 
 use crate::telemetry::metrics;
 use rdkafka::client::ClientContext;

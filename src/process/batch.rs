@@ -4,7 +4,9 @@
 //! write to the stores after it commits.
 //!
 //! Nothing here writes to a store: the caller does that after
-//! `commit_transaction`, so a store never holds uncommitted state.
+//! `commit_transaction`, so a store never holds uncommitted state. While the
+//! previous batch is still committing, its state is read through [`Prior`]
+//! before the stores.
 
 use super::records::{DlqInfo, InRecord, OutRecord, OutTopic, Source};
 use super::stats::BatchStats;
@@ -46,15 +48,48 @@ pub type Stores = HashMap<(StoreKind, i32), Box<dyn Store>>;
 /// Encoded state to write per store after the commit.
 pub type StateWrites = BTreeMap<(StoreKind, i32), Vec<Entry>>;
 
-pub fn process_batch(records: &[InRecord], stores: &Stores, env: &BatchEnv<'_>) -> Result<BatchOutput, StoreError> {
+/// The state written by a batch whose transaction is still committing:
+/// newer than the stores, so the next batch reads it first. Should that
+/// commit fail, both batches are rewound and this view is dropped with them.
+#[derive(Default)]
+pub struct Prior<'a> {
+    values: HashMap<(StoreKind, i32), PriorValues<'a>>,
+}
+
+/// Key -> encoded state, of one store.
+type PriorValues<'a> = HashMap<&'a [u8], &'a [u8]>;
+
+impl<'a> Prior<'a> {
+    pub fn new(state: &'a StateWrites) -> Prior<'a> {
+        let values = state
+            .iter()
+            .map(|(store, entries)| (*store, entries.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect()))
+            .collect();
+        Prior { values }
+    }
+
+    fn get(&self, store: (StoreKind, i32), key: &[u8]) -> Option<&'a [u8]> {
+        self.values.get(&store).and_then(|m| m.get(key)).copied()
+    }
+}
+
+/// Reads the state a batch starts from: the committing batch's, then the
+/// stores'.
+#[derive(Clone, Copy)]
+pub struct StateView<'a> {
+    pub stores: &'a Stores,
+    pub prior: &'a Prior<'a>,
+}
+
+pub fn process_batch(records: &[InRecord], view: StateView<'_>, env: &BatchEnv<'_>) -> Result<BatchOutput, StoreError> {
     let mut out = BatchOutput::default();
     for r in records {
         out.positions.insert((r.source, r.partition), r.offset + 1);
     }
     let device_records: Vec<&InRecord> = records.iter().filter(|r| r.source == Source::Events).collect();
     let user_records: Vec<&InRecord> = records.iter().filter(|r| r.source == Source::UserActivity).collect();
-    device_phase(&device_records, stores, env, &mut out)?;
-    user_phase(&user_records, stores, env, &mut out)?;
+    device_phase(&device_records, view, env, &mut out)?;
+    user_phase(&user_records, view, env, &mut out)?;
     Ok(out)
 }
 
@@ -63,7 +98,7 @@ type Overlay<S> = HashMap<String, Option<S>>;
 
 fn device_phase(
     records: &[&InRecord],
-    stores: &Stores,
+    view: StateView<'_>,
     env: &BatchEnv<'_>,
     out: &mut BatchOutput,
 ) -> Result<(), StoreError> {
@@ -78,7 +113,7 @@ fn device_phase(
     load(
         &valid,
         StoreKind::Device,
-        stores,
+        view,
         &mut overlays,
         |(_, e)| state_key(&e.app_id, &e.device_id),
         binary::decode_device,
@@ -107,7 +142,7 @@ fn device_phase(
 
 fn user_phase(
     records: &[&InRecord],
-    stores: &Stores,
+    view: StateView<'_>,
     env: &BatchEnv<'_>,
     out: &mut BatchOutput,
 ) -> Result<(), StoreError> {
@@ -122,7 +157,7 @@ fn user_phase(
     load(
         &valid,
         StoreKind::User,
-        stores,
+        view,
         &mut overlays,
         |(_, a)| state_key(&a.event.app_id, &a.event.user_id),
         binary::decode_user,
@@ -143,27 +178,40 @@ fn user_phase(
     Ok(())
 }
 
-/// Reads the state of every key the batch touches: one multi_get per
-/// partition for the keys not already in the overlay.
+/// Reads the state of every key the batch touches: from the committing
+/// batch when it wrote the key, else one multi_get per partition.
 fn load<T, S>(
     items: &[(&InRecord, T)],
     kind: StoreKind,
-    stores: &Stores,
+    view: StateView<'_>,
     overlays: &mut HashMap<i32, Overlay<S>>,
     key_of: impl Fn(&(&InRecord, T)) -> String,
     decode: fn(&[u8]) -> Result<S, BinaryError>,
 ) -> Result<(), StoreError> {
     let mut wanted: HashMap<i32, Vec<String>> = HashMap::new();
     for item in items {
-        let overlay = overlays.entry(item.0.partition).or_default();
+        let partition = item.0.partition;
+        let overlay = overlays.entry(partition).or_default();
         let key = key_of(item);
-        if !overlay.contains_key(&key) {
-            overlay.insert(key.clone(), None);
-            wanted.entry(item.0.partition).or_default().push(key);
+        if overlay.contains_key(&key) {
+            continue;
+        }
+        match view.prior.get((kind, partition), key.as_bytes()) {
+            Some(bytes) => {
+                let state = decode(bytes).map_err(|e| StoreError::Corrupt {
+                    path: format!("{kind}-{partition} (committing batch)"),
+                    reason: format!("key {key}: {e}"),
+                })?;
+                overlay.insert(key, Some(state));
+            }
+            None => {
+                overlay.insert(key.clone(), None);
+                wanted.entry(partition).or_default().push(key);
+            }
         }
     }
     for (partition, keys) in wanted {
-        let store = stores.get(&(kind, partition)).ok_or_else(|| StoreError::Corrupt {
+        let store = view.stores.get(&(kind, partition)).ok_or_else(|| StoreError::Corrupt {
             path: format!("{kind}-{partition}"),
             reason: "no store open for an assigned partition".into(),
         })?;

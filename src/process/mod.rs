@@ -5,6 +5,7 @@
 //! offsets commit together or not at all.
 
 pub mod batch;
+mod commit;
 mod partitions;
 mod producer;
 pub mod records;

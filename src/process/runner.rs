@@ -1,13 +1,17 @@
 //! The exactly-once loop (DESIGN §3.2), on its own thread: every call here
 //! blocks (librdkafka transactions, RocksDB), none runs on an async worker.
 //!
-//! Per batch: poll (no transaction open, so rebalance callbacks never meet
-//! one) → begin → process → produce → send offsets with the group metadata
-//! → commit → only then write the stores. Any failure before the commit
-//! aborts, drops the batch's state and rewinds to the batch's first offsets.
+//! Per batch: poll → process → begin → produce → send offsets with the
+//! group metadata → commit → only then write the stores. The commit runs on
+//! its own thread while the next batch is polled and processed (reading the
+//! committing batch's state first); the next transaction begins only once
+//! the previous one is settled, and a revocation waits for it. A failure
+//! before the commit completes aborts, drops the state of the batches not
+//! committed and rewinds to their first offsets.
 
 use super::ProcessError;
-use super::batch::{BatchEnv, StateWrites, process_batch};
+use super::batch::{BatchEnv, Prior, StateView, StateWrites, process_batch};
+use super::commit::{ChangelogOffsets, Gate, InFlight, Offsets, earliest, first_offsets};
 use super::partitions::{Partitions, store_kind};
 use super::producer::{Topics, TxnProducer};
 use super::records::{InRecord, Source};
@@ -23,7 +27,6 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -42,7 +45,10 @@ pub struct Runner {
     fixed: Arc<Config>,
     layout: Layout,
     consumer: BaseConsumer<GroupContext>,
-    producer: TxnProducer,
+    producer: Arc<TxnProducer>,
+    /// The batch whose transaction is committing, if any.
+    in_flight: Option<InFlight>,
+    gate: Arc<Gate>,
     parts: Partitions,
     health: Health,
     shutdown: Arc<AtomicBool>,
@@ -60,11 +66,15 @@ impl Runner {
         shutdown: Arc<AtomicBool>,
     ) -> Result<Runner, ProcessError> {
         let fixed = Arc::clone(&config.read().expect("config lock"));
-        let consumer: BaseConsumer<GroupContext> =
-            client::processor_consumer(&fixed).create_with_context(GroupContext::new(&fixed.kafka.group_id, true))?;
-        let producer = TxnProducer::new(&client::transactional_producer(&fixed), Topics::new(&fixed))?;
+        let gate = Arc::new(Gate::default());
+        let hook_gate = Arc::clone(&gate);
+        // partitions leave only once their last transaction has an outcome
+        let context = GroupContext::new(&fixed.kafka.group_id, true)
+            .with_revoke_hook(Box::new(move |_, _| hook_gate.wait_idle(TXN_TIMEOUT)));
+        let consumer: BaseConsumer<GroupContext> = client::processor_consumer(&fixed).create_with_context(context)?;
+        let producer = Arc::new(TxnProducer::new(&client::transactional_producer(&fixed), Topics::new(&fixed))?);
         let parts = Partitions::new(Arc::clone(&fixed), health.clone());
-        Ok(Runner { config, fixed, layout, consumer, producer, parts, health, shutdown })
+        Ok(Runner { config, fixed, layout, consumer, producer, in_flight: None, gate, parts, health, shutdown })
     }
 
     pub fn run(mut self) -> Result<(), ProcessError> {
@@ -76,14 +86,18 @@ impl Runner {
         tracing::info!(group = %self.fixed.kafka.group_id, events = %t.events, user_activity = %t.user_activity, "processing stage started");
         let mut last_stats = Instant::now();
         let result = self.run_loop(&mut last_stats);
+        // the open batch finishes (or is rewound) before the group is left
+        let settled = self.settle(&Offsets::new());
         self.stop();
-        result
+        result.and(settled.map(|_| ()))
     }
 
     fn run_loop(&mut self, last_stats: &mut Instant) -> Result<(), ProcessError> {
         while !self.shutdown.load(Ordering::Relaxed) {
             let batch = self.poll_batch()?;
-            if !batch.is_empty() {
+            if batch.is_empty() {
+                self.settle(&Offsets::new())?;
+            } else {
                 self.commit_batch(batch)?;
             }
             if last_stats.elapsed() >= STATS_EVERY {
@@ -182,6 +196,9 @@ impl Runner {
         }
     }
 
+    /// Processes `records` (while the previous batch may still be
+    /// committing), settles the previous batch, then opens this batch's
+    /// transaction and hands its commit to the committer thread.
     fn commit_batch(&mut self, records: Vec<InRecord>) -> Result<(), ProcessError> {
         let started = Instant::now();
         let config = Arc::clone(&self.config.read().expect("config lock"));
@@ -193,34 +210,57 @@ impl Runner {
             events_topic: &self.fixed.topics.events,
             user_activity_topic: &self.fixed.topics.user_activity,
         };
-        let _ = self.producer.take_changelog_offsets();
-        self.producer.inner.begin_transaction()?;
-        let out = match process_batch(&records, &self.parts.stores, &env) {
-            Ok(out) => out,
-            Err(e) => {
-                self.abort_and_rewind(&records, &KafkaError::Canceled)?;
-                return Err(ProcessError::Store(e));
-            }
+        let processed = {
+            let prior = self.in_flight.as_ref().map_or_else(Prior::default, |f| Prior::new(&f.batch.state));
+            process_batch(&records, StateView { stores: &self.parts.stores, prior: &prior }, &env)
         };
-        if let Err(e) = self.produce_and_commit(&out.records, &out.positions) {
+        let first = first_offsets(&records);
+        if !self.settle(&first)? {
+            // the previous batch was rewound, and this one with it
+            return Ok(());
+        }
+        let out = processed?;
+        self.producer.inner.begin_transaction()?;
+        if let Err(e) = self.produce(&out.records, &out.positions) {
             tracing::warn!(error = %e, records = records.len(), "transaction failed; aborting and rewinding");
-            self.abort_and_rewind(&records, &e)?;
+            self.abort_and_rewind(&first, &e)?;
             metrics().transactions.with_label_values(&["aborted"]).inc();
             return Ok(());
         }
-        metrics().transactions.with_label_values(&["committed"]).inc();
-        self.write_stores(out.state, &out.positions)?;
-        out.stats.publish(&self.fixed.topics.events_dlq);
-        metrics().batch_duration.with_label_values(&["process"]).observe(started.elapsed().as_secs_f64());
-        metrics().batch_records.with_label_values(&["process"]).observe(records.len() as f64);
+        let in_flight = InFlight::spawn(&self.producer, &self.gate, TXN_TIMEOUT, out, first, started, records.len())
+            .map_err(|e| ProcessError::Fatal(format!("cannot start the commit thread: {e}")))?;
+        self.in_flight = Some(in_flight);
         Ok(())
     }
 
-    fn produce_and_commit(
-        &self,
-        out: &[super::records::OutRecord],
-        positions: &BTreeMap<(Source, i32), i64>,
-    ) -> Result<(), KafkaError> {
+    /// Waits for the committing batch, if any. Committed: its state goes to
+    /// the stores. Failed: the transaction is aborted and the consumer
+    /// rewound to the first offsets of that batch and of `next` (the batch
+    /// processed meanwhile, now void); returns false.
+    fn settle(&mut self, next: &Offsets) -> Result<bool, ProcessError> {
+        let Some(in_flight) = self.in_flight.take() else { return Ok(true) };
+        let (batch, result) = in_flight.wait();
+        match result {
+            Ok(changelog) => {
+                metrics().transactions.with_label_values(&["committed"]).inc();
+                self.write_stores(batch.state, &batch.positions, &changelog)?;
+                batch.stats.publish(&self.fixed.topics.events_dlq);
+                metrics().batch_duration.with_label_values(&["process"]).observe(batch.started.elapsed().as_secs_f64());
+                metrics().batch_records.with_label_values(&["process"]).observe(batch.records as f64);
+                Ok(true)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, records = batch.records, "commit failed; aborting and rewinding");
+                self.abort_and_rewind(&earliest(batch.first, next), &e)?;
+                metrics().transactions.with_label_values(&["aborted"]).inc();
+                Ok(false)
+            }
+        }
+    }
+
+    /// Queues the batch's records and adds its input offsets, with the
+    /// group metadata, to the open transaction.
+    fn produce(&self, out: &[super::records::OutRecord], positions: &Offsets) -> Result<(), KafkaError> {
         for rec in out {
             self.producer.send(rec)?;
         }
@@ -229,16 +269,12 @@ impl Runner {
             tpl.add_partition_offset(self.topic_of(*source), *partition, Offset::Offset(*next))?;
         }
         let group = self.consumer.group_metadata().ok_or(KafkaError::Canceled)?;
-        self.producer.inner.send_offsets_to_transaction(&tpl, &group, TXN_TIMEOUT)?;
-        let t = Instant::now();
-        self.producer.inner.commit_transaction(TXN_TIMEOUT)?;
-        metrics().batch_duration.with_label_values(&["commit"]).observe(t.elapsed().as_secs_f64());
-        Ok(())
+        self.producer.inner.send_offsets_to_transaction(&tpl, &group, TXN_TIMEOUT)
     }
 
-    /// Aborts the open transaction and seeks every partition of the batch
-    /// back to its first record. A fatal producer error ends the stage.
-    fn abort_and_rewind(&self, records: &[InRecord], cause: &KafkaError) -> Result<(), ProcessError> {
+    /// Aborts the open transaction and seeks every partition in `first`
+    /// back to its offset there. A fatal producer error ends the stage.
+    fn abort_and_rewind(&self, first: &Offsets, cause: &KafkaError) -> Result<(), ProcessError> {
         if let KafkaError::Transaction(e) = cause {
             if e.is_fatal() {
                 return Err(ProcessError::Fatal(format!("fatal transaction error: {e}")));
@@ -246,16 +282,12 @@ impl Runner {
         }
         self.abort(cause)?;
         let _ = self.producer.take_changelog_offsets();
-        let mut first: BTreeMap<(Source, i32), i64> = BTreeMap::new();
-        for r in records {
-            first.entry((r.source, r.partition)).or_insert(r.offset);
-        }
         for ((source, partition), offset) in first {
-            if !self.parts.is_ready((store_kind(source), partition)) {
+            if !self.parts.is_ready((store_kind(*source), *partition)) {
                 continue;
             }
-            let topic = self.topic_of(source);
-            if let Err(e) = self.consumer.seek(topic, partition, Offset::Offset(offset), Duration::from_secs(10)) {
+            let topic = self.topic_of(*source);
+            if let Err(e) = self.consumer.seek(topic, *partition, Offset::Offset(*offset), Duration::from_secs(10)) {
                 return Err(ProcessError::Fatal(format!("cannot rewind {topic}/{partition} to {offset}: {e}")));
             }
         }
@@ -286,13 +318,14 @@ impl Runner {
     }
 
     /// After the commit: each store gets its batch's state and the offsets
-    /// it now reflects, atomically.
+    /// it now reflects, atomically. Stores revoked meanwhile are skipped:
+    /// their next owner restores the state from the changelog.
     fn write_stores(
         &mut self,
         state: StateWrites,
-        positions: &BTreeMap<(Source, i32), i64>,
+        positions: &Offsets,
+        changelog: &ChangelogOffsets,
     ) -> Result<(), ProcessError> {
-        let changelog = self.producer.take_changelog_offsets();
         for (key, writes) in state {
             let Some(store) = self.parts.stores.get_mut(&key) else { continue };
             let source = if key.0 == StoreKind::Device { Source::Events } else { Source::UserActivity };
