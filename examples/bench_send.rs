@@ -71,6 +71,10 @@ fn main() {
     println!("sender_postbacks_per_s={rate:.0}");
     println!("ratio={:.2}", rate / wrk_rate);
     println!("request_latency_p50_ms={:.1} p99_ms={:.1}", q(0.5), q(0.99));
+    let outcome = |o: &str| {
+        (0..PARTNERS).map(|i| metrics().deliveries.with_label_values(&[&format!("p{i}"), o]).get()).sum::<u64>()
+    };
+    println!("deferred={} retried={} dlq={}", outcome("deferred"), outcome("retried"), outcome("dlq"));
 }
 
 /// A partner that answers 200 at once.

@@ -187,7 +187,9 @@ impl Default for SendConfig {
             connect_timeout: HumanDuration::secs(2),
             timeout: HumanDuration::secs(5),
             max_in_flight: 4096,
-            max_pending_per_partner: 1000,
+            // half the instance: a slow partner leaves the other half to the
+            // rest, while partners under even load are never deferred
+            max_pending_per_partner: 2048,
             allow_networks: Vec::new(),
             shutdown_deadline: HumanDuration::secs(10),
             pool_max_idle_per_host: 64,
