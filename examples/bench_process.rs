@@ -11,6 +11,9 @@
 //!
 //! Usage: bench_process BOOTSTRAP [EVENTS] [DEVICES]
 
+mod common;
+
+use common::{client, create_topic};
 use postback::codec::encode_event_json;
 use postback::config;
 use postback::demo::generator::{Generator, Mix};
@@ -21,7 +24,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,7 +39,7 @@ fn main() {
     let n: usize = args.get(2).map_or(1_000_000, |s| s.parse().expect("EVENTS"));
     let devices: usize = args.get(3).map_or(120_000, |s| s.parse().expect("DEVICES"));
     let topic = format!("bench-{}.events", std::process::id());
-    create_topic(&bootstrap, &topic);
+    create_topic(&bootstrap, &topic, PARTITIONS);
 
     let mut generator = Generator::new(&Mix { devices, seed: 42, ..Mix::default() });
     let t = Instant::now();
@@ -81,19 +84,6 @@ fn main() {
     }
     let r = m.batch_records.with_label_values(&["process"]);
     println!("batch_records_mean={:.0}", r.get_sample_sum() / r.get_sample_count().max(1) as f64);
-}
-
-fn client(bootstrap: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap);
-    c
-}
-
-fn create_topic(bootstrap: &str, topic: &str) {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<_> = client(bootstrap).create().expect("admin");
-    let t = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1));
-    futures::executor::block_on(admin.create_topics([&t], &AdminOptions::new())).expect("create topic");
 }
 
 /// Produces events keyed by device; `rate` limits events/s.

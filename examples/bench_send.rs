@@ -8,6 +8,9 @@
 //!
 //! Usage: bench_send sink PORT | bench_send BOOTSTRAP SINK_URL WRK_RATE [JOBS]
 
+mod common;
+
+use common::{client, create_topic};
 use postback::codec::{JobFormat, encode_job};
 use postback::config;
 use postback::domain::{Job, Method, Routing};
@@ -17,7 +20,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,7 +40,7 @@ fn main() {
     let n: usize = args.get(4).map_or(200_000, |s| s.parse().expect("JOBS"));
     let prefix = format!("bench-send-{}", std::process::id());
     let config = bench_config(&bootstrap, &prefix);
-    create_topic(&bootstrap, &config.topics.jobs);
+    create_topic(&bootstrap, &config.topics.jobs, PARTITIONS);
     produce_jobs(&bootstrap, &config.topics.jobs, &sink_url, n);
     eprintln!("produced {n} jobs");
 
@@ -85,19 +88,6 @@ fn sink(port: u16) {
         let app = axum::Router::new().fallback(|| async { "ok" });
         axum::serve(listener, app).await.expect("serve");
     });
-}
-
-fn client(bootstrap: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap);
-    c
-}
-
-fn create_topic(bootstrap: &str, topic: &str) {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<_> = client(bootstrap).create().expect("admin");
-    let t = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1));
-    futures::executor::block_on(admin.create_topics([&t], &AdminOptions::new())).expect("create topic");
 }
 
 fn produce_jobs(bootstrap: &str, topic: &str, sink: &str, n: usize) {
