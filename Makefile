@@ -1,7 +1,9 @@
 # postback — developer entry points. `make test` is what CI runs.
 #
 # The build cache lives outside the clone (rocksdb and librdkafka take
-# minutes to build; a fresh clone should not pay that again).
+# minutes to build; a fresh clone should not pay that again). Every target
+# builds with the release profile, so RocksDB and librdkafka are compiled
+# once for the demo, the tests, the lints and the benchmarks.
 CARGO_TARGET_DIR ?= $(HOME)/.cache/postback/target
 export CARGO_TARGET_DIR
 
@@ -13,7 +15,7 @@ setup:
 ## demo: the whole pipeline on this machine (embedded Kafka, local partner), then a summary
 demo:
 	POSTBACK_SETUP_BROKER=0 scripts/setup
-	cargo run --bin postback -- demo $(DEMO_ARGS)
+	cargo run --release --bin postback -- demo $(DEMO_ARGS)
 
 ## test: setup, formatting, lints, and every test (a real Kafka broker included)
 test: setup lint
@@ -21,7 +23,7 @@ test: setup lint
 
 ## unit: the tests that need no broker (mock cluster, rules, codecs)
 unit:
-	cargo test --lib --bins --tests -- --skip process::
+	cargo test --release --lib --bins --tests -- --skip process::
 
 kafka-start:
 	scripts/kafka start
@@ -31,7 +33,7 @@ kafka-stop:
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --release --all-targets -- -D warnings
 
 build:
 	cargo build --release
