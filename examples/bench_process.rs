@@ -73,17 +73,17 @@ fn main() {
     println!("processor_events_per_s={rate:.0}");
     println!("ratio={:.2}", rate / raw);
     println!("latency_samples={samples} p50_ms={p50:.1} p99_ms={p99:.1}");
-    let m = postback::telemetry::metrics();
+    let metric = |name: &str, stage: &str| postback::telemetry::metrics::sum(name, &[("stage", stage)]);
     for stage in ["process", "commit"] {
-        let h = m.batch_duration.with_label_values(&[stage]);
-        println!(
-            "batch_{stage}_seconds_mean={:.4} count={}",
-            h.get_sample_sum() / h.get_sample_count().max(1) as f64,
-            h.get_sample_count()
+        let (sum, count) = (
+            metric("postback_batch_duration_seconds_sum", stage),
+            metric("postback_batch_duration_seconds_count", stage),
         );
+        println!("batch_{stage}_seconds_mean={:.4} count={count}", sum / count.max(1.0));
     }
-    let r = m.batch_records.with_label_values(&["process"]);
-    println!("batch_records_mean={:.0}", r.get_sample_sum() / r.get_sample_count().max(1) as f64);
+    let (sum, count) =
+        (metric("postback_batch_records_sum", "process"), metric("postback_batch_records_count", "process"));
+    println!("batch_records_mean={:.0}", sum / count.max(1.0));
 }
 
 /// Produces events keyed by device; `rate` limits events/s.

@@ -15,7 +15,8 @@ use postback::codec::{JobFormat, encode_job};
 use postback::config;
 use postback::domain::{Job, Method, Routing};
 use postback::kafka::partition_for;
-use postback::telemetry::{Health, metrics};
+use postback::telemetry::Health;
+use postback::telemetry::metrics::sum;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -48,19 +49,15 @@ fn main() {
     let shutdown = Arc::new(AtomicBool::new(false));
     let (c, s) = (postback::config::reload::shared(config.clone()), Arc::clone(&shutdown));
     let task = rt.spawn(async move { postback::send::run(c, Health::new(), s).await });
-    let delivered = || {
-        metrics().deliveries.with_label_values(&["p0", "delivered"]).get()
-            + (1..PARTNERS)
-                .map(|i| metrics().deliveries.with_label_values(&[&format!("p{i}"), "delivered"]).get())
-                .sum::<u64>()
-    };
+    let delivered = || sum("postback_deliveries_total", &[("outcome", "delivered")]) as u64;
     while delivered() == 0 {
         std::thread::sleep(Duration::from_millis(5));
     }
+    // reading the counters renders the registry: poll gently
     let t = Instant::now();
     let first = delivered();
     while delivered() < n as u64 {
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(20));
     }
     let secs = t.elapsed().as_secs_f64();
     let rate = (n as u64 - first) as f64 / secs;
@@ -74,9 +71,7 @@ fn main() {
     println!("sender_postbacks_per_s={rate:.0}");
     println!("ratio={:.2}", rate / wrk_rate);
     println!("request_latency_p50_ms={:.1} p99_ms={:.1}", q(0.5), q(0.99));
-    let outcome = |o: &str| {
-        (0..PARTNERS).map(|i| metrics().deliveries.with_label_values(&[&format!("p{i}"), o]).get()).sum::<u64>()
-    };
+    let outcome = |o: &str| sum("postback_deliveries_total", &[("outcome", o)]) as u64;
     println!("deferred={} retried={} dlq={}", outcome("deferred"), outcome("retried"), outcome("dlq"));
 }
 
@@ -96,7 +91,7 @@ fn produce_jobs(bootstrap: &str, topic: &str, sink: &str, n: usize) {
         .set("queue.buffering.max.messages", "1000000")
         .create()
         .expect("producer");
-    let now = postback::process::runner::now_ms();
+    let now = postback::clock::now_ms();
     for i in 0..n {
         let job = Job {
             job_id: format!("{i:032x}"),

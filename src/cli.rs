@@ -1,6 +1,7 @@
 //! Command line: argument parsing only; every command calls into the library.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use crate::telemetry::logging::LogFormat;
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,12 +13,6 @@ pub struct Cli {
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -57,14 +57,14 @@ pub fn apply(loaded: Result<Config, ConfigErrors>, config: &SharedConfig) -> boo
             }
             tracing::info!(postbacks = new.rules.postbacks().len(), partners = new.partners.len(), "config reloaded");
             *config.write().expect("config lock") = Arc::new(new);
-            metrics().config_reloads.inc();
+            metrics().config_reload(true);
             true
         }
         Err(errors) => {
             for e in &errors.0 {
                 tracing::error!(file = %e.file, key = %e.key, reason = %e.reason, "config reload refused; the running config stays");
             }
-            metrics().config_reload_failures.inc();
+            metrics().config_reload(false);
             false
         }
     }

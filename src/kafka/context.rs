@@ -74,10 +74,7 @@ impl ClientContext for GroupContext {
             for (partition, p) in &t.partitions {
                 // -1 is librdkafka's "unknown" (internal partition, not consumed)
                 if *partition >= 0 && p.consumer_lag >= 0 {
-                    metrics()
-                        .consumer_lag
-                        .with_label_values(&[&self.group, topic, &partition.to_string()])
-                        .set(p.consumer_lag);
+                    metrics().consumer_lag(&self.group, topic, *partition, p.consumer_lag);
                 }
             }
         }
@@ -88,7 +85,7 @@ impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(tpl) => {
-                metrics().rebalances.with_label_values(&[&self.group, "revoke"]).inc();
+                metrics().rebalance(&self.group, false);
                 let lost = consumer.assignment_lost();
                 tracing::info!(group = %self.group, partitions = ?pairs(tpl), lost, "partitions revoked");
                 if let Some(hook) = &self.on_revoke {
@@ -105,7 +102,7 @@ impl ConsumerContext for GroupContext {
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
-            metrics().rebalances.with_label_values(&[&self.group, "assign"]).inc();
+            metrics().rebalance(&self.group, true);
             tracing::info!(group = %self.group, partitions = ?pairs(tpl), "partitions assigned");
             if self.pause_on_assign && tpl.count() > 0 {
                 if let Err(e) = consumer.pause(tpl) {

@@ -6,6 +6,7 @@
 use super::outcome::{Attempt, parse_retry_after};
 use super::signature::sign;
 use super::ssrf::{allowed, blocked_class};
+use crate::clock::now_secs;
 use crate::config::{Config, PartnerConfig};
 use crate::domain::{Job, Method};
 use ipnet::IpNet;
@@ -140,7 +141,7 @@ impl Http {
         }
         let body = job.body.clone().unwrap_or_default();
         if let Some(secret) = &partner.signing_secret {
-            let now = chrono_secs();
+            let now = now_secs();
             req = req.header(&partner.signature_header, sign(secret.as_bytes(), now, &job.job_id, body.as_bytes()));
         }
         if job.body.is_some() {
@@ -162,15 +163,11 @@ fn build_client(config: &Config, connect: Duration, allow: Arc<Vec<IpNet>>) -> R
         .build()
 }
 
-fn chrono_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
 fn status_attempt(resp: &reqwest::Response) -> Attempt {
     let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     Attempt::Status {
         code: resp.status().as_u16(),
-        retry_after: header("retry-after").and_then(|v| parse_retry_after(&v, chrono_secs())),
+        retry_after: header("retry-after").and_then(|v| parse_retry_after(&v, now_secs())),
         location: header("location"),
     }
 }

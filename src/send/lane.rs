@@ -24,8 +24,8 @@ impl Lane {
     pub fn new(partner: &PartnerConfig, config: &Config) -> Lane {
         let threshold = partner.circuit_failures.unwrap_or(config.send.circuit_failures);
         let open_for = partner.circuit_open_for.unwrap_or(config.send.circuit_open_for).0;
-        metrics().circuit_state.with_label_values(&[&partner.id]).set(0);
-        metrics().in_flight.with_label_values(&[&partner.id]).set(0);
+        metrics().circuit_state(&partner.id, 0);
+        metrics().in_flight(&partner.id).set(0);
         Lane {
             slots: Arc::new(Semaphore::new(partner.max_concurrency)),
             limiter: partner.rate_limit.map(|r| Mutex::new(RateLimiter::new(r.per_second))),
@@ -69,7 +69,7 @@ impl Lane {
     }
 
     fn publish(&self, b: &Breaker) {
-        metrics().circuit_state.with_label_values(&[&self.partner.id]).set(b.state(Instant::now()).gauge());
+        metrics().circuit_state(&self.partner.id, b.state(Instant::now()).gauge());
     }
 }
 

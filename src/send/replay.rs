@@ -3,11 +3,11 @@
 //! time range. Replayed jobs start over (attempt 0, a fresh expiry) and keep
 //! their job id, so partners can still de-duplicate.
 
+use crate::clock::now_ms;
 use crate::codec::{JobFormat, decode_job, encode_job};
 use crate::config::Config;
 use crate::kafka::context::QuietContext;
 use crate::kafka::{admin, client, partition_for};
-use crate::process::runner::now_ms;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};

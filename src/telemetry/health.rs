@@ -19,13 +19,13 @@ impl Health {
     pub fn block(&self, reason: impl Into<String>) {
         let mut set = self.not_ready.lock().expect("health lock");
         set.insert(reason.into());
-        metrics().ready.set(0);
+        metrics().set_ready(false);
     }
 
     pub fn unblock(&self, reason: &str) {
         let mut set = self.not_ready.lock().expect("health lock");
         set.remove(reason);
-        metrics().ready.set(i64::from(set.is_empty()));
+        metrics().set_ready(set.is_empty());
     }
 
     /// Reasons the instance is not ready; empty when ready.

@@ -1,8 +1,16 @@
 //! Logging: `tracing` with a human or JSON format and `RUST_LOG`-style
 //! filters (`RUST_LOG`; default `info`).
 
-use crate::cli::LogFormat;
 use tracing_subscriber::EnvFilter;
+
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, fields flattened.
+    Json,
+}
 
 /// `RUST_LOG` when set, else `default_filter`.
 pub fn init(format: LogFormat, default_filter: &str) {

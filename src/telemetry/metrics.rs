@@ -1,201 +1,210 @@
 //! Every Prometheus metric postback exports, registered once. Names and
-//! labels are a contract (DESIGN §5.1); label values are bounded: apps,
-//! kinds, partners, postback events, partitions — never device or job ids.
+//! labels are a contract (DESIGN §5.1, the README's metric table); label
+//! values are bounded: apps, kinds, partners, postback events, partitions —
+//! never device or job ids.
 //!
-//! Business code calls the typed methods below and never spells a metric
-//! name, so a name can only be wrong in one place.
+//! The fields are private: business code records a fact through one typed
+//! method per fact (`metrics().delivery(partner, Delivery::Retried)`), which
+//! names its label values, so a metric name or a label order can only be
+//! wrong in one place.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use std::sync::LazyLock;
+
+/// What happened to an input record (`events_total{result}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventResult {
+    Processed,
+    Duplicate,
+    Invalid,
+}
+
+impl EventResult {
+    fn label(self) -> &'static str {
+        match self {
+            EventResult::Processed => "processed",
+            EventResult::Duplicate => "duplicate",
+            EventResult::Invalid => "invalid",
+        }
+    }
+}
+
+/// Which span `batch_duration_seconds{stage}` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchSpan {
+    /// From the start of a batch's processing until it is committed and in
+    /// the stores.
+    Process,
+    /// `commit_transaction` alone.
+    Commit,
+}
+
+/// The outcome of a job in the sender (`deliveries_total{outcome}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Delivered,
+    /// Failed an attempt, handed to a retry tier.
+    Retried,
+    /// Handed to the first retry tier without an attempt (partner saturated,
+    /// circuit open).
+    Deferred,
+    /// Given up: to the job DLQ.
+    Dlq,
+    /// Refused by the SSRF guard: to the job DLQ.
+    Blocked,
+}
+
+impl Delivery {
+    pub fn label(self) -> &'static str {
+        match self {
+            Delivery::Delivered => "delivered",
+            Delivery::Retried => "retried",
+            Delivery::Deferred => "deferred",
+            Delivery::Dlq => "dlq",
+            Delivery::Blocked => "blocked",
+        }
+    }
+}
 
 pub struct Metrics {
     registry: Registry,
     // processing stage
-    pub events: IntCounterVec,
-    pub dlq_records: IntCounterVec,
-    pub triggers: IntCounterVec,
-    pub jobs: IntCounterVec,
-    pub batch_duration: HistogramVec,
-    pub batch_records: HistogramVec,
-    pub transactions: IntCounterVec,
-    pub event_lag: HistogramVec,
-    pub consumer_lag: IntGaugeVec,
-    pub state_keys: IntGaugeVec,
-    pub state_bytes: IntGaugeVec,
-    pub restore_remaining: IntGaugeVec,
-    pub restored_records: IntCounterVec,
-    pub restores: IntCounterVec,
-    pub rebalances: IntCounterVec,
+    events: IntCounterVec,
+    dlq_records: IntCounterVec,
+    triggers: IntCounterVec,
+    jobs: IntCounterVec,
+    batch_duration: HistogramVec,
+    batch_records: HistogramVec,
+    transactions: IntCounterVec,
+    event_lag: HistogramVec,
+    consumer_lag: IntGaugeVec,
+    state_keys: IntGaugeVec,
+    state_bytes: IntGaugeVec,
+    restore_remaining: IntGaugeVec,
+    restored_records: IntCounterVec,
+    restores: IntCounterVec,
+    rebalances: IntCounterVec,
     // sender stage
-    pub deliveries: IntCounterVec,
-    pub http_duration: HistogramVec,
-    pub http_responses: IntCounterVec,
-    pub in_flight: IntGaugeVec,
-    pub circuit_state: IntGaugeVec,
-    pub job_age: HistogramVec,
+    deliveries: IntCounterVec,
+    http_duration: HistogramVec,
+    http_responses: IntCounterVec,
+    in_flight: IntGaugeVec,
+    circuit_state: IntGaugeVec,
+    job_age: HistogramVec,
     // operations
-    pub config_reloads: IntCounter,
-    pub config_reload_failures: IntCounter,
-    pub ready: IntGauge,
+    config_reloads: IntCounter,
+    config_reload_failures: IntCounter,
+    ready: IntGauge,
 }
-
-fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-    r.register(Box::new(c.clone())).expect("metric registered once");
-    c
-}
-
-fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-    r.register(Box::new(g.clone())).expect("metric registered once");
-    g
-}
-
-fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
-    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).expect("valid metric");
-    r.register(Box::new(h.clone())).expect("metric registered once");
-    h
-}
-
-const SECONDS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
-const LAG: &[f64] = &[0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 21600.0, 86400.0];
 
 impl Metrics {
-    fn new() -> Metrics {
-        let r = Registry::new();
-        let p = "postback_";
-        let n = |s: &str| format!("{p}{s}");
-        Metrics {
-            events: counter(
-                &r,
-                &n("events_total"),
-                "input events by app, kind and result (processed, duplicate, invalid)",
-                &["app", "kind", "result"],
-            ),
-            dlq_records: counter(
-                &r,
-                &n("dlq_records_total"),
-                "records written to a DLQ, by topic and reason",
-                &["topic", "reason"],
-            ),
-            triggers: counter(&r, &n("triggers_total"), "triggers established by the rules", &["trigger"]),
-            jobs: counter(
-                &r,
-                &n("jobs_total"),
-                "postback jobs emitted, by partner, event and attribution",
-                &["partner", "event", "attribution"],
-            ),
-            batch_duration: histogram(
-                &r,
-                &n("batch_duration_seconds"),
-                "time to process and commit one batch",
-                &["stage"],
-                SECONDS.to_vec(),
-            ),
-            batch_records: histogram(
-                &r,
-                &n("batch_records"),
-                "records per committed batch",
-                &["stage"],
-                vec![1.0, 10.0, 100.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0],
-            ),
-            transactions: counter(
-                &r,
-                &n("transactions_total"),
-                "Kafka transactions by result (committed, aborted)",
-                &["result"],
-            ),
-            event_lag: histogram(
-                &r,
-                &n("event_time_lag_seconds"),
-                "processing time minus event time",
-                &["app"],
-                LAG.to_vec(),
-            ),
-            consumer_lag: gauge(
-                &r,
-                &n("consumer_lag"),
-                "records behind the partition end, per consumed partition",
-                &["group", "topic", "partition"],
-            ),
-            state_keys: gauge(&r, &n("state_keys"), "approximate keys per state store", &["store", "partition"]),
-            state_bytes: gauge(&r, &n("state_bytes"), "approximate bytes per state store", &["store", "partition"]),
-            restore_remaining: gauge(
-                &r,
-                &n("restore_remaining_records"),
-                "changelog records left to restore (0 when done)",
-                &["store", "partition"],
-            ),
-            restored_records: counter(
-                &r,
-                &n("restored_records_total"),
-                "changelog records restored into state stores",
-                &["store", "partition"],
-            ),
-            restores: counter(&r, &n("restores_total"), "completed store restores", &["store"]),
-            rebalances: counter(
-                &r,
-                &n("rebalances_total"),
-                "partition assignment changes by kind (assign, revoke)",
-                &["group", "kind"],
-            ),
-            deliveries: counter(
-                &r,
-                &n("deliveries_total"),
-                "job outcomes by partner (delivered, retried, deferred, dlq, blocked)",
-                &["partner", "outcome"],
-            ),
-            http_duration: histogram(
-                &r,
-                &n("http_request_duration_seconds"),
-                "partner request duration",
-                &["partner"],
-                SECONDS.to_vec(),
-            ),
-            http_responses: counter(
-                &r,
-                &n("http_responses_total"),
-                "partner responses by status class (2xx..5xx, timeout, error)",
-                &["partner", "class"],
-            ),
-            in_flight: gauge(&r, &n("http_in_flight"), "requests in flight per partner", &["partner"]),
-            circuit_state: gauge(
-                &r,
-                &n("circuit_state"),
-                "partner circuit: 0 closed, 1 half-open, 2 open",
-                &["partner"],
-            ),
-            job_age: histogram(
-                &r,
-                &n("job_age_seconds"),
-                "job age (now - created) when delivered",
-                &["partner"],
-                LAG.to_vec(),
-            ),
-            config_reloads: {
-                let c = IntCounter::new(n("config_reloads_total"), "config reloads applied").expect("valid metric");
-                r.register(Box::new(c.clone())).expect("metric registered once");
-                c
-            },
-            config_reload_failures: {
-                let c = IntCounter::new(n("config_reload_failures_total"), "config reloads refused (invalid config)")
-                    .expect("valid metric");
-                r.register(Box::new(c.clone())).expect("metric registered once");
-                c
-            },
-            ready: {
-                let g = IntGauge::new(
-                    n("ready"),
-                    "1 when every assigned partition is restored and the producer is initialised",
-                )
-                .expect("valid metric");
-                r.register(Box::new(g.clone())).expect("metric registered once");
-                g
-            },
-            registry: r,
-        }
+    // ---- processing stage ----
+
+    /// `n` input records of `app`/`kind` ended as `result`.
+    pub fn events(&self, app: &str, kind: &str, result: EventResult, n: u64) {
+        self.events.with_label_values(&[app, kind, result.label()]).inc_by(n);
+    }
+
+    /// `n` records written to the DLQ `topic` for `reason` (a bounded label).
+    pub fn dlq_records(&self, topic: &str, reason: &str, n: u64) {
+        self.dlq_records.with_label_values(&[topic, reason]).inc_by(n);
+    }
+
+    pub fn triggers(&self, trigger: &str, n: u64) {
+        self.triggers.with_label_values(&[trigger]).inc_by(n);
+    }
+
+    pub fn jobs(&self, partner: &str, event: &str, attribution: &str, n: u64) {
+        self.jobs.with_label_values(&[partner, event, attribution]).inc_by(n);
+    }
+
+    pub fn batch_duration(&self, span: BatchSpan, seconds: f64) {
+        let label = match span {
+            BatchSpan::Process => "process",
+            BatchSpan::Commit => "commit",
+        };
+        self.batch_duration.with_label_values(&[label]).observe(seconds);
+    }
+
+    pub fn batch_records(&self, records: usize) {
+        self.batch_records.with_label_values(&["process"]).observe(records as f64);
+    }
+
+    pub fn transaction(&self, committed: bool) {
+        self.transactions.with_label_values(&[if committed { "committed" } else { "aborted" }]).inc();
+    }
+
+    /// The event-time lag histogram of `app` (observed once per event).
+    pub fn event_lag(&self, app: &str) -> Histogram {
+        self.event_lag.with_label_values(&[app])
+    }
+
+    pub fn consumer_lag(&self, group: &str, topic: &str, partition: i32, lag: i64) {
+        self.consumer_lag.with_label_values(&[group, topic, &partition.to_string()]).set(lag);
+    }
+
+    pub fn state_size(&self, store: &str, partition: i32, keys: u64, bytes: u64) {
+        let partition = partition.to_string();
+        self.state_keys.with_label_values(&[store, &partition]).set(keys as i64);
+        self.state_bytes.with_label_values(&[store, &partition]).set(bytes as i64);
+    }
+
+    /// Restore progress of one store: records left, and records restored so far.
+    pub fn restore_progress(&self, store: &str, partition: i32) -> (IntGauge, IntCounter) {
+        let partition = partition.to_string();
+        (
+            self.restore_remaining.with_label_values(&[store, &partition]),
+            self.restored_records.with_label_values(&[store, &partition]),
+        )
+    }
+
+    pub fn restore_completed(&self, store: &str) {
+        self.restores.with_label_values(&[store]).inc();
+    }
+
+    /// `assigned`: partitions came in; else they were revoked.
+    pub fn rebalance(&self, group: &str, assigned: bool) {
+        self.rebalances.with_label_values(&[group, if assigned { "assign" } else { "revoke" }]).inc();
+    }
+
+    // ---- sender stage ----
+
+    pub fn delivery(&self, partner: &str, outcome: Delivery) {
+        self.deliveries.with_label_values(&[partner, outcome.label()]).inc();
+    }
+
+    /// One finished request: its status class (`2xx`…, `timeout`, `error`,
+    /// `blocked`) and duration.
+    pub fn http_response(&self, partner: &str, class: &str, seconds: f64) {
+        self.http_duration.with_label_values(&[partner]).observe(seconds);
+        self.http_responses.with_label_values(&[partner, class]).inc();
+    }
+
+    /// The in-flight gauge of a partner.
+    pub fn in_flight(&self, partner: &str) -> IntGauge {
+        self.in_flight.with_label_values(&[partner])
+    }
+
+    /// 0 closed, 1 half-open, 2 open.
+    pub fn circuit_state(&self, partner: &str, state: i64) {
+        self.circuit_state.with_label_values(&[partner]).set(state);
+    }
+
+    pub fn job_age(&self, partner: &str, seconds: f64) {
+        self.job_age.with_label_values(&[partner]).observe(seconds);
+    }
+
+    // ---- operations ----
+
+    pub fn config_reload(&self, applied: bool) {
+        if applied { self.config_reloads.inc() } else { self.config_reload_failures.inc() }
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
     }
 
     /// The Prometheus text exposition of every metric.
@@ -203,6 +212,137 @@ impl Metrics {
         let mut buf = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding never fails");
         String::from_utf8(buf).expect("prometheus text is utf-8")
+    }
+}
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(format!("postback_{name}"), help), labels).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("metric registered once");
+    c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(format!("postback_{name}"), help), labels).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("metric registered once");
+    g
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
+    let opts = HistogramOpts::new(format!("postback_{name}"), help).buckets(buckets.to_vec());
+    let h = HistogramVec::new(opts, labels).expect("valid metric");
+    r.register(Box::new(h.clone())).expect("metric registered once");
+    h
+}
+
+fn single_counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(format!("postback_{name}"), help).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("metric registered once");
+    c
+}
+
+const SECONDS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const LAG: &[f64] = &[0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 21600.0, 86400.0];
+const RECORDS: &[f64] = &[1.0, 10.0, 100.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 25000.0, 50000.0];
+
+impl Metrics {
+    fn new() -> Metrics {
+        let r = Registry::new();
+        let ready = IntGauge::new("postback_ready", "1 when every assigned partition is restored and the stages run")
+            .expect("valid metric");
+        r.register(Box::new(ready.clone())).expect("metric registered once");
+        Metrics {
+            events: counter(
+                &r,
+                "events_total",
+                "input events by app, kind and result (processed, duplicate, invalid)",
+                &["app", "kind", "result"],
+            ),
+            dlq_records: counter(
+                &r,
+                "dlq_records_total",
+                "records written to a DLQ, by topic and reason",
+                &["topic", "reason"],
+            ),
+            triggers: counter(&r, "triggers_total", "triggers established by the rules", &["trigger"]),
+            jobs: counter(
+                &r,
+                "jobs_total",
+                "postback jobs emitted, by partner, event and attribution",
+                &["partner", "event", "attribution"],
+            ),
+            batch_duration: histogram(
+                &r,
+                "batch_duration_seconds",
+                "time to process and commit one batch",
+                &["stage"],
+                SECONDS,
+            ),
+            batch_records: histogram(&r, "batch_records", "records per committed batch", &["stage"], RECORDS),
+            transactions: counter(
+                &r,
+                "transactions_total",
+                "Kafka transactions by result (committed, aborted)",
+                &["result"],
+            ),
+            event_lag: histogram(&r, "event_time_lag_seconds", "processing time minus event time", &["app"], LAG),
+            consumer_lag: gauge(
+                &r,
+                "consumer_lag",
+                "records behind the partition end, per consumed partition",
+                &["group", "topic", "partition"],
+            ),
+            state_keys: gauge(&r, "state_keys", "approximate keys per state store", &["store", "partition"]),
+            state_bytes: gauge(&r, "state_bytes", "approximate bytes per state store", &["store", "partition"]),
+            restore_remaining: gauge(
+                &r,
+                "restore_remaining_records",
+                "changelog records left to restore (0 when done)",
+                &["store", "partition"],
+            ),
+            restored_records: counter(
+                &r,
+                "restored_records_total",
+                "changelog records restored into state stores",
+                &["store", "partition"],
+            ),
+            restores: counter(&r, "restores_total", "completed store restores", &["store"]),
+            rebalances: counter(
+                &r,
+                "rebalances_total",
+                "partition assignment changes by kind (assign, revoke)",
+                &["group", "kind"],
+            ),
+            deliveries: counter(
+                &r,
+                "deliveries_total",
+                "job outcomes by partner (delivered, retried, deferred, dlq, blocked)",
+                &["partner", "outcome"],
+            ),
+            http_duration: histogram(
+                &r,
+                "http_request_duration_seconds",
+                "partner request duration",
+                &["partner"],
+                SECONDS,
+            ),
+            http_responses: counter(
+                &r,
+                "http_responses_total",
+                "partner responses by status class (2xx..5xx, timeout, error, blocked)",
+                &["partner", "class"],
+            ),
+            in_flight: gauge(&r, "http_in_flight", "requests in flight per partner", &["partner"]),
+            circuit_state: gauge(&r, "circuit_state", "partner circuit: 0 closed, 1 half-open, 2 open", &["partner"]),
+            job_age: histogram(&r, "job_age_seconds", "job age (now - created) when delivered", &["partner"], LAG),
+            config_reloads: single_counter(&r, "config_reloads_total", "config reloads applied"),
+            config_reload_failures: single_counter(
+                &r,
+                "config_reload_failures_total",
+                "config reloads refused (invalid or incomplete config)",
+            ),
+            ready,
+            registry: r,
+        }
     }
 }
 

@@ -48,7 +48,7 @@ fn the_demo_summary_matches_the_jobs_it_produced() {
     let text = config_text("127.0.0.1:1", "http://127.0.0.1:1", Path::new("/tmp"), "127.0.0.1:0");
     let config = config::load_str(&text, Path::new("demo.toml"), Vec::<(String, String)>::new()).unwrap();
     let mut engine = Engine::new(Arc::clone(&config.rules));
-    let now = postback::process::runner::now_ms();
+    let now = postback::clock::now_ms();
     let mut want: BTreeMap<(String, String), u64> = BTreeMap::new();
     for e in events(&opts).take(count) {
         for j in engine.process(&e, now).unwrap_or_default() {

@@ -44,7 +44,7 @@ fn metrics_count_exactly_what_happened() {
         (HashMap::<(String, &str), u64>::new(), HashMap::<(String, &str), u64>::new(), 0u64);
     let mut states = HashMap::new();
     for e in &events {
-        match check_event(e, &rules, postback::process::runner::now_ms()) {
+        match check_event(e, &rules, postback::clock::now_ms()) {
             Err(_) => invalid += 1,
             Ok(app) => {
                 let st = states.entry(state_key(&e.app_id, &e.device_id)).or_insert(None);
@@ -196,7 +196,7 @@ fn inspect_explains_why_postbacks_fire_or_not() {
     let env = TestEnv::new("inspect", 1, "https://pb.example", "");
     let mut p = env.start("p1");
     // relative to now, so that "now" is inside the inactivity window
-    let now = postback::process::runner::now_ms() / 1000 * 1000;
+    let now = postback::clock::now_ms() / 1000 * 1000;
     let (installed, returned) = (now - 60 * DAY, now - DAY);
     let events = vec![
         ev("i1", Install, 0.0).at_ms(installed).from("acme").0,

@@ -185,7 +185,7 @@ fn bad_input_goes_to_the_dlq_with_its_reason() {
     let mut p = env.start("p1");
     let good1 = ev("g1", Install, 0.0).from("acme").0;
     let good2 = ev("g2", Install, 0.0).dev("d2").from("acme").0;
-    let now = postback::process::runner::now_ms();
+    let now = postback::clock::now_ms();
     let raw: Vec<(&str, Vec<u8>)> = vec![
         ("d1", postback::codec::encode_event_json(&good1)),
         ("x1", b"\x02not avro at all \xff".to_vec()),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 const SEND: &str = "[send]\nretry_delays = [\"1s\", \"1s\", \"1s\"]\nretry_jitter = 0.0\ncommit_interval = \"200ms\"\nallow_networks = [\"127.0.0.0/8\"]\ntimeout = \"2s\"\n";
 
 fn job(id: &str, partner: &str, url: String) -> Job {
-    let now = postback::process::runner::now_ms();
+    let now = postback::clock::now_ms();
     Job {
         job_id: id.to_owned(),
         postback_id: format!("{partner}.test"),

@@ -134,7 +134,7 @@ pub fn job_key(j: &Job) -> JobKey {
 pub fn predict_with(events: &[Event], sink: &str) -> Vec<Job> {
     let config = rules::config(sink);
     let mut engine = Engine::new(Arc::clone(&config.rules));
-    let now = postback::process::runner::now_ms();
+    let now = postback::clock::now_ms();
     events.iter().filter_map(|e| engine.process(e, now).ok()).flatten().collect()
 }
 
@@ -142,7 +142,7 @@ pub fn predict_with(events: &[Event], sink: &str) -> Vec<Job> {
 pub fn predict(events: &[Event]) -> BTreeSet<JobKey> {
     let config = rules::config("https://pb.example");
     let mut engine = Engine::new(Arc::clone(&config.rules));
-    let now = postback::process::runner::now_ms();
+    let now = postback::clock::now_ms();
     events.iter().filter_map(|e| engine.process(e, now).ok()).flatten().map(|j| job_key(&j)).collect()
 }
 
