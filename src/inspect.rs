@@ -4,13 +4,14 @@
 //! themselves. Reads a state directory read-only (a stopped instance's, or
 //! a running one's through its admin API: `/inspect/device/APP/ID`).
 
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::config::reload::SharedConfig;
 use crate::domain::binary::{decode_device, decode_user};
 use crate::domain::engine::state_key;
 use crate::domain::explain::{self, Line};
-use crate::process::runner::now_ms;
-use crate::store::{RocksStore, Store, StoreKind};
+use crate::process::Stage;
+use crate::store::{RocksStore, Store};
 use axum::Router;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
@@ -30,9 +31,9 @@ pub enum InspectError {
     Corrupt(String, String),
 }
 
-/// The stored value of `key` in any store of `kind` under `state_dir`.
-fn find(state_dir: &Path, kind: StoreKind, key: &str) -> Result<Option<Vec<u8>>, InspectError> {
-    let prefix = format!("{}-", kind.as_str());
+/// The stored value of `key` in any store of `stage` under `state_dir`.
+fn find(state_dir: &Path, stage: Stage, key: &str) -> Result<Option<Vec<u8>>, InspectError> {
+    let prefix = format!("{}-", stage.name());
     let entries = std::fs::read_dir(state_dir)
         .map_err(|e| InspectError::StateDir(state_dir.display().to_string(), e.to_string()))?;
     for entry in entries.flatten() {
@@ -67,7 +68,7 @@ fn table(lines: &[Line]) -> String {
 pub fn device_report(config: &Config, state_dir: &Path, app_id: &str, device: &str) -> Result<String, InspectError> {
     let app = config.rules.app(app_id).ok_or_else(|| InspectError::UnknownApp(app_id.to_owned()))?;
     let key = state_key(app_id, device);
-    let state = find(state_dir, StoreKind::Device, &key)?
+    let state = find(state_dir, Stage::Device, &key)?
         .map(|v| decode_device(&v).map_err(|e| InspectError::Corrupt(key.clone(), e.to_string())))
         .transpose()?;
     let head = match &state {
@@ -81,7 +82,7 @@ pub fn device_report(config: &Config, state_dir: &Path, app_id: &str, device: &s
 pub fn user_report(config: &Config, state_dir: &Path, app_id: &str, user: &str) -> Result<String, InspectError> {
     let app = config.rules.app(app_id).ok_or_else(|| InspectError::UnknownApp(app_id.to_owned()))?;
     let key = state_key(app_id, user);
-    let state = find(state_dir, StoreKind::User, &key)?
+    let state = find(state_dir, Stage::User, &key)?
         .map(|v| decode_user(&v).map_err(|e| InspectError::Corrupt(key.clone(), e.to_string())))
         .transpose()?;
     let head = match &state {

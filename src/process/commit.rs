@@ -6,10 +6,9 @@
 
 use super::batch::{BatchOutput, StateWrites};
 use super::producer::TxnProducer;
-use super::records::Source;
+use super::stage::Part;
 use super::stats::BatchStats;
-use crate::store::StoreKind;
-use crate::telemetry::metrics;
+use crate::telemetry::metrics::{BatchSpan, metrics};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer;
 use std::collections::{BTreeMap, HashMap};
@@ -17,11 +16,11 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// (store, partition) -> highest changelog offset the transaction wrote.
-pub type ChangelogOffsets = HashMap<(StoreKind, i32), i64>;
+/// Stage partition -> highest changelog offset the transaction wrote.
+pub type ChangelogOffsets = HashMap<Part, i64>;
 
-/// Per source partition: an offset of a batch (its first, or the next).
-pub type Offsets = BTreeMap<(Source, i32), i64>;
+/// Per input partition: an offset of a batch (its first, or the next).
+pub type Offsets = BTreeMap<Part, i64>;
 
 /// Whether a commit is in flight. The revocation callback waits on it, so a
 /// partition leaves only once its last transaction has an outcome.
@@ -80,7 +79,7 @@ impl InFlight {
         let spawned = std::thread::Builder::new().name("txn-commit".into()).spawn(move || {
             let t = Instant::now();
             let result = producer.inner.commit_transaction(timeout).map(|()| producer.take_changelog_offsets());
-            metrics().batch_duration.with_label_values(&["commit"]).observe(t.elapsed().as_secs_f64());
+            metrics().batch_duration(BatchSpan::Commit, t.elapsed().as_secs_f64());
             thread_gate.set(false);
             result
         });
@@ -101,7 +100,7 @@ impl InFlight {
 pub fn first_offsets<'a>(records: impl IntoIterator<Item = &'a super::records::InRecord>) -> Offsets {
     let mut first = Offsets::new();
     for r in records {
-        let slot = first.entry((r.source, r.partition)).or_insert(r.offset);
+        let slot = first.entry(r.part()).or_insert(r.offset);
         *slot = (*slot).min(r.offset);
     }
     first

@@ -11,7 +11,12 @@ mod producer;
 pub mod records;
 mod restore;
 pub mod runner;
+pub mod stage;
 pub mod stats;
+pub mod step;
+
+pub use restore::RestoreError;
+pub use stage::{Part, Stage};
 
 use crate::config::Config;
 use crate::kafka::admin::{self, AdminError};
@@ -23,6 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::thread::JoinHandle;
 
+/// Why the processing stage stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     #[error("kafka: {0}")]
@@ -32,7 +38,19 @@ pub enum ProcessError {
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("{0}")]
-    Fatal(String),
+    Restore(#[from] RestoreError),
+    #[error("cannot create process.state_dir {path}: {source}")]
+    StateDir { path: String, source: std::io::Error },
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+    /// The producer cannot go on (fenced by another instance with the same
+    /// `instance_id`, or an unrecoverable broker answer).
+    #[error("fatal transaction error: {0}")]
+    FatalTransaction(KafkaError),
+    #[error("abort_transaction failed: {source} (aborting after: {cause})")]
+    Abort { source: KafkaError, cause: Box<KafkaError> },
+    #[error("cannot rewind {topic}/{partition} to offset {offset}: {source}")]
+    Rewind { topic: String, partition: i32, offset: i64, source: KafkaError },
 }
 
 /// Checks and creates topics, then runs the processing loop on its own
@@ -45,14 +63,10 @@ pub fn start(
     health.block(runner::PRODUCER_NOT_READY);
     health.block(runner::NOT_JOINED);
     let fixed: Arc<Config> = Arc::clone(&config.read().expect("config lock"));
-    std::fs::create_dir_all(&fixed.process.state_dir).map_err(|e| {
-        ProcessError::Fatal(format!("cannot create process.state_dir {}: {e}", fixed.process.state_dir.display()))
-    })?;
+    std::fs::create_dir_all(&fixed.process.state_dir)
+        .map_err(|source| ProcessError::StateDir { path: fixed.process.state_dir.display().to_string(), source })?;
     let layout = admin::ensure_processor_topics(&fixed)?;
     tracing::info!(?layout, "topics ready");
     let runner = Runner::new(config, layout, health, shutdown)?;
-    Ok(std::thread::Builder::new()
-        .name("processor".into())
-        .spawn(move || runner.run())
-        .expect("spawn processor thread"))
+    std::thread::Builder::new().name("processor".into()).spawn(move || runner.run()).map_err(ProcessError::Thread)
 }

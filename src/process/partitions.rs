@@ -2,13 +2,14 @@
 //! restored on assignment (input paused meanwhile), resumed when restored,
 //! closed on revocation.
 
+use super::ProcessError;
 use super::batch::Stores;
-use super::records::Source;
 use super::restore::{self, RestoreDone, RestoreJob};
+use super::stage::Part;
 use crate::config::Config;
 use crate::kafka::client;
 use crate::kafka::context::GroupContext;
-use crate::store::{RocksStore, Store, StoreError, StoreKind, StoreMeta};
+use crate::store::{RocksStore, Store, StoreMeta};
 use crate::telemetry::{Health, metrics};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -20,8 +21,6 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-type Key = (StoreKind, i32);
-
 struct Restoring {
     cancel: Arc<AtomicBool>,
     thread: JoinHandle<()>,
@@ -31,23 +30,16 @@ pub struct Partitions {
     config: Arc<Config>,
     state_dir: PathBuf,
     pub stores: Stores,
-    pub metas: HashMap<Key, StoreMeta>,
-    restoring: HashMap<Key, Restoring>,
+    pub metas: HashMap<Part, StoreMeta>,
+    restoring: HashMap<Part, Restoring>,
     /// Restores cancelled by a revocation that may still hold their store.
-    winding_down: HashMap<Key, JoinHandle<()>>,
+    winding_down: HashMap<Part, JoinHandle<()>>,
     /// First offset dropped while a partition was not ready: where to seek
     /// when it becomes ready.
-    pending_seek: HashMap<Key, i64>,
+    pending_seek: HashMap<Part, i64>,
     done_tx: Sender<RestoreDone>,
     done_rx: Receiver<RestoreDone>,
     health: Health,
-}
-
-pub fn store_kind(source: Source) -> StoreKind {
-    match source {
-        Source::Events => StoreKind::Device,
-        Source::UserActivity => StoreKind::User,
-    }
 }
 
 impl Partitions {
@@ -67,28 +59,21 @@ impl Partitions {
         }
     }
 
-    pub fn is_ready(&self, key: Key) -> bool {
+    pub fn is_ready(&self, key: Part) -> bool {
         self.stores.contains_key(&key)
     }
 
     /// Remembers the first record dropped for a partition still restoring.
-    pub fn dropped(&mut self, key: Key, offset: i64) {
+    pub fn dropped(&mut self, key: Part, offset: i64) {
         self.pending_seek.entry(key).or_insert(offset);
     }
 
-    fn changelog(&self, kind: StoreKind) -> &str {
-        match kind {
-            StoreKind::Device => &self.config.topics.device_changelog,
-            StoreKind::User => &self.config.topics.user_changelog,
-        }
-    }
-
-    fn reason(key: Key) -> String {
-        format!("restoring {}-{}", key.0, key.1)
+    fn reason(part: Part) -> String {
+        format!("restoring {part}")
     }
 
     /// Opens the store of a newly assigned partition and starts its restore.
-    pub fn assign(&mut self, key: Key) -> Result<(), StoreError> {
+    pub fn assign(&mut self, key: Part) -> Result<(), ProcessError> {
         if self.stores.contains_key(&key) || self.restoring.contains_key(&key) {
             return Ok(());
         }
@@ -97,23 +82,22 @@ impl Partitions {
             let _ = old.join();
         }
         self.health.block(Self::reason(key));
-        let store: Box<dyn Store> = Box::new(RocksStore::open(&self.state_dir, key.0, key.1)?);
+        let store: Box<dyn Store> = Box::new(RocksStore::open(&key.store_path(&self.state_dir))?);
         let cancel = Arc::new(AtomicBool::new(false));
         let job = RestoreJob {
-            kind: key.0,
-            partition: key.1,
-            changelog: self.changelog(key.0).to_owned(),
+            part: key,
+            changelog: key.stage.changelog(&self.config.topics).to_owned(),
             store,
             client: client::restore_consumer(&self.config),
             cancel: Arc::clone(&cancel),
         };
-        let thread = restore::spawn(job, self.done_tx.clone());
+        let thread = restore::spawn(job, self.done_tx.clone()).map_err(ProcessError::Thread)?;
         self.restoring.insert(key, Restoring { cancel, thread });
         Ok(())
     }
 
     /// Closes a revoked partition's store (or cancels its restore).
-    pub fn revoke(&mut self, key: Key) {
+    pub fn revoke(&mut self, key: Part) {
         self.stores.remove(&key);
         self.metas.remove(&key);
         self.pending_seek.remove(&key);
@@ -127,28 +111,22 @@ impl Partitions {
     /// Takes in finished restores: ready stores are resumed (and rewound to
     /// the first record dropped while they restored). Returns how many
     /// partitions became ready.
-    pub fn poll_restores(
-        &mut self,
-        consumer: &BaseConsumer<GroupContext>,
-        topic_of: impl Fn(StoreKind) -> String,
-    ) -> Result<usize, String> {
+    pub fn poll_restores(&mut self, consumer: &BaseConsumer<GroupContext>) -> Result<usize, ProcessError> {
         let mut ready = 0;
         while let Ok(done) = self.done_rx.try_recv() {
-            let key = (done.kind, done.partition);
+            let key = done.part;
             // the report of a restore cancelled by a revocation: its store is dropped here
             if done.cancelled {
                 continue;
             }
             let Some(r) = self.restoring.remove(&key) else { continue };
             let _ = r.thread.join();
-            if let Err(e) = done.result {
-                return Err(format!("restore of {}-{} failed: {e}", key.0, key.1));
-            }
-            metrics().restores.with_label_values(&[key.0.as_str()]).inc();
+            done.result?;
+            metrics().restore_completed(key.stage.name());
             self.metas.insert(key, done.meta);
             self.stores.insert(key, done.store);
-            tracing::debug!(store = %key.0, partition = key.1, records = done.records, "restore finished");
-            resume(consumer, &topic_of(key.0), key.1, self.pending_seek.remove(&key));
+            tracing::debug!(store = %key, records = done.records, "restore finished");
+            resume(consumer, key.stage.input(&self.config.topics), key.partition, self.pending_seek.remove(&key));
             self.health.unblock(&Self::reason(key));
             ready += 1;
         }
@@ -157,11 +135,9 @@ impl Partitions {
 
     /// Exports store sizes.
     pub fn publish_stats(&self) {
-        for ((kind, partition), store) in &self.stores {
+        for (part, store) in &self.stores {
             let s = store.stats();
-            let labels = [kind.as_str(), &partition.to_string()];
-            metrics().state_keys.with_label_values(&labels).set(s.keys as i64);
-            metrics().state_bytes.with_label_values(&labels).set(s.bytes as i64);
+            metrics().state_size(part.stage.name(), part.partition, s.keys, s.bytes);
         }
     }
 

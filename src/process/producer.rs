@@ -2,10 +2,10 @@
 //! the offset of every changelog record, so after a commit the stores can
 //! note which changelog offset they reflect (where a restore starts).
 
-use super::records::{OutRecord, OutTopic};
+use super::records::{Dest, OutRecord};
+use super::stage::{Part, Stage};
 use crate::config::Config;
 use crate::kafka::context::log_rdkafka;
-use crate::store::StoreKind;
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -17,8 +17,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 pub struct TxnContext {
-    /// (store, partition) -> highest changelog offset delivered.
-    changelog_offsets: Mutex<HashMap<(StoreKind, i32), i64>>,
+    /// Stage partition -> highest changelog offset delivered.
+    changelog_offsets: Mutex<HashMap<Part, i64>>,
 }
 
 impl ClientContext for TxnContext {
@@ -27,25 +27,29 @@ impl ClientContext for TxnContext {
     }
 }
 
-/// Delivery opaque: which changelog a record belongs to (0: none).
-const NOT_CHANGELOG: usize = 0;
-const DEVICE_CHANGELOG: usize = 1;
-const USER_CHANGELOG: usize = 2;
+/// Delivery opaque: 0 for records that are not changelog records, else
+/// 1 + the index of the stage whose changelog it is.
+fn opaque(dest: Dest) -> usize {
+    match dest {
+        Dest::Changelog(stage) => 1 + stage.index(),
+        _ => 0,
+    }
+}
 
 impl ProducerContext for TxnContext {
     type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, which: usize) {
-        match result {
-            Ok(msg) if which != NOT_CHANGELOG => {
-                let kind = if which == DEVICE_CHANGELOG { StoreKind::Device } else { StoreKind::User };
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
+        let changelog = opaque.checked_sub(1).and_then(|i| Stage::ALL.get(i).copied());
+        match (result, changelog) {
+            (Ok(msg), Some(stage)) => {
                 let mut offsets = self.changelog_offsets.lock().expect("offsets lock");
-                let slot = offsets.entry((kind, msg.partition())).or_insert(-1);
+                let slot = offsets.entry(Part::new(stage, msg.partition())).or_insert(-1);
                 *slot = (*slot).max(msg.offset());
             }
-            Ok(_) => {}
+            (Ok(_), None) => {}
             // the transaction's commit fails for it; this is for the log
-            Err((e, msg)) => {
+            (Err((e, msg)), _) => {
                 tracing::warn!(topic = msg.topic(), partition = msg.partition(), error = %e, "delivery failed")
             }
         }
@@ -54,11 +58,10 @@ impl ProducerContext for TxnContext {
 
 /// Output topic names, resolved once.
 pub struct Topics {
-    pub jobs: String,
-    pub user_activity: String,
-    pub device_changelog: String,
-    pub user_changelog: String,
-    pub events_dlq: String,
+    jobs: String,
+    dlq: String,
+    inputs: [String; 2],
+    changelogs: [String; 2],
 }
 
 impl Topics {
@@ -66,20 +69,18 @@ impl Topics {
         let t = &config.topics;
         Topics {
             jobs: t.jobs.clone(),
-            user_activity: t.user_activity.clone(),
-            device_changelog: t.device_changelog.clone(),
-            user_changelog: t.user_changelog.clone(),
-            events_dlq: t.events_dlq.clone(),
+            dlq: t.events_dlq.clone(),
+            inputs: Stage::ALL.map(|s| s.input(t).to_owned()),
+            changelogs: Stage::ALL.map(|s| s.changelog(t).to_owned()),
         }
     }
 
-    fn name(&self, topic: OutTopic) -> (&str, usize) {
-        match topic {
-            OutTopic::Jobs => (&self.jobs, NOT_CHANGELOG),
-            OutTopic::UserActivity => (&self.user_activity, NOT_CHANGELOG),
-            OutTopic::DeviceChangelog => (&self.device_changelog, DEVICE_CHANGELOG),
-            OutTopic::UserChangelog => (&self.user_changelog, USER_CHANGELOG),
-            OutTopic::EventsDlq => (&self.events_dlq, NOT_CHANGELOG),
+    fn name(&self, dest: Dest) -> &str {
+        match dest {
+            Dest::Jobs => &self.jobs,
+            Dest::Dlq => &self.dlq,
+            Dest::Input(stage) => &self.inputs[stage.index()],
+            Dest::Changelog(stage) => &self.changelogs[stage.index()],
         }
     }
 }
@@ -97,7 +98,7 @@ impl TxnProducer {
 
     /// Queues one record; waits for room when librdkafka's queue is full.
     pub fn send(&self, rec: &OutRecord) -> KafkaResult<()> {
-        let (topic, which) = self.topics.name(rec.topic);
+        let topic = self.topics.name(rec.dest);
         let headers = rec.dlq.as_ref().map(|d| {
             let partition = d.source_partition.to_string();
             let offset = d.source_offset.to_string();
@@ -107,7 +108,8 @@ impl TxnProducer {
                 .insert(Header { key: "source-partition", value: Some(partition.as_bytes()) })
                 .insert(Header { key: "source-offset", value: Some(offset.as_bytes()) })
         });
-        let mut record = BaseRecord::with_opaque_to(topic, which).partition(rec.partition).payload(&rec.value);
+        let mut record =
+            BaseRecord::with_opaque_to(topic, opaque(rec.dest)).partition(rec.partition).payload(&rec.value);
         if !rec.key.is_empty() {
             record = record.key(&rec.key);
         }
@@ -126,9 +128,9 @@ impl TxnProducer {
         }
     }
 
-    /// Changelog offsets delivered since the last call: (store, partition)
-    /// -> highest offset.
-    pub fn take_changelog_offsets(&self) -> HashMap<(StoreKind, i32), i64> {
+    /// Changelog offsets delivered since the last call: stage partition ->
+    /// highest offset.
+    pub fn take_changelog_offsets(&self) -> HashMap<Part, i64> {
         std::mem::take(&mut *self.inner.context().changelog_offsets.lock().expect("offsets lock"))
     }
 }

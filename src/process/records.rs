@@ -1,33 +1,36 @@
 //! Records in and out of a batch, independent of rdkafka types so the batch
 //! logic is testable without a broker.
 
-/// Which input a record came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Source {
-    /// `topics.events`: device stage.
-    Events,
-    /// `topics.user_activity`: user stage.
-    UserActivity,
-}
+use super::stage::{Part, Stage};
 
 /// A polled record, copied out of librdkafka's buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InRecord {
-    pub source: Source,
+    /// The stage whose input topic it came from.
+    pub stage: Stage,
     pub partition: i32,
     pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
 }
 
+impl InRecord {
+    pub fn part(&self) -> Part {
+        Part::new(self.stage, self.partition)
+    }
+}
+
 /// Where an output record goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OutTopic {
+pub enum Dest {
+    /// `topics.jobs`.
     Jobs,
-    UserActivity,
-    DeviceChangelog,
-    UserChangelog,
-    EventsDlq,
+    /// A stage's input topic (the device stage feeds the user stage's).
+    Input(Stage),
+    /// A stage's changelog.
+    Changelog(Stage),
+    /// `topics.events_dlq`: input records that could not be processed.
+    Dlq,
 }
 
 /// Why a record went to the DLQ, and where it came from: the DLQ headers.
@@ -43,7 +46,7 @@ pub struct DlqInfo {
 /// already chosen (murmur2 of the key; changelogs: the source partition).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutRecord {
-    pub topic: OutTopic,
+    pub dest: Dest,
     pub partition: i32,
     pub key: Vec<u8>,
     pub value: Vec<u8>,

@@ -12,16 +12,19 @@
 use super::ProcessError;
 use super::batch::{BatchEnv, Prior, StateView, StateWrites, process_batch};
 use super::commit::{ChangelogOffsets, Gate, InFlight, Offsets, earliest, first_offsets};
-use super::partitions::{Partitions, store_kind};
+use super::partitions::Partitions;
 use super::producer::{Topics, TxnProducer};
-use super::records::{InRecord, Source};
+use super::records::{InRecord, OutRecord};
+use super::stage::{Part, Stage};
+use crate::clock::now_ms;
 use crate::codec::JobFormat;
 use crate::config::{Config, TopicsConfig};
 use crate::kafka::admin::Layout;
 use crate::kafka::client;
 use crate::kafka::context::{Assignment, GroupContext};
-use crate::store::{StoreKind, StoreMeta};
-use crate::telemetry::{Health, metrics};
+use crate::store::StoreMeta;
+use crate::telemetry::Health;
+use crate::telemetry::metrics::{BatchSpan, metrics};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -29,7 +32,7 @@ use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Readiness reasons the processor holds until they are resolved.
@@ -52,10 +55,6 @@ pub struct Runner {
     parts: Partitions,
     health: Health,
     shutdown: Arc<AtomicBool>,
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Runner {
@@ -121,17 +120,6 @@ impl Runner {
         self.parts.close();
     }
 
-    fn source_of(&self, topic: &str) -> Option<Source> {
-        source_of(&self.fixed.topics, topic)
-    }
-
-    fn topic_of(&self, source: Source) -> &str {
-        match source {
-            Source::Events => &self.fixed.topics.events,
-            Source::UserActivity => &self.fixed.topics.user_activity,
-        }
-    }
-
     /// Collects up to `max_batch` records or `commit_interval` worth.
     fn poll_batch(&mut self) -> Result<Vec<InRecord>, ProcessError> {
         let max = self.fixed.process.max_batch;
@@ -158,12 +146,7 @@ impl Runner {
                 }
             };
             self.handle_assignments(&mut records);
-            self.parts
-                .poll_restores(&self.consumer, |kind| match kind {
-                    StoreKind::Device => self.fixed.topics.events.clone(),
-                    StoreKind::User => self.fixed.topics.user_activity.clone(),
-                })
-                .map_err(ProcessError::Fatal)?;
+            self.parts.poll_restores(&self.consumer)?;
             let full = records.len() >= max;
             let due = first_at.is_some_and(|t| t.elapsed() >= interval);
             if full || due || (!got && records.is_empty()) || self.shutdown.load(Ordering::Relaxed) {
@@ -178,8 +161,8 @@ impl Runner {
                 Assignment::Assigned(list) => {
                     self.health.unblock(NOT_JOINED);
                     for (topic, partition) in list {
-                        let Some(source) = self.source_of(&topic) else { continue };
-                        if let Err(e) = self.parts.assign((store_kind(source), partition)) {
+                        let Some(stage) = Stage::of_input(&self.fixed.topics, &topic) else { continue };
+                        if let Err(e) = self.parts.assign(Part::new(stage, partition)) {
                             tracing::error!(topic, partition, error = %e, "cannot open the state store; stopping");
                             self.shutdown.store(true, Ordering::Relaxed);
                         }
@@ -187,9 +170,10 @@ impl Runner {
                 }
                 Assignment::Revoked(list) => {
                     for (topic, partition) in list {
-                        let Some(source) = self.source_of(&topic) else { continue };
-                        records.retain(|r| !(r.source == source && r.partition == partition));
-                        self.parts.revoke((store_kind(source), partition));
+                        let Some(stage) = Stage::of_input(&self.fixed.topics, &topic) else { continue };
+                        let part = Part::new(stage, partition);
+                        records.retain(|r| r.part() != part);
+                        self.parts.revoke(part);
                     }
                 }
             }
@@ -204,11 +188,10 @@ impl Runner {
         let config = Arc::clone(&self.config.read().expect("config lock"));
         let env = BatchEnv {
             rules: &config.rules,
+            topics: &self.fixed.topics,
             layout: self.layout,
             job_format: JobFormat::Json,
             now_ms: now_ms(),
-            events_topic: &self.fixed.topics.events,
-            user_activity_topic: &self.fixed.topics.user_activity,
         };
         let processed = {
             let prior = self.in_flight.as_ref().map_or_else(Prior::default, |f| Prior::new(&f.batch.state));
@@ -223,12 +206,12 @@ impl Runner {
         self.producer.inner.begin_transaction()?;
         if let Err(e) = self.produce(&out.records, &out.positions) {
             tracing::warn!(error = %e, records = records.len(), "transaction failed; aborting and rewinding");
-            self.abort_and_rewind(&first, &e)?;
-            metrics().transactions.with_label_values(&["aborted"]).inc();
+            self.abort_and_rewind(&first, e)?;
+            metrics().transaction(false);
             return Ok(());
         }
         let in_flight = InFlight::spawn(&self.producer, &self.gate, TXN_TIMEOUT, out, first, started, records.len())
-            .map_err(|e| ProcessError::Fatal(format!("cannot start the commit thread: {e}")))?;
+            .map_err(ProcessError::Thread)?;
         self.in_flight = Some(in_flight);
         Ok(())
     }
@@ -242,17 +225,17 @@ impl Runner {
         let (batch, result) = in_flight.wait();
         match result {
             Ok(changelog) => {
-                metrics().transactions.with_label_values(&["committed"]).inc();
+                metrics().transaction(true);
                 self.write_stores(batch.state, &batch.positions, &changelog)?;
                 batch.stats.publish(&self.fixed.topics.events_dlq);
-                metrics().batch_duration.with_label_values(&["process"]).observe(batch.started.elapsed().as_secs_f64());
-                metrics().batch_records.with_label_values(&["process"]).observe(batch.records as f64);
+                metrics().batch_duration(BatchSpan::Process, batch.started.elapsed().as_secs_f64());
+                metrics().batch_records(batch.records);
                 Ok(true)
             }
             Err(e) => {
                 tracing::warn!(error = %e, records = batch.records, "commit failed; aborting and rewinding");
-                self.abort_and_rewind(&earliest(batch.first, next), &e)?;
-                metrics().transactions.with_label_values(&["aborted"]).inc();
+                self.abort_and_rewind(&earliest(batch.first, next), e)?;
+                metrics().transaction(false);
                 Ok(false)
             }
         }
@@ -260,13 +243,13 @@ impl Runner {
 
     /// Queues the batch's records and adds its input offsets, with the
     /// group metadata, to the open transaction.
-    fn produce(&self, out: &[super::records::OutRecord], positions: &Offsets) -> Result<(), KafkaError> {
+    fn produce(&self, out: &[OutRecord], positions: &Offsets) -> Result<(), KafkaError> {
         for rec in out {
             self.producer.send(rec)?;
         }
         let mut tpl = TopicPartitionList::new();
-        for ((source, partition), next) in positions {
-            tpl.add_partition_offset(self.topic_of(*source), *partition, Offset::Offset(*next))?;
+        for (part, next) in positions {
+            tpl.add_partition_offset(part.stage.input(&self.fixed.topics), part.partition, Offset::Offset(*next))?;
         }
         let group = self.consumer.group_metadata().ok_or(KafkaError::Canceled)?;
         self.producer.inner.send_offsets_to_transaction(&tpl, &group, TXN_TIMEOUT)
@@ -274,21 +257,28 @@ impl Runner {
 
     /// Aborts the open transaction and seeks every partition in `first`
     /// back to its offset there. A fatal producer error ends the stage.
-    fn abort_and_rewind(&self, first: &Offsets, cause: &KafkaError) -> Result<(), ProcessError> {
-        if let KafkaError::Transaction(e) = cause {
+    fn abort_and_rewind(&self, first: &Offsets, cause: KafkaError) -> Result<(), ProcessError> {
+        if let KafkaError::Transaction(e) = &cause {
             if e.is_fatal() {
-                return Err(ProcessError::Fatal(format!("fatal transaction error: {e}")));
+                return Err(ProcessError::FatalTransaction(cause));
             }
         }
         self.abort(cause)?;
         let _ = self.producer.take_changelog_offsets();
-        for ((source, partition), offset) in first {
-            if !self.parts.is_ready((store_kind(*source), *partition)) {
+        for (part, offset) in first {
+            if !self.parts.is_ready(*part) {
                 continue;
             }
-            let topic = self.topic_of(*source);
-            if let Err(e) = self.consumer.seek(topic, *partition, Offset::Offset(*offset), Duration::from_secs(10)) {
-                return Err(ProcessError::Fatal(format!("cannot rewind {topic}/{partition} to {offset}: {e}")));
+            let topic = part.stage.input(&self.fixed.topics);
+            if let Err(source) =
+                self.consumer.seek(topic, part.partition, Offset::Offset(*offset), Duration::from_secs(10))
+            {
+                return Err(ProcessError::Rewind {
+                    topic: topic.to_owned(),
+                    partition: part.partition,
+                    offset: *offset,
+                    source,
+                });
             }
         }
         Ok(())
@@ -297,7 +287,7 @@ impl Runner {
     /// Aborts the open transaction. The abort purges queued records, whose
     /// delivery reports this thread must serve (librdkafka refuses to finish
     /// the abort until they are), so it polls the producer between tries.
-    fn abort(&self, cause: &KafkaError) -> Result<(), ProcessError> {
+    fn abort(&self, cause: KafkaError) -> Result<(), ProcessError> {
         let mut attempts = 0;
         loop {
             self.producer.inner.poll(Duration::ZERO);
@@ -308,11 +298,7 @@ impl Runner {
                     tracing::warn!(error = %e, attempts, "abort_transaction not done yet; serving delivery reports and retrying");
                     self.producer.inner.poll(Duration::from_millis(200));
                 }
-                Err(e) => {
-                    return Err(ProcessError::Fatal(format!(
-                        "abort_transaction failed: {e} (aborting after: {cause})"
-                    )));
-                }
+                Err(source) => return Err(ProcessError::Abort { source, cause: Box::new(cause) }),
             }
         }
     }
@@ -328,10 +314,9 @@ impl Runner {
     ) -> Result<(), ProcessError> {
         for (key, writes) in state {
             let Some(store) = self.parts.stores.get_mut(&key) else { continue };
-            let source = if key.0 == StoreKind::Device { Source::Events } else { Source::UserActivity };
             let old = self.parts.metas.get(&key).copied().unwrap_or_default();
             let meta = StoreMeta {
-                input_offset: positions.get(&(source, key.1)).copied().or(old.input_offset),
+                input_offset: positions.get(&key).copied().or(old.input_offset),
                 changelog_offset: changelog.get(&key).map_or(old.changelog_offset, |o| o + 1),
             };
             let puts: Vec<(&[u8], &[u8])> = writes.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
@@ -342,27 +327,17 @@ impl Runner {
     }
 }
 
-fn source_of(t: &TopicsConfig, topic: &str) -> Option<Source> {
-    if topic == t.events {
-        Some(Source::Events)
-    } else if topic == t.user_activity {
-        Some(Source::UserActivity)
-    } else {
-        None
-    }
-}
-
 /// Copies a record out of librdkafka's buffer, unless its partition is not
 /// ready (restoring): then it is dropped and re-read after the restore.
 fn accept(parts: &mut Partitions, topics: &TopicsConfig, msg: &BorrowedMessage<'_>) -> Option<InRecord> {
-    let source = source_of(topics, msg.topic())?;
-    let key = (store_kind(source), msg.partition());
-    if !parts.is_ready(key) {
-        parts.dropped(key, msg.offset());
+    let stage = Stage::of_input(topics, msg.topic())?;
+    let part = Part::new(stage, msg.partition());
+    if !parts.is_ready(part) {
+        parts.dropped(part, msg.offset());
         return None;
     }
     Some(InRecord {
-        source,
+        stage,
         partition: msg.partition(),
         offset: msg.offset(),
         key: msg.key().map(<[u8]>::to_vec),

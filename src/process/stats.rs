@@ -3,14 +3,14 @@
 
 use crate::domain::device::DeviceOutcome;
 use crate::domain::{App, Event, Job, Routing, Trigger};
-use crate::telemetry::metrics;
+use crate::telemetry::metrics::{EventResult, metrics};
 use std::collections::HashMap;
 
 #[derive(Debug, Default)]
 pub struct BatchStats {
     /// app -> (kind, result) -> count; nested so that lookups by `&str`
     /// allocate nothing on the hot path
-    events: HashMap<String, HashMap<(&'static str, &'static str), u64>>,
+    events: HashMap<String, HashMap<(&'static str, EventResult), u64>>,
     /// DLQ reason label -> count
     invalid: HashMap<&'static str, u64>,
     triggers: HashMap<&'static str, u64>,
@@ -27,7 +27,7 @@ fn bump<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u64>, key: K) {
 
 impl BatchStats {
     pub fn event(&mut self, app: &App, event: &Event, outcome: &DeviceOutcome, now_ms: i64) {
-        let result = if outcome.duplicate { "duplicate" } else { "processed" };
+        let result = if outcome.duplicate { EventResult::Duplicate } else { EventResult::Processed };
         self.count_event(&app.id, event.kind.as_str(), result);
         self.triggers(&outcome.triggers);
         let lag = (now_ms - event.timestamp_ms) as f64 / 1000.0;
@@ -39,7 +39,7 @@ impl BatchStats {
         }
     }
 
-    fn count_event(&mut self, app: &str, kind: &'static str, result: &'static str) {
+    fn count_event(&mut self, app: &str, kind: &'static str, result: EventResult) {
         self.records += 1;
         if !self.events.contains_key(app) {
             self.events.insert(app.to_owned(), HashMap::new());
@@ -70,6 +70,11 @@ impl BatchStats {
         counts[usize::from(job.attribution == Routing::Ca)] += 1;
     }
 
+    /// Records rejected to the DLQ with `label`.
+    pub fn rejected(&self, label: &str) -> u64 {
+        self.invalid.get(label).copied().unwrap_or(0)
+    }
+
     /// Jobs emitted for (partner, event), both attributions.
     pub fn job_count(&self, partner: &str, event: &str) -> u64 {
         self.jobs.get(partner).and_then(|e| e.get(event)).map_or(0, |c| c[0] + c[1])
@@ -80,27 +85,27 @@ impl BatchStats {
         let m = metrics();
         for (app, counts) in &self.events {
             for ((kind, result), n) in counts {
-                m.events.with_label_values(&[app.as_str(), kind, result]).inc_by(*n);
+                m.events(app, kind, *result, *n);
             }
         }
         for (reason, n) in &self.invalid {
-            m.events.with_label_values(&["unknown", "unknown", "invalid"]).inc_by(*n);
-            m.dlq_records.with_label_values(&[dlq_topic, reason]).inc_by(*n);
+            m.events("unknown", "unknown", EventResult::Invalid, *n);
+            m.dlq_records(dlq_topic, reason, *n);
         }
         for (trigger, n) in &self.triggers {
-            m.triggers.with_label_values(&[trigger]).inc_by(*n);
+            m.triggers(trigger, *n);
         }
         for (partner, by_event) in &self.jobs {
             for (event, counts) in by_event {
-                for (attribution, n) in [("lt", counts[0]), ("ca", counts[1])] {
+                for (routing, n) in [(Routing::Lt, counts[0]), (Routing::Ca, counts[1])] {
                     if n > 0 {
-                        m.jobs.with_label_values(&[partner.as_str(), event.as_str(), attribution]).inc_by(n);
+                        m.jobs(partner, event, routing.as_str(), n);
                     }
                 }
             }
         }
         for (app, samples) in &self.lag {
-            let h = m.event_lag.with_label_values(&[app.as_str()]);
+            let h = m.event_lag(app);
             for s in samples {
                 h.observe(*s);
             }

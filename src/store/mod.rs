@@ -1,5 +1,6 @@
-//! Partition state stores: one per assigned partition, keyed by
-//! `app:device` or `app:user`, holding `domain::binary` values.
+//! Partition state stores: one per assigned partition of a stage, keyed by
+//! `app:device` or `app:user`, holding `domain::binary` values. RocksDB in
+//! production; [`MemStore`], with the same contract, in tests.
 //!
 //! Guarantee: a store only ever holds state whose Kafka transaction has
 //! committed (the processor writes after `commit_transaction`), together
@@ -11,30 +12,6 @@ mod rocks;
 
 pub use mem::MemStore;
 pub use rocks::RocksStore;
-
-use std::fmt;
-
-/// Which state a store holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum StoreKind {
-    Device,
-    User,
-}
-
-impl StoreKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StoreKind::Device => "device",
-            StoreKind::User => "user",
-        }
-    }
-}
-
-impl fmt::Display for StoreKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Offsets a store's contents reflect.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -52,6 +29,8 @@ pub enum StoreError {
     Rocks { path: String, source: rocksdb::Error },
     #[error("state store {path}: {reason}")]
     Corrupt { path: String, reason: String },
+    #[error("no state store open for {0}, an assigned partition")]
+    Missing(String),
 }
 
 /// A key and its value.

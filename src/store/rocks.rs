@@ -1,7 +1,7 @@
-//! RocksDB store: one database directory per partition
-//! (`<state_dir>/device-3`, `<state_dir>/user-5`).
+//! RocksDB store: one database directory per stage partition
+//! (`<state_dir>/device-3`, `<state_dir>/user-5`; the caller names it).
 
-use super::{Entry, META_CHANGELOG, META_INPUT, Store, StoreError, StoreKind, StoreMeta, StoreStats};
+use super::{Entry, META_CHANGELOG, META_INPUT, Store, StoreError, StoreMeta, StoreStats};
 use rocksdb::{DB, Options, WriteBatch, WriteOptions};
 use std::path::{Path, PathBuf};
 
@@ -11,12 +11,9 @@ pub struct RocksStore {
 }
 
 impl RocksStore {
-    pub fn path_for(state_dir: &Path, kind: StoreKind, partition: i32) -> PathBuf {
-        state_dir.join(format!("{}-{partition}", kind.as_str()))
-    }
-
-    pub fn open(state_dir: &Path, kind: StoreKind, partition: i32) -> Result<RocksStore, StoreError> {
-        let path = Self::path_for(state_dir, kind, partition);
+    /// Opens (creating if missing) the store in directory `path`.
+    pub fn open(path: &Path) -> Result<RocksStore, StoreError> {
+        let path = path.to_owned();
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
@@ -111,12 +108,12 @@ mod tests {
     fn writes_are_atomic_with_meta_and_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let mut s = RocksStore::open(dir.path(), StoreKind::Device, 3).unwrap();
+            let mut s = RocksStore::open(&dir.path().join("device-3")).unwrap();
             assert_eq!(s.meta().unwrap(), StoreMeta { input_offset: None, changelog_offset: 0 });
             s.write(&[(b"a:1", b"x"), (b"a:2", b"y")], StoreMeta { input_offset: Some(10), changelog_offset: 7 })
                 .unwrap();
         }
-        let s = RocksStore::open(dir.path(), StoreKind::Device, 3).unwrap();
+        let s = RocksStore::open(&dir.path().join("device-3")).unwrap();
         assert_eq!(
             s.get_many(&[b"a:1", b"a:3", b"a:2"]).unwrap(),
             vec![Some(b"x".to_vec()), None, Some(b"y".to_vec())]

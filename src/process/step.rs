@@ -1,0 +1,249 @@
+//! The per-stage batch step, written once: decode the stage's records (bad
+//! ones to the DLQ), read the state of every key they touch, apply the
+//! rules in record order, and hand back each changed state once. What
+//! differs between the device and the user stage is the [`StageStep`]
+//! implementation: how a record decodes, which key it touches, the state
+//! codec, and the rules applied.
+
+use super::batch::{BatchEnv, BatchOutput, Rejected, StateView};
+use super::records::InRecord;
+use super::stage::{Part, Stage};
+use crate::codec;
+use crate::domain::binary::{self, BinaryError};
+use crate::domain::check::check_event;
+use crate::domain::engine::{device_step, state_key, user_step};
+use crate::domain::{DeviceState, Event, Job, UserActivity, UserState};
+use crate::store::StoreError;
+use std::collections::HashMap;
+
+/// What one stage does with one record.
+pub trait StageStep {
+    const STAGE: Stage;
+    /// A decoded, checked input record.
+    type Input;
+    /// The state of one key.
+    type State;
+
+    /// Decodes and checks a record; a rejection sends it to the DLQ.
+    fn decode(r: &InRecord, env: &BatchEnv<'_>) -> Result<Self::Input, Rejected>;
+    /// The state key the input touches (`app:device`, `app:user`).
+    fn key(input: &Self::Input) -> String;
+    fn decode_state(bytes: &[u8]) -> Result<Self::State, BinaryError>;
+    fn encode_state(state: &Self::State, out: &mut Vec<u8>);
+    /// Applies the input to its key's state and emits what it fires (jobs,
+    /// forwarded records, counts); `jobs` is scratch space. Returns whether
+    /// the state changed.
+    fn apply(
+        input: &Self::Input,
+        key: &str,
+        state: &mut Option<Self::State>,
+        env: &BatchEnv<'_>,
+        jobs: &mut Vec<Job>,
+        out: &mut BatchOutput,
+    ) -> bool;
+}
+
+/// The device stage: events keyed by device.
+pub struct DeviceStep;
+
+impl StageStep for DeviceStep {
+    const STAGE: Stage = Stage::Device;
+    type Input = Event;
+    type State = DeviceState;
+
+    fn decode(r: &InRecord, env: &BatchEnv<'_>) -> Result<Event, Rejected> {
+        let bytes = r.value.as_deref().ok_or(("undecodable", "empty record (no value)".to_owned()))?;
+        let event = codec::decode_event(bytes).map_err(|e| (e.label(), e.to_string()))?;
+        check_event(&event, env.rules, env.now_ms).map_err(|e| (e.label(), e.to_string()))?;
+        Ok(event)
+    }
+
+    fn key(event: &Event) -> String {
+        state_key(&event.app_id, &event.device_id)
+    }
+
+    fn decode_state(bytes: &[u8]) -> Result<DeviceState, BinaryError> {
+        binary::decode_device(bytes)
+    }
+
+    fn encode_state(state: &DeviceState, out: &mut Vec<u8>) {
+        binary::encode_device(state, out);
+    }
+
+    fn apply(
+        event: &Event,
+        _key: &str,
+        state: &mut Option<DeviceState>,
+        env: &BatchEnv<'_>,
+        jobs: &mut Vec<Job>,
+        out: &mut BatchOutput,
+    ) -> bool {
+        let app = env.rules.app(&event.app_id).expect("checked by decode");
+        let step = device_step(env.rules, app, state, event, env.now_ms, jobs);
+        out.stats.event(app, event, &step.outcome, env.now_ms);
+        if step.outcome.duplicate {
+            return false;
+        }
+        out.jobs(jobs, &event.device_id, env);
+        if let Some(act) = step.activity {
+            let mut value = Vec::with_capacity(512);
+            binary::encode_activity(&act, &mut value);
+            let key = state_key(&act.event.app_id, &act.event.user_id).into_bytes();
+            out.forward(Stage::User, key, value, env.layout.user_activity);
+        }
+        true
+    }
+}
+
+/// The user stage: events with a user id, repartitioned by user, carrying
+/// their device's attribution.
+pub struct UserStep;
+
+impl StageStep for UserStep {
+    const STAGE: Stage = Stage::User;
+    type Input = UserActivity;
+    type State = UserState;
+
+    fn decode(r: &InRecord, env: &BatchEnv<'_>) -> Result<UserActivity, Rejected> {
+        let bytes = r.value.as_deref().ok_or(("undecodable", "empty record (no value)".to_owned()))?;
+        let act = binary::decode_activity(bytes).map_err(|e| ("undecodable", format!("user activity: {e}")))?;
+        if env.rules.app(&act.event.app_id).is_none() {
+            return Err(("unknown_app", format!("unknown app '{}': not in the config's [[apps]]", act.event.app_id)));
+        }
+        Ok(act)
+    }
+
+    fn key(act: &UserActivity) -> String {
+        state_key(&act.event.app_id, &act.event.user_id)
+    }
+
+    fn decode_state(bytes: &[u8]) -> Result<UserState, BinaryError> {
+        binary::decode_user(bytes)
+    }
+
+    fn encode_state(state: &UserState, out: &mut Vec<u8>) {
+        binary::encode_user(state, out);
+    }
+
+    fn apply(
+        act: &UserActivity,
+        key: &str,
+        state: &mut Option<UserState>,
+        env: &BatchEnv<'_>,
+        jobs: &mut Vec<Job>,
+        out: &mut BatchOutput,
+    ) -> bool {
+        let app = env.rules.app(&act.event.app_id).expect("checked by decode");
+        let outcome = user_step(env.rules, app, state, act, env.now_ms, jobs);
+        out.stats.triggers(&outcome.triggers);
+        out.jobs(jobs, key, env);
+        true
+    }
+}
+
+/// A key's state during a batch.
+enum Slot<S> {
+    /// `None`: never seen. `dirty`: changed by this batch.
+    Loaded { state: Option<S>, dirty: bool },
+    /// The stored bytes do not decode: the key's records go to the DLQ and
+    /// the stored value stays as it is, for someone to look at.
+    Corrupt(String),
+}
+
+/// The keys of one partition.
+type Overlay<S> = HashMap<String, Slot<S>>;
+
+/// Runs one stage's records of a batch. Fails only when a store cannot be
+/// read.
+pub fn run<S: StageStep>(
+    records: &[&InRecord],
+    view: StateView<'_>,
+    env: &BatchEnv<'_>,
+    out: &mut BatchOutput,
+) -> Result<(), StoreError> {
+    let mut valid: Vec<(&InRecord, S::Input)> = Vec::with_capacity(records.len());
+    for r in records {
+        match S::decode(r, env) {
+            Ok(input) => valid.push((r, input)),
+            Err(rejected) => out.dead_letter(r, rejected, env),
+        }
+    }
+    let mut overlays = load::<S>(&valid, view)?;
+    let mut jobs = Vec::new();
+    for (r, input) in &valid {
+        let key = S::key(input);
+        let slot = overlays.get_mut(&r.partition).and_then(|o| o.get_mut(&key)).expect("loaded");
+        match slot {
+            Slot::Corrupt(reason) => out.dead_letter(r, ("corrupt_state", reason.clone()), env),
+            Slot::Loaded { state, dirty } => {
+                jobs.clear();
+                if S::apply(input, &key, state, env, &mut jobs, out) {
+                    *dirty = true;
+                }
+            }
+        }
+    }
+    for (partition, overlay) in overlays {
+        let part = Part::new(S::STAGE, partition);
+        for (key, slot) in overlay {
+            if let Slot::Loaded { state: Some(state), dirty: true } = slot {
+                let mut value = Vec::with_capacity(256);
+                S::encode_state(&state, &mut value);
+                out.state(part, key.into_bytes(), value);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the state of every key the records touch: from the committing
+/// batch when it wrote the key, else with one multi_get per partition.
+fn load<S: StageStep>(
+    items: &[(&InRecord, S::Input)],
+    view: StateView<'_>,
+) -> Result<HashMap<i32, Overlay<S::State>>, StoreError> {
+    let mut overlays: HashMap<i32, Overlay<S::State>> = HashMap::new();
+    let mut wanted: HashMap<i32, Vec<String>> = HashMap::new();
+    for (r, input) in items {
+        let part = Part::new(S::STAGE, r.partition);
+        let overlay = overlays.entry(r.partition).or_default();
+        let key = S::key(input);
+        if overlay.contains_key(&key) {
+            continue;
+        }
+        match view.prior.get(part, key.as_bytes()) {
+            Some(bytes) => {
+                let slot = decoded::<S>(bytes, &key, part);
+                overlay.insert(key, slot);
+            }
+            None => {
+                overlay.insert(key.clone(), Slot::Loaded { state: None, dirty: false });
+                wanted.entry(r.partition).or_default().push(key);
+            }
+        }
+    }
+    for (partition, keys) in wanted {
+        let part = Part::new(S::STAGE, partition);
+        let store = view.stores.get(&part).ok_or_else(|| StoreError::Missing(part.to_string()))?;
+        let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+        let values = store.get_many(&refs)?;
+        let overlay = overlays.get_mut(&partition).expect("created above");
+        for (key, value) in keys.into_iter().zip(values) {
+            if let Some(bytes) = value {
+                let slot = decoded::<S>(&bytes, &key, part);
+                overlay.insert(key, slot);
+            }
+        }
+    }
+    Ok(overlays)
+}
+
+fn decoded<S: StageStep>(bytes: &[u8], key: &str, part: Part) -> Slot<S::State> {
+    match S::decode_state(bytes) {
+        Ok(state) => Slot::Loaded { state: Some(state), dirty: false },
+        Err(e) => {
+            tracing::error!(store = %part, key, error = %e, "stored state does not decode; the key's records go to the dlq");
+            Slot::Corrupt(format!("stored state of '{key}' in store {part} does not decode: {e}"))
+        }
+    }
+}
