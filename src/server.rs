@@ -1,5 +1,5 @@
 //! Running the stages as a service: load config, start the admin server,
-//! run the processing stage (and later the sender), stop cleanly on
+//! run the processing stage, the sender, or both, and stop cleanly on
 //! SIGTERM/SIGINT. `main` only parses arguments and calls in here.
 
 use crate::config::reload::{self, SharedConfig};

@@ -17,6 +17,7 @@ pub mod replay;
 pub mod retry;
 pub mod signature;
 pub mod ssrf;
+pub mod step;
 mod task;
 mod worker;
 

@@ -2,6 +2,9 @@
 //! to a retry tier, and jobs given up to the DLQ. A job's outcome counts as
 //! terminal only once these writes are acknowledged.
 
+use super::http::Report;
+use super::outcome::{Attempt, Verdict};
+use super::step::Step;
 use crate::codec::{JobFormat, encode_job};
 use crate::domain::Job;
 use crate::kafka::partition_for;
@@ -31,6 +34,35 @@ pub struct DeliveryRecord<'a> {
     pub at_ms: i64,
     /// Where the job goes next: "retry-2", "dlq", or none.
     pub next: Option<String>,
+}
+
+impl<'a> DeliveryRecord<'a> {
+    /// The record of one attempt of `job` (its `attempt` already counts it).
+    pub fn new(job: &'a Job, report: &'a Report, verdict: &Verdict, step: &Step, at_ms: i64) -> DeliveryRecord<'a> {
+        let error = match verdict {
+            Verdict::Delivered => None,
+            Verdict::Retry { reason, .. } | Verdict::Dead { reason } | Verdict::Blocked { reason } => {
+                Some(reason.clone())
+            }
+        };
+        DeliveryRecord {
+            job_id: &job.job_id,
+            postback_id: &job.postback_id,
+            partner_id: &job.partner_id,
+            event: &job.event,
+            attempt: job.attempt,
+            outcome: step.log_outcome(),
+            status: match report.attempt {
+                Attempt::Status { code, .. } => Some(code),
+                _ => None,
+            },
+            error,
+            latency_ms: report.latency.as_millis() as u64,
+            response: &report.body,
+            at_ms,
+            next: step.next(),
+        }
+    }
 }
 
 pub struct Outputs {
@@ -104,9 +136,11 @@ impl Outputs {
         self.write_durably(&self.dlq, key, &encode_job(job, JobFormat::Json), Some(headers)).await;
     }
 
-    /// A record that is not a job at all: to the DLQ as it came.
+    /// A record that is not a job at all: to the DLQ as it came, counted
+    /// in `dlq_records_total` (it has no partner to count it under).
     pub async fn dead_raw(&self, key: &[u8], value: &[u8], reason: &str) {
         let headers = OwnedHeaders::new().insert(Header { key: "error", value: Some(reason.as_bytes()) });
         self.write_durably(&self.dlq, key, value, Some(headers)).await;
+        crate::telemetry::metrics().dlq_records(&self.dlq, "undecodable", 1);
     }
 }

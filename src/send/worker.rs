@@ -5,13 +5,14 @@
 
 use super::lane::Lane;
 use super::offsets::OffsetTracker;
-use super::task::{self, Shared};
+use super::step::{Refusal, before_attempt};
+use super::task::{self, At, Shared};
+use crate::clock::now_ms;
 use crate::codec::decode_job;
 use crate::config::Config;
 use crate::config::reload::SharedConfig;
 use crate::domain::Job;
 use crate::kafka::context::{Assignment, GroupContext};
-use crate::process::runner::now_ms;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -173,34 +174,23 @@ impl Worker {
         }
     }
 
+    /// Starts the job's task: an attempt, or at once the step that replaces
+    /// it (unknown partner, expired, partner refusing new jobs).
     fn dispatch(&mut self, job: Job, key: Vec<u8>, origin: Origin, permit: OwnedSemaphorePermit) {
         let (shared, tracker) = (Arc::clone(&self.shared), Arc::clone(&self.tracker));
-        let Some(lane) = self.lanes.get(&job.partner_id).cloned() else {
-            let reason = format!("unknown partner '{}': not in [[partners]]", job.partner_id);
-            tokio::spawn(async move {
-                shared.outputs.dead(&key, &job, &reason).await;
-                finish(&tracker, &origin, permit);
-            });
-            return;
+        let lane = self.lanes.get(&job.partner_id).cloned();
+        let refusal = match &lane {
+            None => Some(Refusal::UnknownPartner),
+            Some(l) => l.refuses().map(Refusal::Lane),
         };
-        if now_ms() >= job.expires_ms {
-            tokio::spawn(async move {
-                shared.outputs.dead(&key, &job, "expired").await;
-                crate::telemetry::metrics().deliveries.with_label_values(&[&job.partner_id, "dlq"]).inc();
-                finish(&tracker, &origin, permit);
-            });
-            return;
-        }
-        if let Some(why) = lane.refuses() {
-            tokio::spawn(async move {
-                task::defer(&shared, &lane, &job, &key, why).await;
-                finish(&tracker, &origin, permit);
-            });
-            return;
-        }
+        let skip = before_attempt(&job, refusal, &shared.policy, now_ms(), rand::random());
         tokio::spawn(async move {
-            let at = task::At { topic: &origin.topic, partition: origin.partition, offset: origin.offset };
-            task::run(shared, lane, job, key, at).await;
+            let at = At { topic: &origin.topic, partition: origin.partition, offset: origin.offset };
+            match (skip, lane) {
+                (Some(step), _) => task::carry_out(&shared, step, job, &key, at).await,
+                (None, Some(lane)) => task::attempt(Arc::clone(&shared), lane, job, key, at).await,
+                (None, None) => unreachable!("a job without a lane is refused"),
+            }
             finish(&tracker, &origin, permit);
         });
     }
