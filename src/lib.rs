@@ -4,9 +4,32 @@
 //!
 //! # Layout
 //!
+//! Each module uses only the modules listed before it.
+//!
 //! - [`domain`]: the pure rules engine — events, device and user state,
-//!   triggers, routing, URL templates. No I/O; everything else wires it up.
+//!   triggers, routing, URL templates. No I/O, no clock: everything else
+//!   wires it up, and `inspect` replays its decisions.
+//! - [`codec`]: input events and jobs as JSON or Avro, pure and table-tested.
+//! - [`clock`]: the wall clock, the one place that reads it.
+//! - [`telemetry`]: the metric registry with one typed method per fact,
+//!   readiness, logging and the admin HTTP server.
+//! - [`config`]: the TOML file, environment overrides, validation into
+//!   [`domain::Rules`], and hot reload.
+//! - [`store`]: one key-value store per stage partition — RocksDB, and an
+//!   in-memory store with the same contract for tests.
+//! - [`kafka`]: librdkafka settings, topic administration, the consumer
+//!   group context, the murmur2 partitioner.
+//! - [`process`]: the processing stage — the device and user [`process::Stage`]s,
+//!   the per-stage batch step, and the exactly-once transactional loop.
+//! - [`send`]: the sender stage — HTTP delivery with per-partner limits,
+//!   retry tiers, the DLQ and the delivery log; its decisions are pure
+//!   functions under a thin async shell.
+//! - [`inspect`]: why a postback did or did not fire, from stored state.
+//! - [`server`]: runs the stages as a service (admin server, reload, signals).
+//! - [`demo`]: the whole pipeline on librdkafka's mock cluster.
+//! - [`cli`]: argument parsing; `main.rs` only calls into the modules above.
 pub mod cli;
+pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod demo;

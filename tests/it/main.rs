@@ -4,6 +4,7 @@
 mod support;
 
 mod demo;
+mod layout;
 mod mock;
 mod ops;
 mod process;
