@@ -21,8 +21,11 @@ pub fn fingerprint(schema: &Schema) -> [u8; 8] {
 
 /// Strips the framing and decodes the datum with `schema`. The Confluent
 /// schema id is not looked up: the writer must use our schema (or one with
-/// the same binary layout).
+/// the same binary layout). The datum must be read to its last byte and not
+/// beyond: apache-avro reads the end of its input as null for a union or a
+/// string, so a record cut short would otherwise decode with empty fields.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], framing: super::Framing, schema: &Schema) -> Result<T, DecodeError> {
+    limit_allocations();
     let datum = match framing {
         super::Framing::Confluent => {
             bytes.get(5..).ok_or_else(|| DecodeError::Avro("Confluent header shorter than 5 bytes".into()))?
@@ -41,12 +44,45 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], framing: super::Framing, schema
     let reader = apache_avro::reader::datum::GenericDatumReader::builder(schema)
         .build()
         .map_err(|e| DecodeError::Avro(short(&e)))?;
-    let mut cursor = datum;
-    let value = reader.read_value(&mut cursor).map_err(|e| DecodeError::Avro(short(&e)))?;
-    if !cursor.is_empty() {
-        return Err(DecodeError::Avro(format!("{} trailing bytes after the record", cursor.len())));
+    let mut cursor = Strict(datum);
+    let value = reader.read_value(&mut cursor).map_err(|e| match cursor.0.is_empty() {
+        true if e.to_string().contains(TRUNCATED) => {
+            DecodeError::Avro(format!("the record ends inside a value ({TRUNCATED})"))
+        }
+        _ => DecodeError::Avro(short(&e)),
+    })?;
+    if !cursor.0.is_empty() {
+        return Err(DecodeError::Avro(format!("{} trailing bytes after the record", cursor.0.len())));
     }
     apache_avro::from_value(&value).map_err(|e| DecodeError::Avro(short(&e)))
+}
+
+const TRUNCATED: &str = "truncated";
+
+/// A reader over a datum that fails, instead of reporting the end of input,
+/// when asked for bytes it does not have: apache-avro turns the end of input
+/// into null values, and a truncated record must be an error.
+struct Strict<'a>(&'a [u8]);
+
+impl std::io::Read for Strict<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.0.is_empty() && !buf.is_empty() {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, TRUNCATED));
+        }
+        let n = buf.len().min(self.0.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+/// A length prefix in hostile bytes must not allocate more than any Kafka
+/// record can hold (apache-avro's default allows 512 MiB).
+fn limit_allocations() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        apache_avro::util::max_allocation_bytes(16 << 20);
+    });
 }
 
 /// Encodes a bare datum.

@@ -1,7 +1,7 @@
 //! Input events: wire structs shared by JSON and Avro, and their checked
 //! conversion into `domain::Event`.
 
-use super::{DecodeError, Framing, avro, framing};
+use super::{DecodeError, Framing, InputFormat, avro, framing, looks_like_json};
 use crate::domain::{Attribution, Custom, DeviceInfo, Event, Kind, Revenue};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -104,13 +104,99 @@ pub struct WireCustom {
     pub params: Option<BTreeMap<String, String>>,
 }
 
-/// Decodes an input record in any supported format.
+/// What decoding checks beyond the schema (`[input]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeOptions {
+    pub format: InputFormat,
+    /// Longest string value (and map key) accepted in any field.
+    pub max_field_bytes: usize,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions { format: InputFormat::Auto, max_field_bytes: 8192 }
+    }
+}
+
+/// Decodes an input record with the default options.
 pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
-    let wire: WireEvent = match framing(bytes)? {
-        Framing::Json => serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))?,
+    decode_event_with(bytes, &DecodeOptions::default())
+}
+
+/// Decodes an input record: framing, format, schema, required fields, and
+/// the length of every field.
+pub fn decode_event_with(bytes: &[u8], opts: &DecodeOptions) -> Result<Event, DecodeError> {
+    let wire = match framing(bytes, opts.format)? {
+        Framing::Json => json(bytes)?,
+        Framing::Unframed => unframed(bytes)?,
         f => avro::decode::<AvroEvent>(bytes, f, &avro::EVENT_SCHEMA)?.into(),
     };
-    wire.into_event()
+    let event = wire.into_event()?;
+    check_lengths(&event, opts.max_field_bytes)?;
+    Ok(event)
+}
+
+fn json(bytes: &[u8]) -> Result<WireEvent, DecodeError> {
+    serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))
+}
+
+fn raw_avro(bytes: &[u8]) -> Result<WireEvent, DecodeError> {
+    avro::decode::<AvroEvent>(bytes, Framing::RawAvro, &avro::EVENT_SCHEMA).map(WireEvent::from)
+}
+
+/// `input.format = "auto"`. Text that opens a JSON value is read as JSON,
+/// and only when that fails as a bare Avro datum (whose first bytes can be
+/// whitespace and `{`); anything else is read as Avro. When neither
+/// reading works, the likelier one's error is the one reported.
+fn unframed(bytes: &[u8]) -> Result<WireEvent, DecodeError> {
+    if looks_like_json(bytes) { json(bytes).or_else(|e| raw_avro(bytes).map_err(|_| e)) } else { raw_avro(bytes) }
+}
+
+/// Every string of the event, and every map key and value, against the cap.
+fn check_lengths(e: &Event, max: usize) -> Result<(), DecodeError> {
+    let too_long = |field: &str, len: usize| DecodeError::TooLong { field: field.to_owned(), len, max };
+    let check = |field: &str, value: &str| if value.len() > max { Err(too_long(field, value.len())) } else { Ok(()) };
+    let check_map = |field: &str, map: &BTreeMap<String, String>| {
+        for (k, v) in map {
+            if k.len() > max {
+                return Err(too_long(&format!("{field} key"), k.len()));
+            }
+            check(&format!("{field}.{k}"), v)?;
+        }
+        Ok(())
+    };
+    for (field, value) in
+        [("event_id", &e.event_id), ("app_id", &e.app_id), ("device_id", &e.device_id), ("user_id", &e.user_id)]
+    {
+        check(field, value)?;
+    }
+    if let Some(a) = &e.attribution {
+        let named = [
+            ("partner_id", &a.partner_id),
+            ("campaign_id", &a.campaign_id),
+            ("click_id", &a.click_id),
+            ("adset", &a.adset),
+            ("creative", &a.creative),
+        ];
+        for (field, value) in named {
+            check(&format!("attribution.{field}"), value)?;
+        }
+        for (i, sub) in a.subs.iter().enumerate() {
+            check(&format!("attribution.sub{}", i + 1), sub)?;
+        }
+        check_map("attribution.click_params", &a.click_params)?;
+    }
+    for (name, value) in DeviceInfo::FIELDS.iter().zip(e.device.fields()) {
+        check(&format!("device.{name}"), value)?;
+    }
+    if let Some(r) = &e.revenue {
+        check("revenue.transaction_id", &r.transaction_id)?;
+    }
+    if let Some(c) = &e.custom {
+        check("custom.name", &c.name)?;
+        check_map("custom.params", &c.params)?;
+    }
+    Ok(())
 }
 
 /// Encodes an event as JSON (tests, generators, the demo).

@@ -1,6 +1,6 @@
 //! Postback jobs on `postback.jobs`, the retry tiers and the job DLQ.
 
-use super::{DecodeError, Framing, avro, framing};
+use super::{DecodeError, Framing, InputFormat, avro, framing, looks_like_json};
 use crate::domain::Job;
 
 /// How jobs are written; reading accepts every format.
@@ -22,8 +22,11 @@ pub fn encode_job(job: &Job, format: JobFormat) -> Vec<u8> {
 }
 
 pub fn decode_job(bytes: &[u8]) -> Result<Job, DecodeError> {
-    match framing(bytes)? {
-        Framing::Json => serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string())),
+    let json = || serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()));
+    match framing(bytes, InputFormat::Auto)? {
+        Framing::Json => json(),
+        Framing::Unframed if looks_like_json(bytes) => json(),
+        Framing::Unframed => avro::decode(bytes, Framing::RawAvro, &avro::JOB_SCHEMA),
         f => avro::decode(bytes, f, &avro::JOB_SCHEMA),
     }
 }

@@ -3,15 +3,21 @@
 //! 4-byte schema id). Pure functions, table-tested; malformed input is a
 //! typed error whose text becomes the DLQ `error` header, never a panic.
 //!
-//! The format of a record is told by its first byte, which is unambiguous
-//! because both schemas start with a non-empty string: a raw Avro datum then
-//! starts with an even varint ≥ 2, never `{` (0x7B), 0x00 or 0xC3.
+//! How a record is read is decided so that it cannot misread: the
+//! Confluent magic byte (0x00) and the single-object marker (C3 01) are
+//! recognised first; anything else is read as the configured
+//! `input.format` — `json`, `avro`, or `auto`, which tries both strictly
+//! (a JSON object parsed to its end, an Avro datum consumed to its last
+//! byte, never past it) and reports the likelier one's error when neither
+//! fits. A bare Avro event can start with any byte, whitespace included
+//! (an `event_id` of 5 bytes starts with 0x0A), so no first byte alone can
+//! tell it from JSON.
 
 mod avro;
 pub mod event;
 pub mod job;
 
-pub use event::{decode_event, encode_event_json};
+pub use event::{DecodeOptions, decode_event, decode_event_with, encode_event_json};
 pub use job::{JobFormat, decode_job, encode_job};
 
 #[cfg(test)]
@@ -32,6 +38,8 @@ pub enum DecodeError {
     Invalid { field: &'static str, reason: String },
     #[error("unknown kind '{0}'")]
     UnknownKind(String),
+    #[error("field '{field}' is {len} bytes, over input.max_field_bytes ({max})")]
+    TooLong { field: String, len: usize, max: usize },
 }
 
 impl DecodeError {
@@ -42,8 +50,21 @@ impl DecodeError {
             DecodeError::Missing(_) => "missing_field",
             DecodeError::Invalid { .. } => "invalid_field",
             DecodeError::UnknownKind(_) => "unknown_kind",
+            DecodeError::TooLong { .. } => "field_too_long",
         }
     }
+}
+
+/// How records without a magic byte are read (`input.format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputFormat {
+    /// JSON or a bare Avro datum, whichever reads the whole record.
+    #[default]
+    Auto,
+    Json,
+    /// A bare Avro datum of `schemas/event.avsc`.
+    Avro,
 }
 
 /// How a record's bytes are framed.
@@ -56,15 +77,23 @@ pub enum Framing {
     SingleObject,
     /// A bare Avro datum.
     RawAvro,
+    /// No magic byte and `input.format = "auto"`: JSON or a bare datum.
+    Unframed,
 }
 
-pub fn framing(bytes: &[u8]) -> Result<Framing, DecodeError> {
-    match bytes {
-        [] => Err(DecodeError::Empty),
-        [b'{', ..] => Ok(Framing::Json),
-        [b, ..] if b.is_ascii_whitespace() => Ok(Framing::Json),
-        [0, ..] => Ok(Framing::Confluent),
-        [0xC3, 0x01, ..] => Ok(Framing::SingleObject),
-        _ => Ok(Framing::RawAvro),
-    }
+pub fn framing(bytes: &[u8], format: InputFormat) -> Result<Framing, DecodeError> {
+    Ok(match (bytes, format) {
+        ([], _) => return Err(DecodeError::Empty),
+        ([0, ..], _) => Framing::Confluent,
+        ([0xC3, 0x01, ..], _) => Framing::SingleObject,
+        (_, InputFormat::Json) => Framing::Json,
+        (_, InputFormat::Avro) => Framing::RawAvro,
+        (_, InputFormat::Auto) => Framing::Unframed,
+    })
+}
+
+/// Whether unframed bytes look like JSON text rather than binary: the first
+/// byte that is not whitespace opens a JSON value.
+pub fn looks_like_json(bytes: &[u8]) -> bool {
+    bytes.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| matches!(b, b'{' | b'[' | b'"'))
 }

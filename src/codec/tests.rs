@@ -171,3 +171,71 @@ fn bad_jobs_are_errors() {
     assert_eq!(decode_job(b"").unwrap_err(), DecodeError::Empty);
     assert!(decode_job(b"{\"job_id\":1}").unwrap_err().to_string().starts_with("invalid JSON"));
 }
+
+#[test]
+fn bare_avro_is_never_taken_for_json_whatever_its_first_byte() {
+    // the datum starts with the zigzag length of event_id: 5 → 0x0A, 6 → 0x0C, 16 → 0x20, all JSON whitespace
+    for id in ["e-123", "e-1234", "e-12345678901234", "{-json-like-id}", "\"quoted\""] {
+        let e = Event::new(id, "game-ios", "dev-1", Kind::Launch, 1_700_000_000_000);
+        let avro = encode_event_avro(&e);
+        assert_eq!(decode_event(&avro).unwrap(), e, "{id}: first byte {:#04x}", avro[0]);
+        let avro_only = DecodeOptions { format: InputFormat::Avro, ..DecodeOptions::default() };
+        assert_eq!(decode_event_with(&avro, &avro_only).unwrap(), e);
+    }
+    let e = Event::new("e-123", "game-ios", "dev-1", Kind::Launch, 1_700_000_000_000);
+    let json_only = DecodeOptions { format: InputFormat::Json, ..DecodeOptions::default() };
+    let err = decode_event_with(&encode_event_avro(&e), &json_only).unwrap_err().to_string();
+    assert!(err.starts_with("invalid JSON: "), "{err}");
+}
+
+#[test]
+fn non_events_are_labelled_by_what_they_look_like() {
+    assert!(err(b"[1,2,3]").starts_with("invalid JSON: "), "{}", err(b"[1,2,3]"));
+    assert!(
+        err(b"  {\"event_id\": 1}").starts_with("invalid JSON: invalid type: integer"),
+        "{}",
+        err(b"  {\"event_id\": 1}")
+    );
+    assert!(err(b"hello world").starts_with("invalid Avro: "), "{}", err(b"hello world"));
+}
+
+#[test]
+fn every_truncation_of_an_avro_event_is_an_error() {
+    for framed in [
+        encode_event_avro(&full_event()),
+        encode_event_confluent(&full_event(), 7),
+        encode_event_single_object(&full_event()),
+    ] {
+        for cut in 1..framed.len() {
+            let result = decode_event(&framed[..cut]);
+            assert!(result.is_err(), "cut at {cut} of {} decoded: {result:?}", framed.len());
+        }
+    }
+    // cut inside click_id: apache-avro alone would read the rest as nulls
+    let avro = encode_event_avro(&full_event());
+    let at = avro.windows(3).position(|w| w == b"clk").expect("click_id in the datum") + 1;
+    assert_eq!(err(&avro[..at]), "invalid Avro: the record ends inside a value (truncated)");
+}
+
+#[test]
+fn fields_longer_than_the_cap_are_refused_by_name() {
+    let opts = DecodeOptions { max_field_bytes: 16, ..DecodeOptions::default() };
+    let mut e = full_event();
+    e.attribution.as_mut().unwrap().click_id = "&".repeat(17);
+    assert_eq!(
+        decode_event_with(&encode_event_json(&e), &opts).unwrap_err().to_string(),
+        "field 'attribution.click_id' is 17 bytes, over input.max_field_bytes (16)"
+    );
+    let mut e = full_event();
+    e.device.user_agent = "x".repeat(100);
+    let err = decode_event_with(&encode_event_avro(&e), &opts).unwrap_err();
+    assert_eq!(err.to_string(), "field 'device.user_agent' is 100 bytes, over input.max_field_bytes (16)");
+    assert_eq!(err.label(), "field_too_long");
+    let mut e = full_event();
+    e.attribution.as_mut().unwrap().click_params.insert("k".repeat(20), "v".into());
+    assert_eq!(
+        decode_event_with(&encode_event_json(&e), &opts).unwrap_err().to_string(),
+        format!("field 'attribution.click_params key' is 20 bytes, over input.max_field_bytes (16)")
+    );
+    assert!(decode_event_with(&encode_event_json(&full_event()), &opts).is_ok());
+}
