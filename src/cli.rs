@@ -21,21 +21,29 @@ pub enum Command {
     CheckConfig {
         /// The TOML config file.
         file: PathBuf,
+        #[command(flatten)]
+        load: LoadArgs,
     },
     /// Run the processing stage: events in, postback jobs out, exactly once.
     Process {
         /// The TOML config file.
         config: PathBuf,
+        #[command(flatten)]
+        load: LoadArgs,
     },
     /// Run the sender stage: postback jobs out over HTTP, with retries.
     Send {
         /// The TOML config file.
         config: PathBuf,
+        #[command(flatten)]
+        load: LoadArgs,
     },
     /// Run both stages in one process.
     Run {
         /// The TOML config file.
         config: PathBuf,
+        #[command(flatten)]
+        load: LoadArgs,
     },
     /// Work with the job DLQ.
     Dlq {
@@ -72,6 +80,21 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
     },
+}
+
+/// How the config file is accepted.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct LoadArgs {
+    /// Accept a config without [[apps]], and reloads that drop every
+    /// postback (otherwise refused as an empty or half-written file).
+    #[arg(long)]
+    pub allow_empty: bool,
+}
+
+impl LoadArgs {
+    pub fn options(self) -> crate::config::LoadOptions {
+        crate::config::LoadOptions { allow_empty: self.allow_empty }
+    }
 }
 
 #[derive(Debug, Subcommand)]

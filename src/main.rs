@@ -14,10 +14,10 @@ fn main() -> ExitCode {
     let default_filter = if matches!(cli.command, Command::Demo { .. }) { "error" } else { "info" };
     postback::telemetry::logging::init(cli.log_format, default_filter);
     match cli.command {
-        Command::CheckConfig { file } => check_config(&file),
-        Command::Process { config } => service(&config, Stages { process: true, send: false }),
-        Command::Send { config } => service(&config, Stages { process: false, send: true }),
-        Command::Run { config } => service(&config, Stages { process: true, send: true }),
+        Command::CheckConfig { file, load } => check_config(&file, load.options()),
+        Command::Process { config, load } => service(&config, load.options(), Stages { process: true, send: false }),
+        Command::Send { config, load } => service(&config, load.options(), Stages { process: false, send: true }),
+        Command::Run { config, load } => service(&config, load.options(), Stages { process: true, send: true }),
         Command::Dlq { command: DlqCommand::Replay { config, partner, reason, since, until } } => {
             dlq_replay(&config, Filter { partner, reason, since_ms: since, until_ms: until })
         }
@@ -113,7 +113,10 @@ fn dlq_replay(path: &std::path::Path, filter: Filter) -> ExitCode {
     };
     match postback::send::replay::replay(&config, &filter) {
         Ok(s) => {
-            println!("read {} DLQ records, replayed {}, skipped {} undecodable", s.read, s.replayed, s.undecodable);
+            println!(
+                "read {} DLQ records, replayed {}, skipped {} undecodable and {} truncated",
+                s.read, s.replayed, s.undecodable, s.truncated
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -123,8 +126,8 @@ fn dlq_replay(path: &std::path::Path, filter: Filter) -> ExitCode {
     }
 }
 
-fn service(config: &std::path::Path, stages: Stages) -> ExitCode {
-    match server::run(config, stages) {
+fn service(config: &std::path::Path, load: config::LoadOptions, stages: Stages) -> ExitCode {
+    match server::run(config, load, stages) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "postback failed");
@@ -134,8 +137,8 @@ fn service(config: &std::path::Path, stages: Stages) -> ExitCode {
     }
 }
 
-fn check_config(file: &std::path::Path) -> ExitCode {
-    match config::load(file) {
+fn check_config(file: &std::path::Path, load: config::LoadOptions) -> ExitCode {
+    match config::load_with(file, load) {
         Ok(c) => {
             print!("{}", config::table::postback_table(&c));
             println!(

@@ -32,11 +32,32 @@ pub struct Config {
     pub process: ProcessConfig,
     pub send: SendConfig,
     pub admin: AdminConfig,
+    pub input: InputConfig,
     pub partners: Vec<PartnerConfig>,
     /// `send.allow_networks`, parsed.
     pub allow_networks: Vec<IpNet>,
     /// Apps, partner parameters and compiled postbacks.
     pub rules: Arc<Rules>,
+    /// `--allow-empty`: a config without apps, or a reload that drops every
+    /// postback, is accepted instead of taken for a half-written file.
+    pub allow_empty: bool,
+}
+
+/// How many copies of an event's attribution a state or user-activity
+/// record can hold at most (first and current attribution, the event
+/// itself, the attribution history): `input.max_record_bytes` times this
+/// must fit the topics' record size limit.
+pub const STATE_COPIES: usize = 6;
+
+/// Largest `input.max_record_bytes` accepted: with [`STATE_COPIES`] copies
+/// it stays under Kafka's default 1 MB record limit.
+pub const MAX_RECORD_BYTES: usize = 131_072;
+
+/// How a config is loaded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// `--allow-empty`.
+    pub allow_empty: bool,
 }
 
 impl Config {
@@ -56,6 +77,11 @@ impl Config {
     /// Stable instance identity (transactional id, static membership).
     pub fn instance_id(&self) -> String {
         self.kafka.instance_id.clone().unwrap_or_else(hostname)
+    }
+
+    /// The decoding options of `[input]`.
+    pub fn decode_options(&self) -> crate::codec::DecodeOptions {
+        crate::codec::DecodeOptions { format: self.input.format, max_field_bytes: self.input.max_field_bytes }
     }
 }
 
@@ -101,18 +127,43 @@ impl fmt::Display for ConfigErrors {
 
 /// Loads `path` with the process environment's overrides.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            file: file.clone(),
-            key: "(file)".into(),
-            reason: format!("cannot read: {e}"),
-        }])
-    })?;
-    load_str(&text, path, std::env::vars())
+    load_with(path, LoadOptions::default())
+}
+
+/// Loads `path`, read once, with the process environment's overrides.
+pub fn load_with(path: &Path, opts: LoadOptions) -> Result<Config, ConfigErrors> {
+    let bytes = read(path)?;
+    load_bytes(&bytes, path, opts)
+}
+
+/// The file's bytes, or an error naming it.
+pub fn read(path: &Path) -> Result<Vec<u8>, ConfigErrors> {
+    std::fs::read(path).map_err(|e| file_error(path, format!("cannot read: {e}")))
+}
+
+/// Loads bytes already read from `path` (hot reload reads the file once and
+/// parses exactly what it read).
+pub fn load_bytes(bytes: &[u8], path: &Path, opts: LoadOptions) -> Result<Config, ConfigErrors> {
+    let text = std::str::from_utf8(bytes).map_err(|e| file_error(path, format!("not UTF-8: {e}")))?;
+    let mut config = load_str(text, path, std::env::vars())?;
+    if config.rules.apps().next().is_none() && !opts.allow_empty {
+        return Err(file_error(
+            path,
+            "no [[apps]]: every event would go to the DLQ; an empty or half-written file is refused (pass --allow-empty to run without apps)"
+                .into(),
+        ));
+    }
+    config.allow_empty = opts.allow_empty;
+    Ok(config)
+}
+
+fn file_error(path: &Path, reason: String) -> ConfigErrors {
+    ConfigErrors(vec![ConfigError { file: path.display().to_string(), key: "(file)".into(), reason }])
 }
 
 /// Loads config text; `path` only names the file in errors and reloads.
+/// Accepts a config without apps (tests and tools build partial configs);
+/// [`load_bytes`] is what refuses one.
 pub fn load_str(
     text: &str,
     path: &Path,

@@ -3,6 +3,7 @@
 //! not silently fall back to a default.
 
 use super::units::{HumanDuration, Rate};
+use crate::codec::InputFormat;
 use crate::domain::{Method, Platform};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -21,6 +22,8 @@ pub struct FileConfig {
     pub send: SendConfig,
     #[serde(default)]
     pub admin: AdminConfig,
+    #[serde(default)]
+    pub input: InputConfig,
     #[serde(default)]
     pub apps: Vec<AppConfig>,
     #[serde(default)]
@@ -132,6 +135,9 @@ pub struct ProcessConfig {
     pub commit_interval: HumanDuration,
     /// How long a job may wait for delivery (per partner overridable).
     pub job_ttl: HumanDuration,
+    /// Time the stage gets on SIGTERM to settle its batch and leave the
+    /// group; the process exits when it is up, whatever it is waiting for.
+    pub shutdown_deadline: HumanDuration,
 }
 
 impl Default for ProcessConfig {
@@ -141,6 +147,7 @@ impl Default for ProcessConfig {
             max_batch: 5000,
             commit_interval: HumanDuration::millis(100),
             job_ttl: HumanDuration::secs(24 * 3600),
+            shutdown_deadline: HumanDuration::secs(20),
         }
     }
 }
@@ -210,6 +217,28 @@ pub struct AdminConfig {
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig { listen: "0.0.0.0:9464".into() }
+    }
+}
+
+/// How input records are read and how big they may be.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InputConfig {
+    /// How records without a magic byte are read: `auto` (JSON or a bare Avro
+    /// datum, whichever reads the whole record), `json` or `avro`. Confluent
+    /// framing and Avro single-object encoding are recognised in every mode.
+    pub format: InputFormat,
+    /// Larger records go to the DLQ unread. State and user-activity records
+    /// carry up to [`crate::config::STATE_COPIES`] copies of an event's
+    /// attribution, so this bounds them under Kafka's record size limit.
+    pub max_record_bytes: usize,
+    /// Longest string (and map key) accepted in any field of an event.
+    pub max_field_bytes: usize,
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        InputConfig { format: InputFormat::Auto, max_record_bytes: 65_536, max_field_bytes: 8192 }
     }
 }
 

@@ -1,19 +1,29 @@
 //! Hot reload: the config file is re-read when its contents change (checked
 //! every second) or on SIGHUP. A valid new config replaces the running one
-//! for the next batch; an invalid one is refused — every error logged,
+//! for the next batch; anything else is refused — every error logged,
 //! `postback_config_reload_failures_total` incremented — and the running
 //! config stays. Settings that only take effect at start (Kafka, topics,
 //! state directory, admin address) are reported when they change.
+//!
+//! A file being rewritten in place is read in pieces: empty, then a prefix,
+//! then whole. So a change is applied only once the file has stopped
+//! changing for [`SETTLE`], it is parsed from the very bytes that were
+//! compared (read once), and a config without apps or one that drops every
+//! postback of the running config is refused as a partial write unless
+//! `--allow-empty` was given.
 
-use super::{Config, ConfigErrors};
+use super::{Config, ConfigError, ConfigErrors, LoadOptions};
 use crate::telemetry::metrics;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// The config the stages read; reload swaps the `Arc` inside.
 pub type SharedConfig = Arc<RwLock<Arc<Config>>>;
+
+/// How long a changed file must stay unchanged before it is loaded.
+pub const SETTLE: Duration = Duration::from_millis(500);
 
 pub fn shared(config: Config) -> SharedConfig {
     Arc::new(RwLock::new(Arc::new(config)))
@@ -36,22 +46,48 @@ pub async fn watch(path: PathBuf, config: SharedConfig, shutdown: Arc<AtomicBool
             _ = tick.tick() => false,
             Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
         };
-        let now = std::fs::read(&path).ok();
-        if !forced && now == last {
+        if !forced && std::fs::read(&path).ok() == last {
             continue;
         }
-        last = now;
-        let p = path.clone();
-        let loaded = tokio::task::spawn_blocking(move || super::load(&p)).await.expect("config load task");
+        let read = settled(&path).await;
+        if !forced && read.as_ref().ok() == last.as_ref() {
+            continue;
+        }
+        last = read.as_ref().ok().cloned();
+        let (p, opts) = (path.clone(), LoadOptions { allow_empty: current(&config).allow_empty });
+        let loaded = tokio::task::spawn_blocking(move || read.and_then(|bytes| super::load_bytes(&bytes, &p, opts)))
+            .await
+            .expect("config load task");
         apply(loaded, &config);
     }
 }
 
-/// Swaps in a valid config, or keeps the running one and reports why not.
+/// The file's bytes once two reads [`SETTLE`] apart agree (at most ten
+/// tries: a file rewritten without pause is read as it is then).
+async fn settled(path: &Path) -> Result<Vec<u8>, ConfigErrors> {
+    let mut read = super::read(path);
+    for _ in 0..10 {
+        tokio::time::sleep(SETTLE).await;
+        let again = super::read(path);
+        if again.as_ref().ok() == read.as_ref().ok() && again.is_ok() == read.is_ok() {
+            return again;
+        }
+        read = again;
+    }
+    read
+}
+
+fn current(config: &SharedConfig) -> Arc<Config> {
+    Arc::clone(&config.read().expect("config lock"))
+}
+
+/// Swaps in a valid, complete config, or keeps the running one and says why
+/// not. Returns whether the new config was applied.
 pub fn apply(loaded: Result<Config, ConfigErrors>, config: &SharedConfig) -> bool {
-    match loaded {
+    let old = current(config);
+    let checked = loaded.and_then(|new| complete(&old, new));
+    match checked {
         Ok(new) => {
-            let old = Arc::clone(&config.read().expect("config lock"));
             for key in restart_only_changes(&old, &new) {
                 tracing::warn!(key, "config change needs a restart to take effect");
             }
@@ -68,6 +104,22 @@ pub fn apply(loaded: Result<Config, ConfigErrors>, config: &SharedConfig) -> boo
             false
         }
     }
+}
+
+/// A reload that drops every postback of a running config is far likelier
+/// a file caught mid-write than an intent.
+fn complete(old: &Config, new: Config) -> Result<Config, ConfigErrors> {
+    let (before, after) = (old.rules.postbacks().len(), new.rules.postbacks().len());
+    if before > 0 && after == 0 && !old.allow_empty {
+        return Err(ConfigErrors(vec![ConfigError {
+            file: new.path.display().to_string(),
+            key: "postbacks".into(),
+            reason: format!(
+                "the new config has no postbacks (the running one has {before}): refused as a partial write (start with --allow-empty to allow it)"
+            ),
+        }]));
+    }
+    Ok(new)
 }
 
 fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
@@ -88,4 +140,46 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         out.push("send");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+
+    const BASE: &str = "[[apps]]\nid = \"game\"\nplatform = \"mobile\"\n[[partners]]\nid = \"acme\"\n";
+    const POSTBACK: &str = "[[postbacks]]\nname = \"Acme | install\"\npartner = \"acme\"\nevent = \"install\"\nurl = \"https://pb.acme.example/i\"\n";
+
+    fn config(text: &str) -> Config {
+        load_str(text, Path::new("pb.toml"), Vec::<(String, String)>::new()).unwrap()
+    }
+
+    #[test]
+    fn a_reload_that_drops_every_postback_is_refused_unless_allowed() {
+        let running = shared(config(&format!("{BASE}{POSTBACK}")));
+        assert!(!apply(Ok(config(BASE)), &running), "refused as a partial write");
+        assert_eq!(running.read().unwrap().rules.postbacks().len(), 1, "the running config stays");
+        let mut allowing = config(&format!("{BASE}{POSTBACK}"));
+        allowing.allow_empty = true;
+        let running = shared(allowing);
+        assert!(apply(Ok(config(BASE)), &running));
+        assert!(running.read().unwrap().rules.postbacks().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_file_is_read_once_it_stops_changing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pb.toml");
+        std::fs::write(&path, "[[apps]]\n").unwrap();
+        let writer = {
+            let path = path.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(SETTLE / 2).await;
+                std::fs::write(&path, format!("{BASE}{POSTBACK}")).unwrap();
+            })
+        };
+        let bytes = settled(&path).await.unwrap();
+        writer.await.unwrap();
+        assert_eq!(String::from_utf8(bytes).unwrap(), format!("{BASE}{POSTBACK}"));
+    }
 }

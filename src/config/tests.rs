@@ -248,3 +248,67 @@ fn slugs() {
     assert_eq!(validate::slug("Acme Ads | install"), "acme-ads-install");
     assert_eq!(validate::slug("  Zeta | first payment CA "), "zeta-first-payment-ca");
 }
+
+#[test]
+fn durations_out_of_range_are_refused_by_key() {
+    assert_eq!(
+        one_error("[process]\njob_ttl = \"106751991160d\""),
+        "pb.toml: process.job_ttl: 106751991160d is out of range: must be between 1s and 30d"
+    );
+    assert_eq!(
+        one_error("[process]\ncommit_interval = \"0ms\""),
+        "pb.toml: process.commit_interval: 0ms is out of range: must be between 1ms and 1m"
+    );
+    assert_eq!(
+        one_error("[send]\nretry_delays = [\"10s\", \"30d\"]"),
+        "pb.toml: send.retry_delays[1]: 30d is out of range: must be between 1ms and 7d"
+    );
+    let errs = errors(&BASE.replace("platform = \"web\"", "platform = \"web\"\ninactivity_window = \"4000d\""));
+    assert_eq!(errs, vec!["pb.toml: apps[1].inactivity_window: 4000d is out of range: must be between 1ms and 3650d"]);
+    assert_eq!(
+        one_error("[partners.campaign_params]\n[[partners]]\nid = \"zeta\"\ntimeout = \"1h\""),
+        "pb.toml: partners[1].timeout: 1h is out of range: must be between 1ms and 15m"
+    );
+    assert_eq!(
+        one_error("[send]\nretry_after_factor = 1000000"),
+        "pb.toml: send.retry_after_factor: must be between 1 and 100"
+    );
+}
+
+#[test]
+fn input_limits_are_checked() {
+    let c = load(BASE).unwrap();
+    assert_eq!((c.input.max_record_bytes, c.input.max_field_bytes), (65_536, 8192));
+    assert_eq!(c.input.format, crate::codec::InputFormat::Auto);
+    assert_eq!(
+        one_error("[input]\nmax_record_bytes = 1048576"),
+        "pb.toml: input.max_record_bytes: 1048576 is out of range: must be between 1024 and 131072 (state records carry up to 6 copies of an event's attribution and must stay under Kafka's 1 MB record limit)"
+    );
+    assert_eq!(
+        one_error("[input]\nmax_field_bytes = 100000"),
+        "pb.toml: input.max_field_bytes: 100000 is out of range: must be between 16 and input.max_record_bytes"
+    );
+    assert_eq!(
+        one_error("[input]\nformat = \"xml\""),
+        "pb.toml: input.format: unknown variant `xml`, expected one of `auto`, `json`, `avro`"
+    );
+}
+
+#[test]
+fn an_empty_or_appless_file_is_refused_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pb.toml");
+    std::fs::write(&path, "").unwrap();
+    let err = super::load(&path).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{}: (file): no [[apps]]: every event would go to the DLQ; an empty or half-written file is refused (pass --allow-empty to run without apps)",
+            path.display()
+        )
+    );
+    let c = load_with(&path, LoadOptions { allow_empty: true }).unwrap();
+    assert!(c.allow_empty && c.rules.postbacks().is_empty());
+    std::fs::write(&path, BASE).unwrap();
+    assert!(!super::load(&path).unwrap().allow_empty);
+}

@@ -2,20 +2,23 @@
 //! referenced apps and partners exist, ids are unique, events fit their apps'
 //! platforms, templates parse.
 
-use super::Config;
 use super::model::*;
+use super::{Config, HumanDuration, MAX_RECORD_BYTES, STATE_COPIES};
 use crate::domain::template::{Place, Template};
 use crate::domain::{App, PartnerParams, Postback, PostbackEvent, Routing, Rules, Scope, Sending};
 use ipnet::IpNet;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 type Errors = Vec<(String, String)>;
 
 pub fn build(raw: FileConfig, path: &Path) -> Result<Config, Errors> {
     let mut errors = Errors::new();
     check_sections(&raw, &mut errors);
+    check_durations(&raw, &mut errors);
+    check_input(&raw.input, &mut errors);
     let apps = build_apps(&raw.apps, &mut errors);
     check_partners(&raw.partners, &mut errors);
     let allow_networks = parse_networks(&raw.send.allow_networks, &mut errors);
@@ -36,8 +39,10 @@ pub fn build(raw: FileConfig, path: &Path) -> Result<Config, Errors> {
         process: raw.process,
         send: raw.send,
         admin: raw.admin,
+        input: raw.input,
         partners: raw.partners,
         allow_networks,
+        allow_empty: false,
     })
 }
 
@@ -92,9 +97,6 @@ fn check_sections(raw: &FileConfig, errors: &mut Errors) {
     if raw.process.max_batch == 0 {
         err("process.max_batch", "must be at least 1".into());
     }
-    if raw.process.commit_interval.0.is_zero() {
-        err("process.commit_interval", "must be longer than 0".into());
-    }
     let s = &raw.send;
     if s.retry_delays.is_empty() {
         err("send.retry_delays", "needs at least one tier".into());
@@ -102,8 +104,8 @@ fn check_sections(raw: &FileConfig, errors: &mut Errors) {
     if !(0.0..1.0).contains(&s.retry_jitter) {
         err("send.retry_jitter", "must be in [0, 1)".into());
     }
-    if s.retry_after_factor == 0 {
-        err("send.retry_after_factor", "must be at least 1".into());
+    if !(1..=100).contains(&s.retry_after_factor) {
+        err("send.retry_after_factor", "must be between 1 and 100".into());
     }
     if s.max_in_flight == 0 {
         err("send.max_in_flight", "must be at least 1".into());
@@ -111,11 +113,74 @@ fn check_sections(raw: &FileConfig, errors: &mut Errors) {
     if s.max_pending_per_partner == 0 {
         err("send.max_pending_per_partner", "must be at least 1".into());
     }
-    if s.timeout.0.is_zero() || s.connect_timeout.0.is_zero() {
-        err("send.timeout", "timeouts must be longer than 0".into());
-    }
     if raw.admin.listen.parse::<std::net::SocketAddr>().is_err() {
         err("admin.listen", format!("'{}' is not an address such as 0.0.0.0:9464", raw.admin.listen));
+    }
+}
+
+const MS: Duration = Duration::from_millis(1);
+const SEC: Duration = Duration::from_secs(1);
+const MIN: Duration = Duration::from_secs(60);
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// Every duration within sane bounds: a typo such as "106751991160d" must
+/// be refused here, not overflow a timestamp in the middle of the night.
+fn check_durations(raw: &FileConfig, errors: &mut Errors) {
+    let (p, s) = (&raw.process, &raw.send);
+    let mut checks: Vec<(String, HumanDuration, Duration, Duration)> = vec![
+        ("process.commit_interval".into(), p.commit_interval, MS, MIN),
+        ("process.job_ttl".into(), p.job_ttl, SEC, 30 * DAY),
+        ("process.shutdown_deadline".into(), p.shutdown_deadline, SEC, 10 * MIN),
+        ("send.connect_timeout".into(), s.connect_timeout, MS, 5 * MIN),
+        ("send.timeout".into(), s.timeout, MS, 15 * MIN),
+        ("send.shutdown_deadline".into(), s.shutdown_deadline, Duration::ZERO, 10 * MIN),
+        ("send.circuit_open_for".into(), s.circuit_open_for, MS, DAY),
+        ("send.commit_interval".into(), s.commit_interval, MS, MIN),
+    ];
+    for (i, d) in s.retry_delays.iter().enumerate() {
+        checks.push((format!("send.retry_delays[{i}]"), *d, MS, 7 * DAY));
+    }
+    for (i, a) in raw.apps.iter().enumerate() {
+        checks.push((format!("apps[{i}].inactivity_window"), a.inactivity_window, MS, 3650 * DAY));
+    }
+    for (i, pc) in raw.partners.iter().enumerate() {
+        let optional = [
+            ("connect_timeout", pc.connect_timeout, MS, 5 * MIN),
+            ("timeout", pc.timeout, MS, 15 * MIN),
+            ("circuit_open_for", pc.circuit_open_for, MS, DAY),
+            ("job_ttl", pc.job_ttl, SEC, 30 * DAY),
+        ];
+        for (name, d, min, max) in optional {
+            if let Some(d) = d {
+                checks.push((format!("partners[{i}].{name}"), d, min, max));
+            }
+        }
+    }
+    for (key, d, min, max) in checks {
+        if d.0 < min || d.0 > max {
+            errors.push((
+                key,
+                format!("{d} is out of range: must be between {} and {}", HumanDuration(min), HumanDuration(max)),
+            ));
+        }
+    }
+}
+
+fn check_input(input: &InputConfig, errors: &mut Errors) {
+    if !(1024..=MAX_RECORD_BYTES).contains(&input.max_record_bytes) {
+        errors.push((
+            "input.max_record_bytes".into(),
+            format!(
+                "{} is out of range: must be between 1024 and {MAX_RECORD_BYTES} (state records carry up to {STATE_COPIES} copies of an event's attribution and must stay under Kafka's 1 MB record limit)",
+                input.max_record_bytes
+            ),
+        ));
+    }
+    if input.max_field_bytes < 16 || input.max_field_bytes > input.max_record_bytes {
+        errors.push((
+            "input.max_field_bytes".into(),
+            format!("{} is out of range: must be between 16 and input.max_record_bytes", input.max_field_bytes),
+        ));
     }
 }
 
@@ -128,9 +193,6 @@ fn build_apps(raw: &[AppConfig], errors: &mut Errors) -> Vec<App> {
             errors.push((format!("{key}.id"), format!("app id '{}' {ID_RULE}", a.id)));
         } else if !seen.insert(a.id.as_str()) {
             errors.push((format!("{key}.id"), format!("app id '{}' is used twice", a.id)));
-        }
-        if a.inactivity_window.0.is_zero() {
-            errors.push((format!("{key}.inactivity_window"), "must be longer than 0".into()));
         }
         apps.push(App {
             id: a.id.clone(),
@@ -162,9 +224,6 @@ fn check_partners(raw: &[PartnerConfig], errors: &mut Errors) {
                 format!("{key}.signature_header"),
                 format!("'{}' is not a valid header name", p.signature_header),
             ));
-        }
-        if p.timeout.is_some_and(|t| t.0.is_zero()) || p.connect_timeout.is_some_and(|t| t.0.is_zero()) {
-            errors.push((format!("{key}.timeout"), "timeouts must be longer than 0".into()));
         }
     }
 }
