@@ -145,7 +145,7 @@ pub fn build_job(
         method: pb.method,
         attempt: 0,
         not_before_ms: 0,
-        expires_ms: input.now_ms + pb.ttl_ms,
+        expires_ms: input.now_ms.saturating_add(pb.ttl_ms),
         job_id: id,
     }
 }

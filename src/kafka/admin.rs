@@ -3,30 +3,73 @@
 //! count differs from its source is refused with what to do about it.
 
 use super::client;
-use crate::config::Config;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use crate::config::{Config, STATE_COPIES};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use std::time::Duration;
 
-/// Partition counts of the topics the processor produces to.
+/// Partition counts of the topics the processor produces to, and the
+/// largest record each takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
     pub events: i32,
     pub user_activity: i32,
     pub jobs: i32,
+    pub jobs_dlq: i32,
     pub events_dlq: i32,
+    pub limits: RecordLimits,
+}
+
+/// The largest record (key + value + headers) each output topic takes:
+/// the smaller of the producer's `message.max.bytes` and the topic's
+/// `max.message.bytes`, less room for the batch framing and for
+/// compression that does not compress. A record over it would fail the
+/// whole transaction, every time it is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordLimits {
+    pub jobs: usize,
+    pub jobs_dlq: usize,
+    pub events_dlq: usize,
+    pub user_activity: usize,
+    /// The smaller of the two changelogs'.
+    pub changelog: usize,
+}
+
+impl RecordLimits {
+    /// The limits with Kafka's defaults everywhere (tests, the mock cluster).
+    pub fn defaults() -> RecordLimits {
+        let n = fit(PRODUCER_DEFAULT_MAX, TOPIC_DEFAULT_MAX);
+        RecordLimits { jobs: n, jobs_dlq: n, events_dlq: n, user_activity: n, changelog: n }
+    }
+}
+
+/// librdkafka's default `message.max.bytes`.
+const PRODUCER_DEFAULT_MAX: usize = 1_000_000;
+/// The broker's default `message.max.bytes`, which topics inherit.
+const TOPIC_DEFAULT_MAX: usize = 1_048_588;
+
+fn fit(producer: usize, topic: usize) -> usize {
+    let n = producer.min(topic);
+    n.saturating_sub(n / 128 + 512)
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("cannot reach the Kafka brokers at {bootstrap} (kafka.bootstrap_servers): {source}")]
+    Unreachable { bootstrap: String, source: rdkafka::error::KafkaError },
     #[error("topic '{0}' does not exist; create it, or set topics.create = true")]
     Missing(String),
     #[error("creating topic '{topic}': {reason}")]
     Create { topic: String, reason: String },
+    #[error(
+        "input.max_record_bytes ({max_record}) is too large for topic '{topic}', which takes records of up to {limit} bytes: \
+         its records carry up to {copies} copies of an event's attribution; lower input.max_record_bytes to {fits} or raise the topic's max.message.bytes"
+    )]
+    RecordLimit { max_record: usize, topic: String, limit: usize, copies: usize, fits: usize },
     #[error(
         "changelog '{changelog}' has {changelog_partitions} partitions but its source '{source_topic}' has {source_partitions}: \
          state would land in the wrong store. Delete the changelog (state is rebuilt from scratch, postbacks may repeat) \
@@ -36,6 +79,16 @@ pub enum AdminError {
 }
 
 const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A client that has reached the brokers (a metadata request answered), or
+/// an error that names the address it tried.
+pub fn reach(config: &Config) -> Result<BaseConsumer, AdminError> {
+    let consumer: BaseConsumer = client::base(config).create()?;
+    consumer
+        .fetch_metadata(None, TIMEOUT)
+        .map_err(|source| AdminError::Unreachable { bootstrap: config.kafka.bootstrap_servers.clone(), source })?;
+    Ok(consumer)
+}
 
 /// Partitions of `topic`, or `None` when it does not exist.
 pub fn partitions<C: rdkafka::consumer::ConsumerContext>(
@@ -54,12 +107,14 @@ pub fn partitions<C: rdkafka::consumer::ConsumerContext>(
 /// Creates missing topics and checks partition counts. Blocking: call it
 /// off async worker threads.
 pub fn ensure_processor_topics(config: &Config) -> Result<Layout, AdminError> {
-    let consumer: BaseConsumer = client::base(config).create()?;
+    let consumer = reach(config)?;
     let t = &config.topics;
     let events = partitions(&consumer, &t.events)?.ok_or_else(|| AdminError::Missing(t.events.clone()))?;
     let ua_wanted = t.user_activity_partitions.unwrap_or(events);
     let user_activity = ensure(config, &consumer, &t.user_activity, ua_wanted, false)?;
     let jobs = ensure(config, &consumer, &t.jobs, t.jobs_partitions, false)?;
+    // oversized jobs go straight to the job DLQ
+    let jobs_dlq = ensure(config, &consumer, &t.jobs_dlq, t.jobs_partitions, false)?;
     let events_dlq = ensure(config, &consumer, &t.events_dlq, events, false)?;
     for (changelog, source, n) in
         [(&t.device_changelog, &t.events, events), (&t.user_changelog, &t.user_activity, user_activity)]
@@ -74,12 +129,76 @@ pub fn ensure_processor_topics(config: &Config) -> Result<Layout, AdminError> {
             });
         }
     }
-    Ok(Layout { events, user_activity, jobs, events_dlq })
+    let limits = record_limits(config)?;
+    check_state_fits(config, &limits)?;
+    Ok(Layout { events, user_activity, jobs, jobs_dlq, events_dlq, limits })
+}
+
+/// Reads every output topic's `max.message.bytes`.
+fn record_limits(config: &Config) -> Result<RecordLimits, AdminError> {
+    let t = &config.topics;
+    let producer = client::transactional_producer(config)
+        .get("message.max.bytes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(PRODUCER_DEFAULT_MAX);
+    let names = [&t.jobs, &t.jobs_dlq, &t.events_dlq, &t.user_activity, &t.device_changelog, &t.user_changelog];
+    let admin: AdminClient<DefaultClientContext> = client::base(config).create()?;
+    let specs: Vec<ResourceSpecifier<'_>> = names.iter().map(|n| ResourceSpecifier::Topic(n.as_str())).collect();
+    // brokers answer at once; one that cannot (the mock cluster) should not delay the start
+    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(3)));
+    let mut max = [TOPIC_DEFAULT_MAX; 6];
+    // a broker that refuses DescribeConfigs (ACLs, librdkafka's mock
+    // cluster) leaves the defaults, with a warning
+    match futures::executor::block_on(admin.describe_configs(&specs, &opts)) {
+        Ok(results) => {
+            for ((slot, result), name) in max.iter_mut().zip(results).zip(names) {
+                match result {
+                    Ok(resource) => {
+                        if let Some(v) = resource.get("max.message.bytes").and_then(|e| e.value.as_deref()) {
+                            *slot = v.parse().unwrap_or(TOPIC_DEFAULT_MAX);
+                        }
+                    }
+                    Err(code) => {
+                        tracing::warn!(topic = %name, error = %code, "cannot read max.message.bytes; assuming the default")
+                    }
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the topics' max.message.bytes; assuming the default"),
+    }
+    Ok(RecordLimits {
+        jobs: fit(producer, max[0]),
+        jobs_dlq: fit(producer, max[1]),
+        events_dlq: fit(producer, max[2]),
+        user_activity: fit(producer, max[3]),
+        changelog: fit(producer, max[4].min(max[5])),
+    })
+}
+
+/// State and user-activity records are bounded by construction: at most
+/// [`STATE_COPIES`] copies of an input record. Refuse to start when that
+/// bound does not fit the topics, rather than fail a transaction later.
+fn check_state_fits(config: &Config, limits: &RecordLimits) -> Result<(), AdminError> {
+    let max_record = config.input.max_record_bytes;
+    let need = max_record * STATE_COPIES + 4096;
+    let t = &config.topics;
+    for (topic, limit) in [(&t.user_activity, limits.user_activity), (&t.device_changelog, limits.changelog)] {
+        if need > limit {
+            return Err(AdminError::RecordLimit {
+                max_record,
+                topic: topic.clone(),
+                limit,
+                copies: STATE_COPIES,
+                fits: limit.saturating_sub(4096) / STATE_COPIES,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Creates the sender's topics (retry tiers, DLQ, delivery log) when missing.
 pub fn ensure_sender_topics(config: &Config) -> Result<(), AdminError> {
-    let consumer: BaseConsumer = client::base(config).create()?;
+    let consumer = reach(config)?;
     let t = &config.topics;
     ensure(config, &consumer, &t.jobs, t.jobs_partitions, false)?;
     for topic in config.retry_topics().iter().chain([&t.jobs_dlq, &t.deliveries]) {

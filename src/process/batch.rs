@@ -10,11 +10,11 @@
 //! previous batch is still committing, its state is read through [`Prior`]
 //! before the stores.
 
-use super::records::{Dest, DlqInfo, InRecord, OutRecord};
+use super::records::{Dest, InRecord, OutRecord};
 use super::stage::{Part, Stage};
 use super::stats::BatchStats;
 use super::step::{self, DeviceStep, UserStep};
-use crate::codec::{self, JobFormat};
+use crate::codec::{self, DecodeOptions, JobFormat};
 use crate::config::TopicsConfig;
 use crate::domain::{Job, Rules};
 use crate::kafka::admin::Layout;
@@ -40,6 +40,9 @@ pub struct BatchEnv<'a> {
     pub topics: &'a TopicsConfig,
     pub layout: Layout,
     pub job_format: JobFormat,
+    /// `[input]`: how events decode, and the largest record read at all.
+    pub decode: DecodeOptions,
+    pub max_record_bytes: usize,
     pub now_ms: i64,
 }
 
@@ -105,44 +108,26 @@ pub type Rejected = (&'static str, String);
 impl BatchOutput {
     pub(super) fn jobs(&mut self, jobs: &[Job], key: &str, env: &BatchEnv<'_>) {
         for job in jobs {
-            self.stats.job(job);
-            self.records.push(OutRecord {
+            let rec = OutRecord {
                 dest: Dest::Jobs,
                 partition: partition_for(key.as_bytes(), env.layout.jobs),
                 key: key.as_bytes().to_vec(),
                 value: codec::encode_job(job, env.job_format),
-                dlq: None,
-            });
+                headers: Vec::new(),
+            };
+            if rec.size() > env.layout.limits.jobs {
+                self.oversized_job(job, rec, env);
+                continue;
+            }
+            self.stats.job(job);
+            self.records.push(rec);
         }
     }
 
     /// A record for the input of `stage`, keyed and partitioned by `key`.
     pub(super) fn forward(&mut self, stage: Stage, key: Vec<u8>, value: Vec<u8>, partitions: i32) {
         let partition = partition_for(&key, partitions);
-        self.records.push(OutRecord { dest: Dest::Input(stage), partition, key, value, dlq: None });
-    }
-
-    /// The record as it came, to the DLQ, with the reason in its headers.
-    pub(super) fn dead_letter(&mut self, r: &InRecord, (label, reason): Rejected, env: &BatchEnv<'_>) {
-        let source_topic = r.stage.input(env.topics);
-        tracing::warn!(topic = source_topic, partition = r.partition, offset = r.offset, reason = %reason, "record sent to the dlq");
-        self.stats.invalid(label);
-        let partition = match &r.key {
-            Some(k) => partition_for(k, env.layout.events_dlq),
-            None => r.partition % env.layout.events_dlq,
-        };
-        self.records.push(OutRecord {
-            dest: Dest::Dlq,
-            partition,
-            key: r.key.clone().unwrap_or_default(),
-            value: r.value.clone().unwrap_or_default(),
-            dlq: Some(DlqInfo {
-                error: reason,
-                source_topic: source_topic.to_owned(),
-                source_partition: r.partition,
-                source_offset: r.offset,
-            }),
-        });
+        self.records.push(OutRecord { dest: Dest::Input(stage), partition, key, value, headers: Vec::new() });
     }
 
     /// A changed state: its changelog record, and the store write after the
@@ -153,7 +138,7 @@ impl BatchOutput {
             partition: part.partition,
             key: key.clone(),
             value: value.clone(),
-            dlq: None,
+            headers: Vec::new(),
         });
         self.state.entry(part).or_default().push((key, value));
     }

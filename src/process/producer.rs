@@ -59,6 +59,7 @@ impl ProducerContext for TxnContext {
 /// Output topic names, resolved once.
 pub struct Topics {
     jobs: String,
+    jobs_dlq: String,
     dlq: String,
     inputs: [String; 2],
     changelogs: [String; 2],
@@ -69,6 +70,7 @@ impl Topics {
         let t = &config.topics;
         Topics {
             jobs: t.jobs.clone(),
+            jobs_dlq: t.jobs_dlq.clone(),
             dlq: t.events_dlq.clone(),
             inputs: Stage::ALL.map(|s| s.input(t).to_owned()),
             changelogs: Stage::ALL.map(|s| s.changelog(t).to_owned()),
@@ -79,11 +81,15 @@ impl Topics {
         match dest {
             Dest::Jobs => &self.jobs,
             Dest::Dlq => &self.dlq,
+            Dest::JobsDlq => &self.jobs_dlq,
             Dest::Input(stage) => &self.inputs[stage.index()],
             Dest::Changelog(stage) => &self.changelogs[stage.index()],
         }
     }
 }
+
+/// Longest a record waits for room in librdkafka's queue.
+const QUEUE_FULL_WAIT: Duration = Duration::from_secs(30);
 
 pub struct TxnProducer {
     pub inner: BaseProducer<TxnContext>,
@@ -99,14 +105,10 @@ impl TxnProducer {
     /// Queues one record; waits for room when librdkafka's queue is full.
     pub fn send(&self, rec: &OutRecord) -> KafkaResult<()> {
         let topic = self.topics.name(rec.dest);
-        let headers = rec.dlq.as_ref().map(|d| {
-            let partition = d.source_partition.to_string();
-            let offset = d.source_offset.to_string();
-            OwnedHeaders::new()
-                .insert(Header { key: "error", value: Some(d.error.as_bytes()) })
-                .insert(Header { key: "source-topic", value: Some(d.source_topic.as_bytes()) })
-                .insert(Header { key: "source-partition", value: Some(partition.as_bytes()) })
-                .insert(Header { key: "source-offset", value: Some(offset.as_bytes()) })
+        let headers = (!rec.headers.is_empty()).then(|| {
+            rec.headers.iter().fold(OwnedHeaders::new_with_capacity(rec.headers.len()), |h, (key, value)| {
+                h.insert(Header { key, value: Some(value.as_bytes()) })
+            })
         });
         let mut record =
             BaseRecord::with_opaque_to(topic, opaque(rec.dest)).partition(rec.partition).payload(&rec.value);
@@ -116,10 +118,15 @@ impl TxnProducer {
         if let Some(h) = headers {
             record = record.headers(h);
         }
+        // a queue that stays full means the broker is not taking records:
+        // fail the transaction rather than wait forever
+        let deadline = std::time::Instant::now() + QUEUE_FULL_WAIT;
         loop {
             match self.inner.send(record) {
                 Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                    if std::time::Instant::now() < deadline =>
+                {
                     record = back;
                     self.inner.poll(Duration::from_millis(50));
                 }

@@ -31,15 +31,8 @@ pub enum Dest {
     Changelog(Stage),
     /// `topics.events_dlq`: input records that could not be processed.
     Dlq,
-}
-
-/// Why a record went to the DLQ, and where it came from: the DLQ headers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DlqInfo {
-    pub error: String,
-    pub source_topic: String,
-    pub source_partition: i32,
-    pub source_offset: i64,
+    /// `topics.jobs_dlq`: jobs too large to produce.
+    JobsDlq,
 }
 
 /// A record to produce in the batch's transaction, with its partition
@@ -50,5 +43,13 @@ pub struct OutRecord {
     pub partition: i32,
     pub key: Vec<u8>,
     pub value: Vec<u8>,
-    pub dlq: Option<DlqInfo>,
+    /// DLQ records say why and where from (`error`, `source-topic`, ...).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl OutRecord {
+    /// What the record weighs against a topic's record size limit.
+    pub fn size(&self) -> usize {
+        self.key.len() + self.value.len() + self.headers.iter().map(|(k, v)| k.len() + v.len() + 8).sum::<usize>()
+    }
 }

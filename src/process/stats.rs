@@ -1,6 +1,7 @@
 //! Counts of one batch, applied to the metrics only after the batch
 //! commits: an aborted and replayed batch is not counted twice.
 
+use crate::config::TopicsConfig;
 use crate::domain::device::DeviceOutcome;
 use crate::domain::{App, Event, Job, Routing, Trigger};
 use crate::telemetry::metrics::{EventResult, metrics};
@@ -18,6 +19,8 @@ pub struct BatchStats {
     jobs: HashMap<String, HashMap<String, [u64; 2]>>,
     /// app -> event time lag samples (seconds)
     lag: HashMap<String, Vec<f64>>,
+    /// Jobs too large to produce, sent to the job DLQ.
+    oversized_jobs: u64,
     pub records: u64,
 }
 
@@ -52,6 +55,10 @@ impl BatchStats {
         bump(&mut self.invalid, reason);
     }
 
+    pub fn oversized_job(&mut self) {
+        self.oversized_jobs += 1;
+    }
+
     pub fn triggers(&mut self, triggers: &[Trigger]) {
         for t in triggers {
             bump(&mut self.triggers, t.name());
@@ -81,8 +88,11 @@ impl BatchStats {
     }
 
     /// Adds this batch to the process metrics.
-    pub fn publish(&self, dlq_topic: &str) {
+    pub fn publish(&self, topics: &TopicsConfig) {
         let m = metrics();
+        if self.oversized_jobs > 0 {
+            m.dlq_records(&topics.jobs_dlq, "job_too_large", self.oversized_jobs);
+        }
         for (app, counts) in &self.events {
             for ((kind, result), n) in counts {
                 m.events(app, kind, *result, *n);
@@ -90,7 +100,7 @@ impl BatchStats {
         }
         for (reason, n) in &self.invalid {
             m.events("unknown", "unknown", EventResult::Invalid, *n);
-            m.dlq_records(dlq_topic, reason, *n);
+            m.dlq_records(&topics.events_dlq, reason, *n);
         }
         for (trigger, n) in &self.triggers {
             m.triggers(trigger, *n);

@@ -53,8 +53,14 @@ impl StageStep for DeviceStep {
 
     fn decode(r: &InRecord, env: &BatchEnv<'_>) -> Result<Event, Rejected> {
         let bytes = r.value.as_deref().ok_or(("undecodable", "empty record (no value)".to_owned()))?;
-        let event = codec::decode_event(bytes).map_err(|e| (e.label(), e.to_string()))?;
+        let size = bytes.len() + r.key.as_ref().map_or(0, Vec::len);
+        if size > env.max_record_bytes {
+            let reason = format!("record of {size} bytes is over input.max_record_bytes ({})", env.max_record_bytes);
+            return Err(("record_too_large", reason));
+        }
+        let event = codec::decode_event_with(bytes, &env.decode).map_err(|e| (e.label(), e.to_string()))?;
         check_event(&event, env.rules, env.now_ms).map_err(|e| (e.label(), e.to_string()))?;
+        check_key(r.key.as_deref(), &event)?;
         Ok(event)
     }
 
@@ -93,6 +99,28 @@ impl StageStep for DeviceStep {
         }
         true
     }
+}
+
+/// A device's state lives in the partition its records arrive on, so every
+/// record of a device must carry its device id as the key (the default
+/// partitioner then sends them all to one partition). A record keyed
+/// otherwise would create a second state for the device in another
+/// partition — a second install — so it goes to the DLQ instead.
+fn check_key(key: Option<&[u8]>, event: &Event) -> Result<(), Rejected> {
+    if key == Some(event.device_id.as_bytes()) {
+        return Ok(());
+    }
+    let shown = match key {
+        None => "no key".to_owned(),
+        Some(k) => format!("key '{}'", super::dlq::cut(&String::from_utf8_lossy(k), 128)),
+    };
+    Err((
+        "key_mismatch",
+        format!(
+            "record has {shown}, not the event's device_id '{}': every record of a device must be keyed by its device_id",
+            event.device_id
+        ),
+    ))
 }
 
 /// The user stage: events with a user id, repartitioned by user, carrying

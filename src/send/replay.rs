@@ -1,7 +1,9 @@
 //! `postback dlq replay`: puts jobs from the DLQ back on `postback.jobs` for
 //! another round, all of them or those matching a partner, a reason and a
 //! time range. Replayed jobs start over (attempt 0, a fresh expiry) and keep
-//! their job id, so partners can still de-duplicate.
+//! their job id, so partners can still de-duplicate. Truncated copies of
+//! jobs that were too large to produce (header `truncated: true`) are
+//! counted and skipped: their URL is cut, and sending it would be wrong.
 
 use crate::clock::now_ms;
 use crate::codec::{JobFormat, decode_job, encode_job};
@@ -33,6 +35,8 @@ pub struct Summary {
     pub read: u64,
     pub replayed: u64,
     pub undecodable: u64,
+    /// Truncated copies of jobs too large to produce: never replayed.
+    pub truncated: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +96,10 @@ pub fn replay(config: &Config, filter: &Filter) -> Result<Summary, ReplayError> 
                     continue;
                 }
                 summary.read += 1;
+                if header(&m, "truncated") == Some("true") {
+                    summary.truncated += 1;
+                    continue;
+                }
                 let Ok(mut job) = decode_job(m.payload().unwrap_or_default()) else {
                     summary.undecodable += 1;
                     continue;

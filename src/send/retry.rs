@@ -61,7 +61,7 @@ impl RetryPolicy {
     }
 
     fn schedule(&self, tier: usize, wait: Duration, now_ms: i64, expires_ms: i64, reason: &str) -> Next {
-        let not_before_ms = now_ms + wait.as_millis() as i64;
+        let not_before_ms = now_ms.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
         if not_before_ms >= expires_ms {
             return Next::GiveUp { reason: format!("expired before the next attempt: {reason}") };
         }

@@ -8,6 +8,7 @@ use crate::domain::binary::{decode_activity, decode_device, encode_device};
 use crate::domain::engine::state_key;
 use crate::domain::job::job_id;
 use crate::domain::{DeviceState, Job};
+use crate::kafka::admin::RecordLimits;
 use crate::store::{MemStore, StoreMeta};
 use std::path::Path;
 
@@ -41,7 +42,7 @@ url = "https://pb.acme.example/u?c={click_id}&u={user_id}"
 }
 
 fn layout() -> Layout {
-    Layout { events: 2, user_activity: 4, jobs: 3, events_dlq: 2 }
+    Layout { events: 2, user_activity: 4, jobs: 3, jobs_dlq: 3, events_dlq: 2, limits: RecordLimits::defaults() }
 }
 
 fn env(config: &Config) -> BatchEnv<'_> {
@@ -50,6 +51,8 @@ fn env(config: &Config) -> BatchEnv<'_> {
         topics: &config.topics,
         layout: layout(),
         job_format: JobFormat::Json,
+        decode: config.decode_options(),
+        max_record_bytes: config.input.max_record_bytes,
         now_ms: NOW,
     }
 }
@@ -125,13 +128,13 @@ fn corrupt_stored_state_sends_the_record_to_the_dlq_and_leaves_the_state() {
         (&b"d1"[..], value.as_slice(), partition_for(b"d1", 2))
     );
     assert_eq!(
-        dlq.dlq,
-        Some(DlqInfo {
-            error: "stored state of 'm:d1' in store device-0 does not decode: format version 255 is not supported by this release (it reads up to 1); upgrade postback".into(),
-            source_topic: "tracker.events".into(),
-            source_partition: 0,
-            source_offset: 5,
-        })
+        dlq.headers,
+        vec![
+            ("error", "stored state of 'm:d1' in store device-0 does not decode: format version 255 is not supported by this release (it reads up to 1); upgrade postback".to_owned()),
+            ("source-topic", "tracker.events".to_owned()),
+            ("source-partition", "0".to_owned()),
+            ("source-offset", "5".to_owned()),
+        ]
     );
     assert!(out.state.is_empty());
     assert_eq!(out.stats.rejected("corrupt_state"), 1);
@@ -227,23 +230,17 @@ fn undecodable_input_goes_to_the_dlq_with_the_reason() {
         &stores,
         &Prior::default(),
     );
-    let reasons: Vec<(String, String, i64)> = out
-        .records
-        .iter()
-        .map(|r| r.dlq.as_ref().unwrap())
-        .map(|d| (d.error.clone(), d.source_topic.clone(), d.source_offset))
-        .collect();
+    let reasons: Vec<[&str; 3]> = out.records.iter().map(|r| [0, 1, 3].map(|i| r.headers[i].1.as_str())).collect();
     assert_eq!(
         reasons,
         vec![
-            ("invalid JSON: key must be a string at line 1 column 2".into(), "tracker.events".into(), 3),
-            ("empty record (no value)".into(), "tracker.events".into(), 4),
-            (
-                "user activity: format version 9 is not supported by this release (it reads up to 1); upgrade postback"
-                    .into(),
-                "postback.user-activity".into(),
-                0
-            ),
+            ["invalid JSON: key must be a string at line 1 column 2", "tracker.events", "3"],
+            ["empty record (no value)", "tracker.events", "4"],
+            [
+                "user activity: format version 9 is not supported by this release (it reads up to 1); upgrade postback",
+                "postback.user-activity",
+                "0"
+            ],
         ]
     );
     assert_eq!(out.stats.rejected("undecodable"), 3);
