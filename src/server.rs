@@ -18,8 +18,8 @@ pub struct Stages {
     pub send: bool,
 }
 
-pub fn run(path: &Path, stages: Stages) -> anyhow::Result<()> {
-    let config = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+pub fn run(path: &Path, load: config::LoadOptions, stages: Stages) -> anyhow::Result<()> {
+    let config = config::load_with(path, load).map_err(|e| anyhow::anyhow!("{e}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(serve(config, stages))
 }
@@ -51,10 +51,12 @@ async fn serve(config: Config, stages: Stages) -> anyhow::Result<()> {
     let watcher = tokio::spawn(reload::watch(path, Arc::clone(&shared), Arc::clone(&shutdown)));
     health.unblock("starting");
     let stop = Arc::clone(&shutdown);
+    let deadline = config.process.shutdown_deadline.0.max(config.send.shutdown_deadline.0) + WATCHDOG_GRACE;
     let signals = tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!("shutdown requested");
+        tracing::info!(deadline_s = deadline.as_secs(), "shutdown requested");
         stop.store(true, Ordering::Relaxed);
+        watchdog(deadline);
     });
     let mut result = Ok(());
     if let Some(task) = sender {
@@ -78,6 +80,23 @@ async fn serve(config: Config, stages: Stages) -> anyhow::Result<()> {
     watcher.abort();
     tracing::info!("stopped");
     result
+}
+
+/// Added to the longest stage deadline before the watchdog ends the process.
+const WATCHDOG_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A shutdown ends the process by `deadline`, whatever a stage waits for
+/// (a broker that does not answer, a partner that hangs).
+fn watchdog(deadline: std::time::Duration) {
+    let spawned = std::thread::Builder::new().name("shutdown-watchdog".into()).spawn(move || {
+        std::thread::sleep(deadline);
+        tracing::error!(deadline_s = deadline.as_secs(), "shutdown deadline passed; exiting now");
+        eprintln!("postback: shutdown deadline of {}s passed; exiting", deadline.as_secs());
+        std::process::exit(1);
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the shutdown watchdog");
+    }
 }
 
 async fn wait_for_signal() {

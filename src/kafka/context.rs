@@ -1,6 +1,8 @@
 //! The processor consumer's context: turns rebalance callbacks into events
 //! the processing loop handles between polls, routes librdkafka logs into
-//! `tracing`, and exports consumer lag from librdkafka's statistics.
+//! `tracing`, and exports consumer lag from librdkafka's statistics: the
+//! last stable offset minus the committed offset (for the processor, the
+//! offset its transactions committed, which librdkafka does not see).
 //!
 //! Callbacks run inside `poll()` on the polling thread. The processor's
 //! revoke hook waits until its in-flight commit has an outcome, so no
@@ -11,10 +13,11 @@ use crate::telemetry::metrics;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::TopicPartitionList;
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// A change of assignment, as (topic, partition) pairs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,8 +30,15 @@ pub enum Assignment {
 /// last chance to commit their offsets.
 pub type RevokeHook = Box<dyn Fn(&BaseConsumer<GroupContext>, &[(String, i32)]) + Send + Sync>;
 
+/// (topic, partition) -> the next offset committed through the producer's
+/// transactions, which librdkafka's statistics do not see.
+pub type CommittedOffsets = Arc<Mutex<HashMap<(String, i32), i64>>>;
+
 pub struct GroupContext {
     group: String,
+    /// Offsets committed outside the consumer (the processor's
+    /// transactions): lag is computed against these.
+    committed: Option<CommittedOffsets>,
     /// Newly assigned partitions are paused at once so nothing is fetched
     /// before their stores are restored.
     pause_on_assign: bool,
@@ -38,7 +48,20 @@ pub struct GroupContext {
 
 impl GroupContext {
     pub fn new(group: &str, pause_on_assign: bool) -> GroupContext {
-        GroupContext { group: group.to_owned(), pause_on_assign, events: Mutex::new(Vec::new()), on_revoke: None }
+        GroupContext {
+            group: group.to_owned(),
+            committed: None,
+            pause_on_assign,
+            events: Mutex::new(Vec::new()),
+            on_revoke: None,
+        }
+    }
+
+    /// Lag is the last stable offset minus these offsets, not librdkafka's
+    /// own idea of the committed offset.
+    pub fn with_committed(mut self, committed: CommittedOffsets) -> GroupContext {
+        self.committed = Some(committed);
+        self
     }
 
     pub fn with_revoke_hook(mut self, hook: RevokeHook) -> GroupContext {
@@ -66,15 +89,28 @@ impl ClientContext for GroupContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(group = %self.group, error = %error, reason, "kafka client error");
+        if !is_partition_eof(&error) {
+            tracing::warn!(group = %self.group, error = %error, reason, "kafka client error");
+        }
     }
 
     fn stats(&self, stats: Statistics) {
+        let committed = self.committed.as_ref().map(|c| c.lock().expect("committed offsets lock").clone());
         for (topic, t) in &stats.topics {
             for (partition, p) in &t.partitions {
                 // -1 is librdkafka's "unknown" (internal partition, not consumed)
-                if *partition >= 0 && p.consumer_lag >= 0 {
-                    metrics().consumer_lag(&self.group, topic, *partition, p.consumer_lag);
+                if *partition < 0 {
+                    continue;
+                }
+                let lag = match &committed {
+                    // ls_offset: the last stable offset (read_committed)
+                    Some(c) => {
+                        c.get(&(topic.clone(), *partition)).filter(|_| p.ls_offset >= 0).map(|o| p.ls_offset - o)
+                    }
+                    None => (p.consumer_lag >= 0).then_some(p.consumer_lag),
+                };
+                if let Some(lag) = lag {
+                    metrics().consumer_lag(&self.group, topic, *partition, lag.max(0));
                 }
             }
         }
@@ -90,6 +126,13 @@ impl ConsumerContext for GroupContext {
                 tracing::info!(group = %self.group, partitions = ?pairs(tpl), lost, "partitions revoked");
                 if let Some(hook) = &self.on_revoke {
                     hook(consumer, &pairs(tpl));
+                }
+                for (topic, partition) in pairs(tpl) {
+                    // another instance reports this partition's lag now
+                    metrics().forget_consumer_lag(&self.group, &topic, partition);
+                    if let Some(c) = &self.committed {
+                        c.lock().expect("committed offsets lock").remove(&(topic, partition));
+                    }
                 }
                 self.push(Assignment::Revoked(pairs(tpl)));
             }
@@ -126,6 +169,12 @@ pub fn log_rdkafka(level: RDKafkaLogLevel, fac: &str, message: &str) {
     }
 }
 
+/// Reaching the end of a partition, however librdkafka wraps it (as a
+/// consumer error, or as `Global(PartitionEOF)` through the error callback).
+pub fn is_partition_eof(e: &KafkaError) -> bool {
+    matches!(e, KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF))
+}
+
 /// The context of helper clients (restore, DLQ replay, reports): librdkafka
 /// logs through `tracing`, and reaching the end of a partition — which
 /// these clients wait for — is not reported as an error.
@@ -137,7 +186,7 @@ impl ClientContext for QuietContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if !matches!(error, KafkaError::PartitionEOF(_)) {
+        if !is_partition_eof(&error) {
             tracing::warn!(error = %error, reason, "kafka client error");
         }
     }

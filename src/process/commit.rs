@@ -8,13 +8,17 @@ use super::batch::{BatchOutput, StateWrites};
 use super::producer::TxnProducer;
 use super::stage::Part;
 use super::stats::BatchStats;
+use super::txn::{self, Stop};
+use crate::telemetry::Health;
 use crate::telemetry::metrics::{BatchSpan, metrics};
-use rdkafka::error::KafkaError;
-use rdkafka::producer::Producer;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// Readiness reason while a commit waits for the broker or has failed.
+pub const CANNOT_COMMIT: &str = "processor: cannot commit";
 
 /// Stage partition -> highest changelog offset the transaction wrote.
 pub type ChangelogOffsets = HashMap<Part, i64>;
@@ -56,42 +60,53 @@ pub struct Committing {
     pub started: Instant,
 }
 
+/// What the commit thread needs besides the producer.
+pub struct CommitEnv {
+    pub gate: Arc<Gate>,
+    pub shutdown: Arc<AtomicBool>,
+    pub health: Health,
+}
+
 /// A batch whose transaction is committing on its own thread.
 pub struct InFlight {
     pub batch: Committing,
-    handle: JoinHandle<Result<ChangelogOffsets, KafkaError>>,
+    handle: JoinHandle<Result<ChangelogOffsets, Stop>>,
 }
 
 impl InFlight {
     /// Commits the open transaction (records produced, offsets sent) on a
-    /// new thread.
+    /// new thread, retrying while the broker is away.
     pub fn spawn(
         producer: &Arc<TxnProducer>,
-        gate: &Arc<Gate>,
-        timeout: Duration,
+        env: &CommitEnv,
         out: BatchOutput,
         first: Offsets,
         started: Instant,
         records: usize,
     ) -> std::io::Result<InFlight> {
-        let (producer, thread_gate) = (Arc::clone(producer), Arc::clone(gate));
-        gate.set(true);
+        let producer = Arc::clone(producer);
+        let (gate, shutdown, health) = (Arc::clone(&env.gate), Arc::clone(&env.shutdown), env.health.clone());
+        env.gate.set(true);
         let spawned = std::thread::Builder::new().name("txn-commit".into()).spawn(move || {
             let t = Instant::now();
-            let result = producer.inner.commit_transaction(timeout).map(|()| producer.take_changelog_offsets());
+            let result = txn::commit(&producer, &shutdown, |waited, e| {
+                let detail = format!("commit waiting {}s for the broker: {e}", waited.as_secs());
+                tracing::warn!(waited_s = waited.as_secs(), error = %e, "commit_transaction not done yet; retrying");
+                health.block_with(CANNOT_COMMIT, detail);
+            });
             metrics().batch_duration(BatchSpan::Commit, t.elapsed().as_secs_f64());
-            thread_gate.set(false);
-            result
+            gate.set(false);
+            result.map(|()| producer.take_changelog_offsets())
         });
-        let handle = spawned.inspect_err(|_| gate.set(false))?;
+        let handle = spawned.inspect_err(|_| env.gate.set(false))?;
         let batch =
             Committing { first, state: out.state, positions: out.positions, stats: out.stats, records, started };
         Ok(InFlight { batch, handle })
     }
 
     /// Waits for the commit's outcome.
-    pub fn wait(self) -> (Committing, Result<ChangelogOffsets, KafkaError>) {
-        let result = self.handle.join().unwrap_or(Err(KafkaError::Canceled));
+    pub fn wait(self) -> (Committing, Result<ChangelogOffsets, Stop>) {
+        let result = self.handle.join().unwrap_or(Err(Stop::Failed(rdkafka::error::KafkaError::Canceled)));
         (self.batch, result)
     }
 }

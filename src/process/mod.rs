@@ -6,14 +6,18 @@
 
 pub mod batch;
 mod commit;
+mod dlq;
 mod partitions;
 mod producer;
 pub mod records;
+mod recover;
 mod restore;
 pub mod runner;
 pub mod stage;
+mod stall;
 pub mod stats;
 pub mod step;
+mod txn;
 
 pub use restore::RestoreError;
 pub use stage::{Part, Stage};

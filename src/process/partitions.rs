@@ -1,6 +1,7 @@
 //! The stores of the assigned partitions and their lifecycle: opened and
 //! restored on assignment (input paused meanwhile), resumed when restored,
-//! closed on revocation.
+//! closed on revocation — and resynced with their changelogs after a
+//! transaction whose outcome is unknown.
 
 use super::ProcessError;
 use super::batch::Stores;
@@ -8,10 +9,11 @@ use super::restore::{self, RestoreDone, RestoreJob};
 use super::stage::Part;
 use crate::config::Config;
 use crate::kafka::client;
-use crate::kafka::context::GroupContext;
+use crate::kafka::context::{CommittedOffsets, GroupContext};
 use crate::store::{RocksStore, Store, StoreMeta};
 use crate::telemetry::{Health, metrics};
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,6 +28,16 @@ struct Restoring {
     thread: JoinHandle<()>,
 }
 
+/// Where a partition's input resumes once its store is ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seek {
+    /// The first offset dropped while it restored.
+    To(i64),
+    /// The group's committed offset (after a resync: the consumer's own
+    /// position may be past records whose transaction did not commit).
+    Committed,
+}
+
 pub struct Partitions {
     config: Arc<Config>,
     state_dir: PathBuf,
@@ -34,16 +46,18 @@ pub struct Partitions {
     restoring: HashMap<Part, Restoring>,
     /// Restores cancelled by a revocation that may still hold their store.
     winding_down: HashMap<Part, JoinHandle<()>>,
-    /// First offset dropped while a partition was not ready: where to seek
-    /// when it becomes ready.
-    pending_seek: HashMap<Part, i64>,
+    pending_seek: HashMap<Part, Seek>,
+    /// Restored partitions whose resume failed (broker away): retried.
+    to_resume: Vec<Part>,
+    /// What the group has committed, learned when a partition resumes.
+    committed: CommittedOffsets,
     done_tx: Sender<RestoreDone>,
     done_rx: Receiver<RestoreDone>,
     health: Health,
 }
 
 impl Partitions {
-    pub fn new(config: Arc<Config>, health: Health) -> Partitions {
+    pub fn new(config: Arc<Config>, health: Health, committed: CommittedOffsets) -> Partitions {
         let (done_tx, done_rx) = channel();
         Partitions {
             state_dir: config.process.state_dir.clone(),
@@ -53,19 +67,21 @@ impl Partitions {
             restoring: HashMap::new(),
             winding_down: HashMap::new(),
             pending_seek: HashMap::new(),
+            to_resume: Vec::new(),
+            committed,
             done_tx,
             done_rx,
             health,
         }
     }
 
-    pub fn is_ready(&self, key: Part) -> bool {
-        self.stores.contains_key(&key)
+    pub fn is_ready(&self, part: Part) -> bool {
+        self.stores.contains_key(&part)
     }
 
     /// Remembers the first record dropped for a partition still restoring.
-    pub fn dropped(&mut self, key: Part, offset: i64) {
-        self.pending_seek.entry(key).or_insert(offset);
+    pub fn dropped(&mut self, part: Part, offset: i64) {
+        self.pending_seek.entry(part).or_insert(Seek::To(offset));
     }
 
     fn reason(part: Part) -> String {
@@ -73,64 +89,118 @@ impl Partitions {
     }
 
     /// Opens the store of a newly assigned partition and starts its restore.
-    pub fn assign(&mut self, key: Part) -> Result<(), ProcessError> {
-        if self.stores.contains_key(&key) || self.restoring.contains_key(&key) {
+    pub fn assign(&mut self, part: Part) -> Result<(), ProcessError> {
+        if self.stores.contains_key(&part) || self.restoring.contains_key(&part) {
             return Ok(());
         }
-        if let Some(old) = self.winding_down.remove(&key) {
+        self.health.block(Self::reason(part));
+        if let Some(old) = self.winding_down.remove(&part) {
             // a cancelled restore still holds the database lock
             let _ = old.join();
         }
-        self.health.block(Self::reason(key));
-        let store: Box<dyn Store> = Box::new(RocksStore::open(&key.store_path(&self.state_dir))?);
+        let store: Box<dyn Store> = Box::new(RocksStore::open(&part.store_path(&self.state_dir))?);
+        self.start_restore(part, store)
+    }
+
+    fn start_restore(&mut self, part: Part, store: Box<dyn Store>) -> Result<(), ProcessError> {
+        self.health.block(Self::reason(part));
         let cancel = Arc::new(AtomicBool::new(false));
         let job = RestoreJob {
-            part: key,
-            changelog: key.stage.changelog(&self.config.topics).to_owned(),
+            part,
+            changelog: part.stage.changelog(&self.config.topics).to_owned(),
             store,
             client: client::restore_consumer(&self.config),
             cancel: Arc::clone(&cancel),
         };
         let thread = restore::spawn(job, self.done_tx.clone()).map_err(ProcessError::Thread)?;
-        self.restoring.insert(key, Restoring { cancel, thread });
+        self.restoring.insert(part, Restoring { cancel, thread });
+        Ok(())
+    }
+
+    /// After a transaction whose outcome is unknown: every ready store
+    /// catches up with its changelog (the transaction may have committed)
+    /// and its input resumes from the committed offset. The partitions are
+    /// paused meanwhile, as on assignment.
+    pub fn resync(&mut self, consumer: &BaseConsumer<GroupContext>) -> Result<(), ProcessError> {
+        let parts: Vec<Part> = self.stores.keys().copied().collect();
+        for part in parts {
+            let store = self.stores.remove(&part).expect("listed above");
+            self.metas.remove(&part);
+            pause(consumer, part.stage.input(&self.config.topics), part.partition);
+            self.pending_seek.insert(part, Seek::Committed);
+            self.start_restore(part, store)?;
+        }
         Ok(())
     }
 
     /// Closes a revoked partition's store (or cancels its restore).
-    pub fn revoke(&mut self, key: Part) {
-        self.stores.remove(&key);
-        self.metas.remove(&key);
-        self.pending_seek.remove(&key);
-        if let Some(r) = self.restoring.remove(&key) {
+    pub fn revoke(&mut self, part: Part) {
+        self.stores.remove(&part);
+        self.metas.remove(&part);
+        self.pending_seek.remove(&part);
+        self.to_resume.retain(|p| *p != part);
+        if let Some(r) = self.restoring.remove(&part) {
             r.cancel.store(true, Ordering::Relaxed);
-            self.winding_down.insert(key, r.thread);
+            self.winding_down.insert(part, r.thread);
         }
-        self.health.unblock(&Self::reason(key));
+        self.health.unblock(&Self::reason(part));
     }
 
-    /// Takes in finished restores: ready stores are resumed (and rewound to
-    /// the first record dropped while they restored). Returns how many
-    /// partitions became ready.
+    /// Takes in finished restores and resumes their partitions (at the
+    /// offset they must resume from). Returns how many became ready.
     pub fn poll_restores(&mut self, consumer: &BaseConsumer<GroupContext>) -> Result<usize, ProcessError> {
-        let mut ready = 0;
         while let Ok(done) = self.done_rx.try_recv() {
-            let key = done.part;
+            let part = done.part;
             // the report of a restore cancelled by a revocation: its store is dropped here
             if done.cancelled {
                 continue;
             }
-            let Some(r) = self.restoring.remove(&key) else { continue };
+            let Some(r) = self.restoring.remove(&part) else { continue };
             let _ = r.thread.join();
             done.result?;
-            metrics().restore_completed(key.stage.name());
-            self.metas.insert(key, done.meta);
-            self.stores.insert(key, done.store);
-            tracing::debug!(store = %key, records = done.records, "restore finished");
-            resume(consumer, key.stage.input(&self.config.topics), key.partition, self.pending_seek.remove(&key));
-            self.health.unblock(&Self::reason(key));
-            ready += 1;
+            metrics().restore_completed(part.stage.name());
+            self.metas.insert(part, done.meta);
+            self.stores.insert(part, done.store);
+            tracing::debug!(store = %part, records = done.records, "restore finished");
+            self.to_resume.push(part);
+        }
+        let mut ready = 0;
+        for part in std::mem::take(&mut self.to_resume) {
+            match self.resume(consumer, part) {
+                Ok(()) => {
+                    self.health.unblock(&Self::reason(part));
+                    ready += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(store = %part, error = %e, "cannot resume a restored partition yet; retrying");
+                    self.to_resume.push(part);
+                }
+            }
         }
         Ok(ready)
+    }
+
+    /// Seeks a restored partition to where it must resume, and resumes it.
+    fn resume(&mut self, consumer: &BaseConsumer<GroupContext>, part: Part) -> Result<(), KafkaError> {
+        let topic = part.stage.input(&self.config.topics);
+        let committed = committed(consumer, topic, part.partition)?;
+        if let Offset::Offset(o) = committed {
+            self.committed.lock().expect("committed offsets lock").insert((topic.to_owned(), part.partition), o);
+        }
+        let offset = match self.pending_seek.get(&part) {
+            None => None,
+            Some(Seek::To(o)) => Some(Offset::Offset(*o)),
+            Some(Seek::Committed) => Some(committed),
+        };
+        if let Some(offset) = offset {
+            consumer.seek(topic, part.partition, offset, Duration::from_secs(10))?;
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, part.partition);
+        consumer.resume(&tpl)?;
+        self.pending_seek.remove(&part);
+        tracing::info!(topic, partition = part.partition, ?offset, "partition restored and resumed");
+        Ok(())
     }
 
     /// Exports store sizes.
@@ -154,17 +224,23 @@ impl Partitions {
     }
 }
 
-fn resume(consumer: &BaseConsumer<GroupContext>, topic: &str, partition: i32, seek: Option<i64>) {
-    if let Some(offset) = seek {
-        if let Err(e) = consumer.seek(topic, partition, Offset::Offset(offset), Duration::from_secs(10)) {
-            tracing::error!(topic, partition, offset, error = %e, "could not rewind a restored partition");
-        }
-    }
+/// The group's committed offset of a partition (where its input resumes
+/// after a resync); the beginning when nothing was committed yet.
+fn committed(consumer: &BaseConsumer<GroupContext>, topic: &str, partition: i32) -> Result<Offset, KafkaError> {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition(topic, partition);
-    if let Err(e) = consumer.resume(&tpl) {
-        tracing::error!(topic, partition, error = %e, "could not resume a restored partition");
-    } else {
-        tracing::info!(topic, partition, "partition restored and resumed");
+    let got = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
+    let offset = got.find_partition(topic, partition).map(|e| e.offset());
+    Ok(match offset {
+        Some(Offset::Offset(o)) => Offset::Offset(o),
+        _ => Offset::Beginning,
+    })
+}
+
+fn pause(consumer: &BaseConsumer<GroupContext>, topic: &str, partition: i32) {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, partition);
+    if let Err(e) = consumer.pause(&tpl) {
+        tracing::error!(topic, partition, error = %e, "could not pause a partition for its resync");
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Reads `read_committed` from the offset the store says it reflects up to
 //! the end of the partition, writing in batches that each record how far
-//! they got, so an interrupted restore resumes where it stopped.
+//! they got, so an interrupted restore resumes where it stopped — which is
+//! also what it does, after a pause, when the broker does not answer.
 
 use super::stage::Part;
 use crate::kafka::context::QuietContext;
@@ -63,7 +64,7 @@ fn run(mut job: RestoreJob) -> RestoreDone {
     let (result, meta) = match job.store.meta() {
         Err(source) => (Err(RestoreError::Store { part, source }), StoreMeta::default()),
         Ok(mut meta) => {
-            let result = restore(&mut job, &mut meta);
+            let result = restore_retrying(&mut job, &mut meta);
             (result, meta)
         }
     };
@@ -71,6 +72,25 @@ fn run(mut job: RestoreJob) -> RestoreDone {
     let records = result.as_ref().copied().unwrap_or(0);
     let cancelled = job.cancel.load(Ordering::Relaxed);
     RestoreDone { part, store: job.store, meta, records, cancelled, result: result.map(|_| ()) }
+}
+
+/// A broker that does not answer only delays a restore: it goes on from
+/// where it got to once it does.
+fn restore_retrying(job: &mut RestoreJob, meta: &mut StoreMeta) -> Result<u64, RestoreError> {
+    loop {
+        match restore(job, meta) {
+            Err(RestoreError::Kafka { source, .. }) if !job.cancel.load(Ordering::Relaxed) => {
+                tracing::warn!(store = %job.part, error = %source, "restore interrupted; retrying in 1s");
+                for _ in 0..10 {
+                    if job.cancel.load(Ordering::Relaxed) {
+                        return Err(RestoreError::Cancelled(job.part));
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            other => return other,
+        }
+    }
 }
 
 fn restore(job: &mut RestoreJob, meta: &mut StoreMeta) -> Result<u64, RestoreError> {

@@ -10,18 +10,20 @@
 //! committed and rewinds to their first offsets.
 
 use super::ProcessError;
-use super::batch::{BatchEnv, Prior, StateView, StateWrites, process_batch};
-use super::commit::{ChangelogOffsets, Gate, InFlight, Offsets, earliest, first_offsets};
+use super::batch::{BatchEnv, BatchOutput, Prior, StateView, StateWrites, process_batch};
+use super::commit::{CANNOT_COMMIT, ChangelogOffsets, CommitEnv, Gate, InFlight, Offsets, earliest, first_offsets};
 use super::partitions::Partitions;
 use super::producer::{Topics, TxnProducer};
 use super::records::{InRecord, OutRecord};
 use super::stage::{Part, Stage};
+use super::stall::StallWatch;
+use super::txn::{self, Stop};
 use crate::clock::now_ms;
 use crate::codec::JobFormat;
 use crate::config::{Config, TopicsConfig};
 use crate::kafka::admin::Layout;
 use crate::kafka::client;
-use crate::kafka::context::{Assignment, GroupContext};
+use crate::kafka::context::{Assignment, CommittedOffsets, GroupContext};
 use crate::store::StoreMeta;
 use crate::telemetry::Health;
 use crate::telemetry::metrics::{BatchSpan, metrics};
@@ -34,27 +36,41 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a revocation waits for the commit in flight.
+const REVOKE_WAIT: Duration = Duration::from_secs(30);
 /// Readiness reasons the processor holds until they are resolved.
 pub const PRODUCER_NOT_READY: &str = "processor: producer not initialised";
 pub const NOT_JOINED: &str = "processor: waiting for a partition assignment";
 const STATS_EVERY: Duration = Duration::from_secs(10);
+/// How often an idle stage looks for positions to commit.
+const POSITIONS_EVERY: Duration = Duration::from_secs(1);
 
 pub use crate::config::reload::SharedConfig;
 
 pub struct Runner {
     config: SharedConfig,
     /// Settings that cannot change without a restart (topics, batching).
-    fixed: Arc<Config>,
+    pub(super) fixed: Arc<Config>,
     layout: Layout,
-    consumer: BaseConsumer<GroupContext>,
-    producer: Arc<TxnProducer>,
+    pub(super) consumer: BaseConsumer<GroupContext>,
+    pub(super) producer: Arc<TxnProducer>,
     /// The batch whose transaction is committing, if any.
     in_flight: Option<InFlight>,
-    gate: Arc<Gate>,
-    parts: Partitions,
-    health: Health,
-    shutdown: Arc<AtomicBool>,
+    /// When the open transaction began (how old it is decides what a fatal
+    /// error means, see [`super::txn::verdict`]).
+    pub(super) txn_began: Instant,
+    commit_env: CommitEnv,
+    /// Reports on readiness when a call to the broker blocks this thread.
+    pub(super) stall: StallWatch,
+    pub(super) parts: Partitions,
+    /// The next offset committed per input partition, shared with the
+    /// consumer's context, which reports lag against it.
+    committed: CommittedOffsets,
+    /// When ready partitions' positions were last compared with what was
+    /// committed (see [`Runner::commit_positions`]).
+    positions_checked: Instant,
+    pub(super) health: Health,
+    pub(super) shutdown: Arc<AtomicBool>,
 }
 
 impl Runner {
@@ -68,17 +84,41 @@ impl Runner {
         let gate = Arc::new(Gate::default());
         let hook_gate = Arc::clone(&gate);
         // partitions leave only once their last transaction has an outcome
+        let committed = CommittedOffsets::default();
         let context = GroupContext::new(&fixed.kafka.group_id, true)
-            .with_revoke_hook(Box::new(move |_, _| hook_gate.wait_idle(TXN_TIMEOUT)));
+            .with_committed(Arc::clone(&committed))
+            .with_revoke_hook(Box::new(move |_, _| hook_gate.wait_idle(REVOKE_WAIT)));
         let consumer: BaseConsumer<GroupContext> = client::processor_consumer(&fixed).create_with_context(context)?;
-        let producer = Arc::new(TxnProducer::new(&client::transactional_producer(&fixed), Topics::new(&fixed))?);
-        let parts = Partitions::new(Arc::clone(&fixed), health.clone());
-        Ok(Runner { config, fixed, layout, consumer, producer, in_flight: None, gate, parts, health, shutdown })
+        let producer = Arc::new(new_producer(&fixed)?);
+        let parts = Partitions::new(Arc::clone(&fixed), health.clone(), Arc::clone(&committed));
+        let commit_env = CommitEnv { gate, shutdown: Arc::clone(&shutdown), health: health.clone() };
+        let stall = StallWatch::spawn(health.clone()).map_err(ProcessError::Thread)?;
+        Ok(Runner {
+            config,
+            fixed,
+            layout,
+            consumer,
+            producer,
+            in_flight: None,
+            txn_began: Instant::now(),
+            commit_env,
+            stall,
+            parts,
+            committed,
+            positions_checked: Instant::now(),
+            health,
+            shutdown,
+        })
     }
 
     pub fn run(mut self) -> Result<(), ProcessError> {
-        // aborts whatever a previous incarnation with this transactional.id left open
-        self.producer.inner.init_transactions(TXN_TIMEOUT)?;
+        // fences a previous incarnation with this transactional.id and
+        // settles what it left open; waits for a broker that is not there yet
+        match self.stall.during("init_transactions", || txn::init(&self.producer, &self.shutdown)) {
+            Ok(()) => {}
+            Err(Stop::Shutdown) => return Ok(()),
+            Err(Stop::Failed(e)) => return Err(e.into()),
+        }
         self.health.unblock(PRODUCER_NOT_READY);
         let t = &self.fixed.topics;
         self.consumer.subscribe(&[&t.events, &t.user_activity])?;
@@ -95,7 +135,9 @@ impl Runner {
         while !self.shutdown.load(Ordering::Relaxed) {
             let batch = self.poll_batch()?;
             if batch.is_empty() {
-                self.settle(&Offsets::new())?;
+                if self.settle(&Offsets::new())? {
+                    self.commit_positions()?;
+                }
             } else {
                 self.commit_batch(batch)?;
             }
@@ -105,6 +147,36 @@ impl Runner {
             }
         }
         Ok(())
+    }
+
+    /// When idle: commits the positions of ready partitions that moved past
+    /// what was committed without a record to process — past the commit
+    /// marker that ends every transaction on a transactional topic — so
+    /// that the committed offset, and every tool's lag, reach the end.
+    fn commit_positions(&mut self) -> Result<(), ProcessError> {
+        if self.positions_checked.elapsed() < POSITIONS_EVERY {
+            return Ok(());
+        }
+        self.positions_checked = Instant::now();
+        let Ok(positions) = self.consumer.position() else { return Ok(()) };
+        let committed = self.committed.lock().expect("committed offsets lock").clone();
+        let mut moved = Offsets::new();
+        for e in positions.elements() {
+            let (Some(stage), Offset::Offset(pos)) = (Stage::of_input(&self.fixed.topics, e.topic()), e.offset())
+            else {
+                continue;
+            };
+            let part = Part::new(stage, e.partition());
+            let done = committed.get(&(e.topic().to_owned(), e.partition()));
+            if self.parts.is_ready(part) && done.is_some_and(|c| pos > *c) {
+                moved.insert(part, pos);
+            }
+        }
+        if moved.is_empty() {
+            return Ok(());
+        }
+        let out = BatchOutput { positions: moved.clone(), ..BatchOutput::default() };
+        self.open_transaction(out, moved, Instant::now(), 0)
     }
 
     /// Leaves the group (the revocation closes every store) and closes.
@@ -159,7 +231,6 @@ impl Runner {
         for event in self.consumer.context().take_events() {
             match event {
                 Assignment::Assigned(list) => {
-                    self.health.unblock(NOT_JOINED);
                     for (topic, partition) in list {
                         let Some(stage) = Stage::of_input(&self.fixed.topics, &topic) else { continue };
                         if let Err(e) = self.parts.assign(Part::new(stage, partition)) {
@@ -167,6 +238,8 @@ impl Runner {
                             self.shutdown.store(true, Ordering::Relaxed);
                         }
                     }
+                    // after the restores are held, so readiness never blinks in between
+                    self.health.unblock(NOT_JOINED);
                 }
                 Assignment::Revoked(list) => {
                     for (topic, partition) in list {
@@ -191,6 +264,8 @@ impl Runner {
             topics: &self.fixed.topics,
             layout: self.layout,
             job_format: JobFormat::Json,
+            decode: config.decode_options(),
+            max_record_bytes: self.fixed.input.max_record_bytes,
             now_ms: now_ms(),
         };
         let processed = {
@@ -203,14 +278,27 @@ impl Runner {
             return Ok(());
         }
         let out = processed?;
-        self.producer.inner.begin_transaction()?;
-        if let Err(e) = self.produce(&out.records, &out.positions) {
-            tracing::warn!(error = %e, records = records.len(), "transaction failed; aborting and rewinding");
-            self.abort_and_rewind(&first, e)?;
-            metrics().transaction(false);
-            return Ok(());
+        self.open_transaction(out, first, started, records.len())
+    }
+
+    /// Begins a transaction with `out`'s records and positions and hands
+    /// its commit to the committer thread.
+    fn open_transaction(
+        &mut self,
+        out: BatchOutput,
+        first: Offsets,
+        started: Instant,
+        records: usize,
+    ) -> Result<(), ProcessError> {
+        self.txn_began = Instant::now();
+        let produced = self.stall.during("produce and send_offsets_to_transaction", || {
+            self.producer.inner.begin_transaction().and_then(|()| self.produce(&out.records, &out.positions))
+        });
+        if let Err(e) = produced {
+            tracing::warn!(error = %e, records, "transaction failed before its commit");
+            return self.recover(&first, Stop::Failed(e));
         }
-        let in_flight = InFlight::spawn(&self.producer, &self.gate, TXN_TIMEOUT, out, first, started, records.len())
+        let in_flight = InFlight::spawn(&self.producer, &self.commit_env, out, first, started, records)
             .map_err(ProcessError::Thread)?;
         self.in_flight = Some(in_flight);
         Ok(())
@@ -226,16 +314,17 @@ impl Runner {
         match result {
             Ok(changelog) => {
                 metrics().transaction(true);
+                self.health.unblock(CANNOT_COMMIT);
+                self.note_committed(&batch.positions);
                 self.write_stores(batch.state, &batch.positions, &changelog)?;
-                batch.stats.publish(&self.fixed.topics.events_dlq);
+                batch.stats.publish(&self.fixed.topics);
                 metrics().batch_duration(BatchSpan::Process, batch.started.elapsed().as_secs_f64());
                 metrics().batch_records(batch.records);
                 Ok(true)
             }
             Err(e) => {
-                tracing::warn!(error = %e, records = batch.records, "commit failed; aborting and rewinding");
-                self.abort_and_rewind(&earliest(batch.first, next), e)?;
-                metrics().transaction(false);
+                tracing::warn!(error = %e, records = batch.records, "commit failed");
+                self.recover(&earliest(batch.first, next), e)?;
                 Ok(false)
             }
         }
@@ -252,54 +341,13 @@ impl Runner {
             tpl.add_partition_offset(part.stage.input(&self.fixed.topics), part.partition, Offset::Offset(*next))?;
         }
         let group = self.consumer.group_metadata().ok_or(KafkaError::Canceled)?;
-        self.producer.inner.send_offsets_to_transaction(&tpl, &group, TXN_TIMEOUT)
+        self.producer.inner.send_offsets_to_transaction(&tpl, &group, txn::CALL_WAIT * 2)
     }
 
-    /// Aborts the open transaction and seeks every partition in `first`
-    /// back to its offset there. A fatal producer error ends the stage.
-    fn abort_and_rewind(&self, first: &Offsets, cause: KafkaError) -> Result<(), ProcessError> {
-        if let KafkaError::Transaction(e) = &cause {
-            if e.is_fatal() {
-                return Err(ProcessError::FatalTransaction(cause));
-            }
-        }
-        self.abort(cause)?;
-        let _ = self.producer.take_changelog_offsets();
-        for (part, offset) in first {
-            if !self.parts.is_ready(*part) {
-                continue;
-            }
-            let topic = part.stage.input(&self.fixed.topics);
-            if let Err(source) =
-                self.consumer.seek(topic, part.partition, Offset::Offset(*offset), Duration::from_secs(10))
-            {
-                return Err(ProcessError::Rewind {
-                    topic: topic.to_owned(),
-                    partition: part.partition,
-                    offset: *offset,
-                    source,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Aborts the open transaction. The abort purges queued records, whose
-    /// delivery reports this thread must serve (librdkafka refuses to finish
-    /// the abort until they are), so it polls the producer between tries.
-    fn abort(&self, cause: KafkaError) -> Result<(), ProcessError> {
-        let mut attempts = 0;
-        loop {
-            self.producer.inner.poll(Duration::ZERO);
-            match self.producer.inner.abort_transaction(Duration::from_secs(5)) {
-                Ok(()) => return Ok(()),
-                Err(KafkaError::Transaction(e)) if !e.is_fatal() && attempts < 30 => {
-                    attempts += 1;
-                    tracing::warn!(error = %e, attempts, "abort_transaction not done yet; serving delivery reports and retrying");
-                    self.producer.inner.poll(Duration::from_millis(200));
-                }
-                Err(source) => return Err(ProcessError::Abort { source, cause: Box::new(cause) }),
-            }
+    fn note_committed(&self, positions: &Offsets) {
+        let mut committed = self.committed.lock().expect("committed offsets lock");
+        for (part, next) in positions {
+            committed.insert((part.stage.input(&self.fixed.topics).to_owned(), part.partition), *next);
         }
     }
 
@@ -325,6 +373,12 @@ impl Runner {
         }
         Ok(())
     }
+}
+
+/// A transactional producer for this instance (`transactional.id` =
+/// `<group_id>-<instance_id>`), not yet initialised.
+pub(super) fn new_producer(config: &Config) -> Result<TxnProducer, KafkaError> {
+    TxnProducer::new(&client::transactional_producer(config), Topics::new(config))
 }
 
 /// Copies a record out of librdkafka's buffer, unless its partition is not

@@ -1,14 +1,16 @@
-//! Readiness: a set of reasons the instance is not ready yet ("restoring
-//! device-3", "producer not initialised"). `/readyz` is 200 when the set is
-//! empty, else 503 with the reasons.
+//! Readiness: the reasons the instance is not ready ("restoring device-3",
+//! "processor: cannot commit: broker down"). `/readyz` is 200 when there
+//! are none, else 503 with the reasons. A reason is a fixed key, optionally
+//! with a detail that can change while the reason holds.
 
 use super::metrics::metrics;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Default, Clone)]
 pub struct Health {
-    not_ready: Arc<Mutex<BTreeSet<String>>>,
+    /// Reason -> detail ("" for none).
+    not_ready: Arc<Mutex<BTreeMap<String, String>>>,
 }
 
 impl Health {
@@ -17,23 +19,46 @@ impl Health {
     }
 
     pub fn block(&self, reason: impl Into<String>) {
-        let mut set = self.not_ready.lock().expect("health lock");
-        set.insert(reason.into());
+        self.block_with(reason, "");
+    }
+
+    /// Holds `reason`, with `detail` (replacing an earlier one).
+    pub fn block_with(&self, reason: impl Into<String>, detail: impl Into<String>) {
+        let mut map = self.not_ready.lock().expect("health lock");
+        map.insert(reason.into(), detail.into());
         metrics().set_ready(false);
     }
 
     pub fn unblock(&self, reason: &str) {
-        let mut set = self.not_ready.lock().expect("health lock");
-        set.remove(reason);
-        metrics().set_ready(set.is_empty());
+        let mut map = self.not_ready.lock().expect("health lock");
+        map.remove(reason);
+        metrics().set_ready(map.is_empty());
     }
 
-    /// Reasons the instance is not ready; empty when ready.
+    /// Reasons the instance is not ready ("reason: detail"); empty when ready.
     pub fn reasons(&self) -> Vec<String> {
-        self.not_ready.lock().expect("health lock").iter().cloned().collect()
+        let map = self.not_ready.lock().expect("health lock");
+        map.iter().map(|(r, d)| if d.is_empty() { r.clone() } else { format!("{r}: {d}") }).collect()
     }
 
     pub fn is_ready(&self) -> bool {
         self.not_ready.lock().expect("health lock").is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_carry_their_latest_detail() {
+        let h = Health::new();
+        h.block("starting");
+        h.block_with("processor: cannot commit", "broker down since 10:00");
+        h.block_with("processor: cannot commit", "broker down since 10:01");
+        assert_eq!(h.reasons(), vec!["processor: cannot commit: broker down since 10:01", "starting"]);
+        h.unblock("starting");
+        h.unblock("processor: cannot commit");
+        assert!(h.is_ready());
     }
 }

@@ -146,6 +146,11 @@ impl Metrics {
         self.consumer_lag.with_label_values(&[group, topic, &partition.to_string()]).set(lag);
     }
 
+    /// The partition left this instance: its lag is reported elsewhere.
+    pub fn forget_consumer_lag(&self, group: &str, topic: &str, partition: i32) {
+        let _ = self.consumer_lag.remove_label_values(&[group, topic, &partition.to_string()]);
+    }
+
     pub fn state_size(&self, store: &str, partition: i32, keys: u64, bytes: u64) {
         let partition = partition.to_string();
         self.state_keys.with_label_values(&[store, &partition]).set(keys as i64);

@@ -1,0 +1,102 @@
+//! Recovering from a transaction that failed, so that no outage — a broker
+//! paused for a second or for an hour — stops the stage or leaves its
+//! state inconsistent:
+//!
+//! - the transaction is aborted (retried until the broker answers): nothing
+//!   of it was written, its state is dropped, and the input is rewound to
+//!   the first offset of every batch lost with it;
+//! - when the producer cannot go on (a fatal error after the transaction
+//!   outlived `transaction.timeout.ms`, or an abort that fails), it is
+//!   replaced; the new one's `init_transactions` settles the old
+//!   transaction one way or the other, so every store catches up with its
+//!   changelog (a no-op unless that transaction committed) and its input
+//!   resumes from the group's committed offset;
+//! - a fatal error inside the transaction timeout means another instance
+//!   took over this `transactional.id`: the stage stops.
+//!
+//! Meanwhile `/readyz` is 503 with the reason.
+
+use super::ProcessError;
+use super::commit::{CANNOT_COMMIT, Offsets};
+use super::runner::{Runner, new_producer};
+use super::txn::{self, Stop, Verdict};
+use crate::kafka::client;
+use crate::telemetry::metrics;
+use rdkafka::Offset;
+use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaError;
+use std::sync::Arc;
+use std::time::Duration;
+
+impl Runner {
+    /// Recovers from a failed transaction whose batches started at `first`.
+    pub(super) fn recover(&mut self, first: &Offsets, cause: Stop) -> Result<(), ProcessError> {
+        metrics().transaction(false);
+        // shutting down: the stores hold nothing of the open transaction and
+        // the next incarnation's init_transactions aborts it
+        let Stop::Failed(cause) = cause else { return Ok(()) };
+        self.health.block_with(CANNOT_COMMIT, format!("transaction failed: {cause}"));
+        match self.verdict(&cause) {
+            Verdict::Fenced => return Err(ProcessError::FatalTransaction(cause)),
+            Verdict::Replace => {}
+            Verdict::Abort => {
+                match self.stall.during("abort_transaction", || txn::abort(&self.producer, &self.shutdown)) {
+                    Ok(()) => {
+                        tracing::info!(error = %cause, "transaction aborted; rewinding to the batch start");
+                        let _ = self.producer.take_changelog_offsets();
+                        return self.rewind(first);
+                    }
+                    Err(Stop::Shutdown) => return Ok(()),
+                    Err(Stop::Failed(e)) if self.verdict(&e) == Verdict::Fenced => {
+                        return Err(ProcessError::FatalTransaction(e));
+                    }
+                    Err(Stop::Failed(e)) => tracing::warn!(error = %e, "abort_transaction failed"),
+                }
+            }
+        }
+        self.replace_producer()?;
+        self.parts.resync(&self.consumer)
+    }
+
+    fn verdict(&self, e: &KafkaError) -> Verdict {
+        txn::verdict(e, self.txn_began.elapsed(), txn_timeout(&self.fixed))
+    }
+
+    /// A new transactional producer in place of one that cannot go on.
+    fn replace_producer(&mut self) -> Result<(), ProcessError> {
+        tracing::warn!("replacing the transactional producer; stores resync with their changelogs");
+        // the old one goes first: two producers of one transactional.id fence each other
+        self.producer = Arc::new(new_producer(&self.fixed)?);
+        match self.stall.during("init_transactions", || txn::init(&self.producer, &self.shutdown)) {
+            Ok(()) | Err(Stop::Shutdown) => Ok(()),
+            Err(Stop::Failed(e)) => Err(ProcessError::FatalTransaction(e)),
+        }
+    }
+
+    /// Seeks every partition in `first` back to its offset there (after an
+    /// abort, nothing of those batches was written).
+    fn rewind(&self, first: &Offsets) -> Result<(), ProcessError> {
+        for (part, offset) in first {
+            if !self.parts.is_ready(*part) {
+                continue;
+            }
+            let topic = part.stage.input(&self.fixed.topics);
+            let seek = self.consumer.seek(topic, part.partition, Offset::Offset(*offset), Duration::from_secs(10));
+            if let Err(source) = seek {
+                return Err(ProcessError::Rewind {
+                    topic: topic.to_owned(),
+                    partition: part.partition,
+                    offset: *offset,
+                    source,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The producer's `transaction.timeout.ms`.
+pub(super) fn txn_timeout(config: &crate::config::Config) -> Duration {
+    let ms = client::transactional_producer(config).get("transaction.timeout.ms").and_then(|v| v.parse().ok());
+    Duration::from_millis(ms.unwrap_or(60_000))
+}

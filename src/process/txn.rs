@@ -1,0 +1,128 @@
+//! The transactional producer's calls, made to survive a broker that is
+//! away for any length of time: librdkafka reports a call that timed out
+//! as retriable (the commit, abort or init goes on in the background), and
+//! the right answer is to call it again, never to start another one — an
+//! abort while a commit is still in progress fails with "Conflicting
+//! commit_transaction API call is already in progress".
+//!
+//! Each call waits [`CALL_WAIT`] at a time and is retried until it
+//! succeeds, fails for good, or the stage shuts down; the caller decides
+//! what a failure means ([`Verdict`]).
+
+use super::producer::TxnProducer;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::Producer;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long one call waits before it is retried (and the shutdown flag
+/// looked at again).
+pub const CALL_WAIT: Duration = Duration::from_secs(5);
+
+/// Why a retried call stopped without success.
+#[derive(Debug)]
+pub enum Stop {
+    /// The call failed for good.
+    Failed(KafkaError),
+    /// The stage is shutting down.
+    Shutdown,
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stop::Failed(e) => write!(f, "{e}"),
+            Stop::Shutdown => f.write_str("shutting down"),
+        }
+    }
+}
+
+fn retriable(e: &KafkaError) -> bool {
+    matches!(e, KafkaError::Transaction(t) if t.is_retriable())
+}
+
+/// Calls `op` until it does not fail with a retriable error; `waiting` is
+/// told how long it has been waiting after each retriable failure.
+fn retry(
+    shutdown: &AtomicBool,
+    mut op: impl FnMut() -> Result<(), KafkaError>,
+    mut waiting: impl FnMut(Duration, &KafkaError),
+) -> Result<(), Stop> {
+    let started = Instant::now();
+    loop {
+        match op() {
+            Ok(()) => return Ok(()),
+            Err(e) if retriable(&e) => {
+                if shutdown.load(Ordering::Relaxed) {
+                    return Err(Stop::Shutdown);
+                }
+                waiting(started.elapsed(), &e);
+            }
+            Err(e) => return Err(Stop::Failed(e)),
+        }
+    }
+}
+
+/// `init_transactions`: fences a previous incarnation with the same
+/// `transactional.id` and settles what it left open.
+pub fn init(p: &TxnProducer, shutdown: &AtomicBool) -> Result<(), Stop> {
+    retry(
+        shutdown,
+        || p.inner.init_transactions(CALL_WAIT),
+        |waited, e| tracing::warn!(waited_s = waited.as_secs(), error = %e, "init_transactions not done yet; retrying"),
+    )
+}
+
+/// `commit_transaction`, retried while the broker is away; `stalled` hears
+/// how long it has waited, for readiness.
+pub fn commit(p: &TxnProducer, shutdown: &AtomicBool, stalled: impl FnMut(Duration, &KafkaError)) -> Result<(), Stop> {
+    retry(shutdown, || p.inner.commit_transaction(CALL_WAIT), stalled)
+}
+
+/// `abort_transaction`. The abort purges queued records, whose delivery
+/// reports the caller's thread must serve (librdkafka does not finish the
+/// abort until they are), so the producer is polled between tries.
+pub fn abort(p: &TxnProducer, shutdown: &AtomicBool) -> Result<(), Stop> {
+    retry(
+        shutdown,
+        || {
+            p.inner.poll(Duration::ZERO);
+            p.inner.abort_transaction(CALL_WAIT)
+        },
+        |waited, e| {
+            tracing::warn!(waited_s = waited.as_secs(), error = %e, "abort_transaction not done yet; retrying");
+            p.inner.poll(Duration::from_millis(100));
+        },
+    )
+}
+
+/// What a failed transaction calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Abort it; when the abort goes through, nothing of it was written.
+    Abort,
+    /// The producer is unusable (fatal error): replace it. Its last
+    /// transaction may have committed or not.
+    Replace,
+    /// Another instance took over this `transactional.id`: stop.
+    Fenced,
+}
+
+/// A fatal error within the transaction timeout can only come from another
+/// producer with our `transactional.id` (the coordinator aborts a
+/// transaction, and bumps the producer epoch, only once it is older than
+/// `transaction.timeout.ms`): that is a second instance with the same
+/// `instance_id`, and this one must stop. After the timeout — a broker that
+/// was away — the same error means our transaction was timed out, and a
+/// new producer takes over.
+pub fn verdict(e: &KafkaError, txn_age: Duration, txn_timeout: Duration) -> Verdict {
+    let fatal = match e {
+        KafkaError::Transaction(t) => t.is_fatal(),
+        other => other.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal),
+    };
+    match (fatal, txn_age < txn_timeout) {
+        (false, _) => Verdict::Abort,
+        (true, true) => Verdict::Fenced,
+        (true, false) => Verdict::Replace,
+    }
+}
