@@ -30,6 +30,7 @@ fn the_processing_loop_runs_on_the_mock_cluster() {
         ("device-changelog", 2),
         ("user-changelog", 2),
         ("jobs", 3),
+        ("jobs.dlq", 3),
         ("events.dlq", 2),
     ] {
         mock.create_topic(&format!("m.{topic}"), partitions, 1).expect("create topic");
@@ -38,7 +39,7 @@ fn the_processing_loop_runs_on_the_mock_cluster() {
     let text = format!(
         "[kafka]\nbootstrap_servers = \"{bootstrap}\"\ninstance_id = \"mock-1\"\ngroup_id = \"m.group\"\n\
          [topics]\nevents = \"m.events\"\nevents_dlq = \"m.events.dlq\"\nuser_activity = \"m.user-activity\"\n\
-         device_changelog = \"m.device-changelog\"\nuser_changelog = \"m.user-changelog\"\njobs = \"m.jobs\"\njobs_partitions = 3\n\
+         device_changelog = \"m.device-changelog\"\nuser_changelog = \"m.user-changelog\"\njobs = \"m.jobs\"\njobs_dlq = \"m.jobs.dlq\"\njobs_partitions = 3\n\
          [process]\nstate_dir = \"{}\"\n\n{}",
         state.path().display(),
         rules::config_text("https://pb.example")

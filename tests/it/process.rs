@@ -15,7 +15,7 @@ const SINK: &str = "https://pb.example";
 
 /// Waits until the committed jobs reach the predicted number, then returns
 /// them; panics with what is missing and the instances' logs on timeout.
-fn await_jobs(env: &TestEnv, events: &[Event], timeout: Duration, instances: &[&Instance]) -> Vec<Job> {
+pub fn await_jobs(env: &TestEnv, events: &[Event], timeout: Duration, instances: &[&Instance]) -> Vec<Job> {
     let want = predict(events);
     let mut jobs = Vec::new();
     let done = wait_until(timeout, || {
@@ -38,14 +38,14 @@ fn await_jobs(env: &TestEnv, events: &[Event], timeout: Duration, instances: &[&
     env.jobs()
 }
 
-fn tail(log: &str) -> String {
+pub fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 /// Exactly once: no job id twice among committed records, and the set is
 /// the one the rules engine predicts, URL by URL.
-fn assert_exact(jobs: &[Job], events: &[Event]) {
+pub fn assert_exact(jobs: &[Job], events: &[Event]) {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for j in jobs {
         *seen.entry(&j.job_id).or_default() += 1;

@@ -387,10 +387,13 @@ fn dlq_replay_requeues_matching_jobs() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
-    assert_eq!(run(&["--partner", "nobody"]), "read 2 DLQ records, replayed 0, skipped 0 undecodable\n");
+    assert_eq!(
+        run(&["--partner", "nobody"]),
+        "read 2 DLQ records, replayed 0, skipped 0 undecodable and 0 truncated\n"
+    );
     assert_eq!(
         run(&["--partner", "acme", "--reason", "http 400"]),
-        "read 2 DLQ records, replayed 1, skipped 0 undecodable\n"
+        "read 2 DLQ records, replayed 1, skipped 0 undecodable and 0 truncated\n"
     );
     assert!(
         wait_until(Duration::from_secs(60), || by_id(&partner.requests()).get("d-1").map_or(0, Vec::len) == 2),
@@ -400,7 +403,7 @@ fn dlq_replay_requeues_matching_jobs() {
     // the replayed job failed again: a second DLQ record, and a replay now
     // reads three records but does not loop on what it re-queues
     assert!(wait_until(Duration::from_secs(30), || read_all(&env.topic("jobs.dlq")).len() == 3));
-    assert_eq!(run(&["--partner", "zeta"]), "read 3 DLQ records, replayed 1, skipped 0 undecodable\n");
+    assert_eq!(run(&["--partner", "zeta"]), "read 3 DLQ records, replayed 1, skipped 0 undecodable and 0 truncated\n");
     assert!(
         wait_until(Duration::from_secs(60), || by_id(&partner.requests()).get("d-2").map_or(0, Vec::len) == 2),
         "{}",

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 static NONCE: AtomicU32 = AtomicU32::new(0);
 
 pub struct TestEnv {
+    pub bootstrap: String,
     pub dir: tempfile::TempDir,
     pub prefix: String,
     pub config_path: PathBuf,
@@ -27,6 +28,11 @@ impl TestEnv {
     /// Creates the events topic with `partitions` partitions and writes a
     /// config whose partner URLs point at `sink`.
     pub fn new(name: &str, partitions: i32, sink: &str, extra: &str) -> TestEnv {
+        TestEnv::on(kafka::bootstrap(), name, partitions, sink, extra)
+    }
+
+    /// The same on another broker (one the test pauses or stops).
+    pub fn on(bootstrap: &str, name: &str, partitions: i32, sink: &str, extra: &str) -> TestEnv {
         let n = NONCE.fetch_add(1, Ordering::Relaxed);
         let prefix = format!("{name}-{}-{n}.", std::process::id());
         let dir = tempfile::tempdir().expect("tempdir");
@@ -38,13 +44,12 @@ impl TestEnv {
              device_changelog = \"{prefix}device-changelog\"\nuser_changelog = \"{prefix}user-changelog\"\njobs = \"{prefix}jobs\"\n\
              jobs_retry_prefix = \"{prefix}jobs.retry\"\njobs_dlq = \"{prefix}jobs.dlq\"\ndeliveries = \"{prefix}deliveries\"\n\
              jobs_partitions = 3\n\n[process]\nmax_batch = 500\ncommit_interval = \"100ms\"\n\n{extra}\n\n{rules}",
-            bootstrap = kafka::bootstrap(),
             rules = rules::config_text(sink),
         );
         std::fs::write(&config_path, text).expect("write config");
-        kafka::create_topic(&format!("{prefix}events"), partitions);
-        kafka::create_topic(&format!("{prefix}jobs"), 3);
-        TestEnv { dir, prefix, config_path, partitions }
+        kafka::create_topic_at(bootstrap, &format!("{prefix}events"), partitions);
+        kafka::create_topic_at(bootstrap, &format!("{prefix}jobs"), 3);
+        TestEnv { bootstrap: bootstrap.to_owned(), dir, prefix, config_path, partitions }
     }
 
     pub fn topic(&self, t: &str) -> String {
@@ -69,7 +74,7 @@ impl TestEnv {
 
     /// Produces jobs straight to the jobs topic (sender tests).
     pub fn produce_jobs(&self, jobs: &[Job]) {
-        let p = TestProducer::new();
+        let p = TestProducer::at(&self.bootstrap);
         for j in jobs {
             let value = postback::codec::encode_job(j, postback::codec::JobFormat::Json);
             p.send(&self.topic("jobs"), partition_for(j.device_id.as_bytes(), 3), j.device_id.as_bytes(), &value);
@@ -79,7 +84,7 @@ impl TestEnv {
 
     /// The delivery log, as JSON values.
     pub fn deliveries(&self) -> Vec<serde_json::Value> {
-        kafka::read_all(&self.topic("deliveries"))
+        kafka::read_all_at(&self.bootstrap, &self.topic("deliveries"))
             .iter()
             .map(|r| serde_json::from_slice(&r.value).expect("delivery json"))
             .collect()
@@ -96,7 +101,7 @@ impl TestEnv {
     pub fn produce_part(&self, part: &[Event], all: &[Event]) {
         let users = device_users(all);
         let events = part;
-        let p = TestProducer::new();
+        let p = TestProducer::at(&self.bootstrap);
         for e in events {
             let group = users.get(&e.device_id).unwrap_or(&e.device_id);
             let partition = partition_for(group.as_bytes(), self.partitions);
@@ -107,14 +112,19 @@ impl TestEnv {
 
     /// Raw records (bad input) to a partition.
     pub fn produce_raw(&self, partition: i32, key: &[u8], value: &[u8]) {
-        let p = TestProducer::new();
+        let p = TestProducer::at(&self.bootstrap);
         p.send(&self.topic("events"), partition, key, value);
         p.flush();
     }
 
     /// Every committed job.
     pub fn jobs(&self) -> Vec<Job> {
-        kafka::read_all(&self.topic("jobs")).iter().map(|r| decode_job(&r.value).expect("job decodes")).collect()
+        self.read("jobs").iter().map(|r| decode_job(&r.value).expect("job decodes")).collect()
+    }
+
+    /// Every committed record of one of this env's topics (`jobs`, `events.dlq`, ...).
+    pub fn read(&self, topic: &str) -> Vec<kafka::Read> {
+        kafka::read_all_at(&self.bootstrap, &self.topic(topic))
     }
 }
 

@@ -45,10 +45,6 @@ pub fn bootstrap() -> &'static str {
     })
 }
 
-pub fn client() -> ClientConfig {
-    client_at(bootstrap())
-}
-
 pub fn client_at(bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap);
@@ -56,7 +52,11 @@ pub fn client_at(bootstrap: &str) -> ClientConfig {
 }
 
 pub fn create_topic(name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = client().create().expect("admin client");
+    create_topic_at(bootstrap(), name, partitions);
+}
+
+pub fn create_topic_at(bootstrap: &str, name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = client_at(bootstrap).create().expect("admin client");
     let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
     let res = futures::executor::block_on(admin.create_topics([&topic], &AdminOptions::new())).expect("create topics");
     for r in res {
@@ -75,7 +75,10 @@ impl TestProducer {
     }
 
     pub fn at(bootstrap: &str) -> TestProducer {
-        TestProducer(client_at(bootstrap).set("linger.ms", "1").create().expect("producer"))
+        // as large as the broker takes (its default message.max.bytes), so
+        // tests can send records librdkafka's own default would refuse
+        let c = client_at(bootstrap).set("linger.ms", "1").set("message.max.bytes", "1048576").create();
+        TestProducer(c.expect("producer"))
     }
 
     pub fn send(&self, topic: &str, partition: i32, key: &[u8], value: &[u8]) {
@@ -148,12 +151,52 @@ pub fn read_all_at(bootstrap: &str, topic: &str) -> Vec<Read> {
                 });
             }
             Some(Err(KafkaError::PartitionEOF(_))) => eof += 1,
-            Some(Err(e)) => panic!("read {topic}: {e}"),
+            // a broker that was just paused shows as transient errors: the deadline bounds them
+            Some(Err(e)) => eprintln!("read {topic}: {e}"),
             None => {}
         }
     }
     assert_eq!(eof, partitions, "reading {topic} did not reach the end of every partition");
     out
+}
+
+/// A broker of the test's own, for tests that pause or stop it (the shared
+/// one serves every other test at the same time). Stopped on drop.
+pub struct OwnBroker {
+    pub bootstrap: String,
+    dir: PathBuf,
+}
+
+impl OwnBroker {
+    pub fn start(name: &str) -> OwnBroker {
+        let dir = std::env::temp_dir().join(format!("postback-it-{name}-{}", std::process::id()));
+        let out = Command::new(script()).arg("start").arg("--dir").arg(&dir).output().expect("run scripts/kafka");
+        assert!(out.status.success(), "scripts/kafka start failed: {}", String::from_utf8_lossy(&out.stderr));
+        OwnBroker { bootstrap: String::from_utf8(out.stdout).expect("utf-8").trim().to_owned(), dir }
+    }
+
+    fn signal(&self, sig: i32) {
+        let pid: i32 = std::fs::read_to_string(self.dir.join("pid")).expect("broker pid").trim().parse().expect("pid");
+        // SAFETY: signalling the broker process this test started
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "signal {sig} to the broker");
+    }
+
+    /// SIGSTOP: the broker is there but answers nothing, like a machine
+    /// that hangs or a network that drops everything.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let _ = std::panic::catch_unwind(|| self.resume());
+        let _ = Command::new(script()).arg("stop").arg("--dir").arg(&self.dir).status();
+    }
 }
 
 /// Polls `f` until it returns true or `timeout` passes.

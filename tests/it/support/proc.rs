@@ -52,6 +52,11 @@ impl Instance {
         http_status(&self.admin, "/readyz") == Some(200)
     }
 
+    /// Whether the process is still running (has not exited by itself).
+    pub fn running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();

@@ -1,0 +1,75 @@
+//! The broker goes away (SIGSTOP: it answers nothing) while events flow:
+//! the processing stage waits, says so on `/readyz`, and carries on by
+//! itself when the broker is back — the same committed jobs as without the
+//! outage, no restart, and SIGTERM ends it even while the broker is away.
+
+use crate::process::{assert_exact, await_jobs, tail};
+use crate::support::env::{TestEnv, generated};
+use crate::support::kafka::{OwnBroker, wait_until};
+use crate::support::proc::http_full;
+use std::time::{Duration, Instant};
+
+const SINK: &str = "https://pb.example";
+
+#[test]
+fn the_processor_rides_out_broker_outages() {
+    let broker = OwnBroker::start("outage");
+    let env = TestEnv::on(&broker.bootstrap, "outage", 2, SINK, "");
+    let events = generated(150, 3500, 31);
+    let chunks: Vec<&[postback::domain::Event]> = events.chunks(500).collect();
+    let mut deadline = vec![("POSTBACK__PROCESS__SHUTDOWN_DEADLINE", "5s".to_owned())];
+    if std::env::var("POSTBACK_TEST_SHOW_LOG").is_ok() {
+        deadline.push(("POSTBACK__KAFKA__CONSUMER__DEBUG", "cgrp".to_owned()));
+        deadline.push(("RUST_LOG", "info,librdkafka=debug".to_owned()));
+    }
+    let mut p = env.start_cmd("process", "p1", &deadline);
+    env.produce_part(chunks[0], &events);
+    await_jobs(&env, &events[..500], Duration::from_secs(90), &[&p]);
+
+    let mut produced = 500;
+    for (i, pause) in [60u64, 20, 20, 20, 20, 20].into_iter().enumerate() {
+        // events in flight when the broker stops answering
+        env.produce_part(chunks[i + 1], &events);
+        produced += chunks[i + 1].len();
+        std::thread::sleep(Duration::from_millis(200));
+        broker.pause();
+        let paused = Instant::now();
+        let mut saw = String::new();
+        while paused.elapsed() < Duration::from_secs(pause) {
+            if let Some((503, body)) = http_full(&p.admin, "/readyz") {
+                saw = body;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        broker.resume();
+        assert!(
+            saw.contains("processor: cannot commit"),
+            "pause {i} ({pause}s): /readyz said {saw:?}\n{}",
+            tail(&p.log())
+        );
+        assert!(p.running(), "the processor exited during pause {i}\n{}", tail(&p.log()));
+        let so_far = &events[..produced];
+        let jobs = await_jobs(&env, so_far, Duration::from_secs(240), &[&p]);
+        assert_exact(&jobs, so_far);
+        // recovery can take a request timeout (60 s) on a loaded machine
+        let ready = wait_until(Duration::from_secs(180), || p.ready());
+        if !ready && std::env::var("POSTBACK_TEST_SHOW_LOG").is_ok() {
+            std::fs::write("/tmp/outage-failure.log", p.log()).unwrap();
+        }
+        assert!(ready, "ready again after pause {i}: {:?}\n{}", http_full(&p.admin, "/readyz"), tail(&p.log()));
+    }
+
+    if std::env::var("POSTBACK_TEST_SHOW_LOG").is_ok() {
+        for l in p.log().lines().filter(|l| !l.contains(" INFO ") || l.contains("replac") || l.contains("aborted")) {
+            eprintln!("{}", &l[..l.len().min(300)]);
+        }
+    }
+    // SIGTERM while the broker is away still ends the process
+    broker.pause();
+    std::thread::sleep(Duration::from_secs(2));
+    let asked = Instant::now();
+    let code = p.terminate();
+    broker.resume();
+    assert!(code.is_some(), "SIGTERM ended the process during an outage\n{}", tail(&p.log()));
+    assert!(asked.elapsed() < Duration::from_secs(20), "within the shutdown deadline: {:?}", asked.elapsed());
+}
