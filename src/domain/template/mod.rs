@@ -52,6 +52,8 @@ enum Segment {
 pub struct Template {
     source: String,
     segments: Vec<Segment>,
+    /// A URL with a macro in its path: see [`neutralize_dot_segments`].
+    path_macros: bool,
 }
 
 /// Everything a rendering may read.
@@ -72,7 +74,8 @@ pub struct RenderCtx<'a> {
 impl Template {
     pub fn parse(source: &str, place: Place) -> Result<Template, TemplateError> {
         let segments = parse_segments(source, place)?;
-        let template = Template { source: source.to_owned(), segments };
+        let path_macros = place == Place::Url && has_path_macro(&segments);
+        let template = Template { source: source.to_owned(), segments, path_macros };
         if place == Place::Url {
             template.check_url()?;
         }
@@ -98,6 +101,7 @@ impl Template {
     }
 
     pub fn render_into(&self, ctx: &RenderCtx<'_>, out: &mut String) {
+        let start = out.len();
         for segment in &self.segments {
             match segment {
                 Segment::Literal(text) => out.push_str(text),
@@ -109,6 +113,9 @@ impl Template {
                     escape.write(&value, out);
                 }
             }
+        }
+        if self.path_macros {
+            neutralize_dot_segments(out, start);
         }
     }
 
@@ -130,7 +137,62 @@ impl Template {
         if url.host_str().is_none_or(str::is_empty) {
             return Err(err("the URL has no host".to_owned()));
         }
+        if path_segments(&sample, 0).into_iter().any(|(a, b)| is_dot_segment(&sample[a..b])) {
+            return Err(err("the URL path has a '.' or '..' segment".to_owned()));
+        }
         Ok(())
+    }
+}
+
+/// Whether a macro stands in a URL's path (after the host, before `?`/`#`).
+fn has_path_macro(segments: &[Segment]) -> bool {
+    let mut text = String::new();
+    for segment in segments {
+        match segment {
+            Segment::Literal(t) => text.push_str(t),
+            Segment::Value { .. } if host_ended(&text) && !text.contains(['?', '#']) => return true,
+            Segment::Value { .. } => text.push('x'),
+        }
+    }
+    false
+}
+
+/// (start, end) of each path segment of the URL that starts at `url[from..]`.
+fn path_segments(url: &str, from: usize) -> Vec<(usize, usize)> {
+    let Some(scheme) = url[from..].find("://") else { return Vec::new() };
+    let host = from + scheme + 3;
+    let Some(path) = url[host..].find(['/', '?', '#']).map(|p| host + p) else { return Vec::new() };
+    if url.as_bytes()[path] != b'/' {
+        return Vec::new();
+    }
+    let end = url[path..].find(['?', '#']).map_or(url.len(), |p| path + p);
+    let mut out = Vec::new();
+    let mut start = path + 1;
+    for (i, b) in url.bytes().enumerate().take(end).skip(path + 1) {
+        if b == b'/' {
+            out.push((start, i));
+            start = i + 1;
+        }
+    }
+    out.push((start, end));
+    out
+}
+
+fn is_dot_segment(s: &str) -> bool {
+    s == "." || s == ".."
+}
+
+/// A path segment that renders as `.` or `..` would be resolved away by
+/// every URL parser (the WHATWG rules also treat `%2E` as a dot), so a
+/// value could move the request up the partner's path. Such a segment is
+/// sent with its dots encoded twice (`%252E`): the partner reads `%2E`, a
+/// value, and the path stays as the template wrote it.
+fn neutralize_dot_segments(url: &mut String, from: usize) {
+    let dots: Vec<(usize, usize)> =
+        path_segments(url, from).into_iter().filter(|&(a, b)| is_dot_segment(&url[a..b])).collect();
+    for (a, b) in dots.into_iter().rev() {
+        let encoded = "%252E".repeat(b - a);
+        url.replace_range(a..b, &encoded);
     }
 }
 

@@ -171,3 +171,34 @@ fn load_errors_name_the_column_and_the_reason() {
     assert_eq!(parse_err("pb.example/?a=1", Place::Url), "column 1: not a valid URL: relative URL without a base");
     assert_eq!(parse_err("https:///?a={idfa}", Place::Url), "column 1: not a valid URL: empty host");
 }
+
+#[test]
+fn a_value_can_never_walk_up_the_path() {
+    let mut attr = attributed();
+    let click = |attr: &mut Attributed, v: &str| attr.source.as_mut().unwrap().click_id = v.into();
+    for (value, want) in [
+        ("..", "https://pb.example/cb/%252E%252E/x?c=.."),
+        (".", "https://pb.example/cb/%252E/x?c=."),
+        ("../../admin", "https://pb.example/cb/..%2F..%2Fadmin/x?c=..%2F..%2Fadmin"),
+        ("a..", "https://pb.example/cb/a../x?c=a.."),
+        ("%2e%2e", "https://pb.example/cb/%252e%252e/x?c=%252e%252e"),
+    ] {
+        click(&mut attr, value);
+        let url = render_with("https://pb.example/cb/{click_id}/x?c={click_id}", Place::Url, &event(), &attr);
+        assert_eq!(url, want, "{value}");
+        // what the HTTP client sends: the path as the template wrote it
+        let parsed = url::Url::parse(&url).unwrap();
+        assert_eq!(parsed.path_segments().unwrap().count(), 3, "{value}: {parsed}");
+        assert!(parsed.path().starts_with("/cb/") && parsed.path().ends_with("/x"), "{value}: {parsed}");
+    }
+    // a segment that mixes literal dots with a value
+    click(&mut attr, ".");
+    assert_eq!(
+        render_with("https://pb.example/a/.{click_id}", Place::Url, &event(), &attr),
+        "https://pb.example/a/%252E%252E"
+    );
+    assert_eq!(
+        parse_err("https://pb.example/a/../{click_id}", Place::Url),
+        "column 1: the URL path has a '.' or '..' segment"
+    );
+}
