@@ -2,8 +2,15 @@
 //! idle pool, redirects never followed) whose DNS resolver is the SSRF
 //! guard, so a host name cannot resolve into a refused range; IP-literal
 //! hosts never reach a resolver and are checked before the request.
+//!
+//! No proxy is taken from the environment (`HTTP_PROXY` would otherwise
+//! make the guard judge the proxy's address while the proxy resolves the
+//! partner's host). With `send.proxy` configured, the guard resolves and
+//! judges the partner's host itself before the request leaves. Errors carry
+//! the partner's host and path only ([`super::redact`]).
 
 use super::outcome::{Attempt, parse_retry_after};
+use super::redact::redact_url;
 use super::signature::sign;
 use super::ssrf::{allowed, blocked_class};
 use crate::clock::now_secs;
@@ -33,27 +40,40 @@ impl std::error::Error for Blocked {}
 
 struct GuardResolver {
     allow: Arc<Vec<IpNet>>,
+    /// The configured proxy's host: the operator's choice, reachable
+    /// wherever it is (the partner's host is judged before the request).
+    proxy_host: Option<String>,
 }
 
 impl Resolve for GuardResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let allow = Arc::clone(&self.allow);
+        let trusted = self.proxy_host.as_deref() == Some(name.as_str());
         Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let (ok, refused): (Vec<SocketAddr>, Vec<SocketAddr>) =
-                addrs.into_iter().partition(|a| allowed(a.ip(), &allow));
-            if ok.is_empty() {
-                let why: Vec<String> = refused
-                    .iter()
-                    .map(|a| format!("{} ({})", a.ip(), blocked_class(a.ip()).unwrap_or("refused")))
-                    .collect();
-                return Err(Box::new(Blocked(format!("{host} resolves to {}", why.join(", "))))
-                    as Box<dyn std::error::Error + Send + Sync>);
-            }
+            let ok = if trusted {
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect()
+            } else {
+                guarded_lookup(name.as_str(), &allow).await?
+            };
             Ok(Box::new(ok.into_iter()) as Addrs)
         })
     }
+}
+
+/// The addresses of `host` the guard lets through; an error when there are
+/// none (or the name does not resolve).
+async fn guarded_lookup(
+    host: &str,
+    allow: &[IpNet],
+) -> Result<Vec<SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
+    let (ok, refused): (Vec<SocketAddr>, Vec<SocketAddr>) = addrs.into_iter().partition(|a| allowed(a.ip(), allow));
+    if ok.is_empty() {
+        let why: Vec<String> =
+            refused.iter().map(|a| format!("{} ({})", a.ip(), blocked_class(a.ip()).unwrap_or("refused"))).collect();
+        return Err(Box::new(Blocked(format!("{host} resolves to {}", why.join(", ")))));
+    }
+    Ok(ok)
 }
 
 /// What one attempt produced, for the outcome and the delivery log.
@@ -70,6 +90,8 @@ pub struct Http {
     /// override the connect timeout.
     clients: HashMap<Duration, reqwest::Client>,
     allow: Arc<Vec<IpNet>>,
+    /// `send.proxy`: requests go through it, so host names are judged here.
+    proxied: bool,
     default_connect: Duration,
     default_timeout: Duration,
     user_agent: String,
@@ -91,6 +113,7 @@ impl Http {
         Ok(Http {
             clients,
             allow,
+            proxied: config.send.proxy.is_some(),
             default_connect,
             default_timeout: config.send.timeout.0,
             user_agent: format!("postback/{}", env!("CARGO_PKG_VERSION")),
@@ -102,24 +125,46 @@ impl Http {
         let started = Instant::now();
         let attempt = match self.request(job, partner) {
             Err(a) => a,
-            Ok(req) => match req.send().await {
-                Ok(resp) => {
-                    let attempt = status_attempt(&resp);
-                    let body = read_prefix(resp).await;
-                    return Report { attempt, latency: started.elapsed(), body };
-                }
-                Err(e) => error_attempt(&e),
+            Ok((req, host)) => match self.judge_proxied(host.as_deref()).await {
+                Some(blocked) => blocked,
+                None => match req.send().await {
+                    Ok(resp) => {
+                        let attempt = status_attempt(&resp);
+                        let body = read_prefix(resp).await;
+                        return Report { attempt, latency: started.elapsed(), body };
+                    }
+                    Err(e) => error_attempt(e, &job.url),
+                },
             },
         };
         Report { attempt, latency: started.elapsed(), body: String::new() }
     }
 
-    fn request(&self, job: &Job, partner: &PartnerConfig) -> Result<reqwest::RequestBuilder, Attempt> {
+    /// Through a proxy, the proxy resolves the partner's host: the guard
+    /// resolves and judges it first, and a refused host never reaches it.
+    async fn judge_proxied(&self, host: Option<&str>) -> Option<Attempt> {
+        let host = host.filter(|_| self.proxied)?;
+        match guarded_lookup(host, &self.allow).await {
+            Ok(_) => None,
+            Err(e) => match e.downcast::<Blocked>() {
+                Ok(b) => Some(Attempt::Blocked(b.0)),
+                Err(e) => Some(Attempt::Connect(format!("resolving {host}: {e}"))),
+            },
+        }
+    }
+
+    /// The request, and the host name the guard must judge when proxied.
+    fn request(
+        &self,
+        job: &Job,
+        partner: &PartnerConfig,
+    ) -> Result<(reqwest::RequestBuilder, Option<String>), Attempt> {
         let url = url::Url::parse(&job.url).map_err(|e| Attempt::Invalid(format!("url: {e}")))?;
-        let ip = match url.host() {
-            Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
-            Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
-            _ => None,
+        let (ip, host) = match url.host() {
+            Some(url::Host::Ipv4(v4)) => (Some(IpAddr::V4(v4)), None),
+            Some(url::Host::Ipv6(v6)) => (Some(IpAddr::V6(v6)), None),
+            Some(url::Host::Domain(d)) => (None, Some(d.to_owned())),
+            None => (None, None),
         };
         if let Some(ip) = ip.filter(|ip| !allowed(*ip, &self.allow)) {
             return Err(Attempt::Blocked(format!("{ip} ({})", blocked_class(ip).unwrap_or("refused"))));
@@ -147,19 +192,25 @@ impl Http {
         if job.body.is_some() {
             req = req.body(body);
         }
-        Ok(req)
+        Ok((req, host))
     }
 }
 
 fn build_client(config: &Config, connect: Duration, allow: Arc<Vec<IpNet>>) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+    let proxy_host = config.send.proxy.as_deref().and_then(|p| url::Url::parse(p).ok()?.host_str().map(str::to_owned));
+    let builder = match &config.send.proxy {
+        // HTTP_PROXY and friends are ignored: only a configured proxy is used
+        None => reqwest::Client::builder().no_proxy(),
+        Some(proxy) => reqwest::Client::builder().proxy(reqwest::Proxy::all(proxy)?),
+    };
+    builder
         .connect_timeout(connect)
         .timeout(config.send.timeout.0)
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(config.send.pool_max_idle_per_host)
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
-        .dns_resolver(Arc::new(GuardResolver { allow }))
+        .dns_resolver(Arc::new(GuardResolver { allow, proxy_host }))
         .build()
 }
 
@@ -172,15 +223,20 @@ fn status_attempt(resp: &reqwest::Response) -> Attempt {
     }
 }
 
-fn error_attempt(e: &reqwest::Error) -> Attempt {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+/// An error of the request to `url`, naming the partner by host and path
+/// only (reqwest's text carries the whole URL, tokens included).
+fn error_attempt(e: reqwest::Error, url: &str) -> Attempt {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(s) = source {
         if let Some(b) = s.downcast_ref::<Blocked>() {
             return Attempt::Blocked(b.0.clone());
         }
         source = s.source();
     }
-    if e.is_timeout() { Attempt::Timeout } else { Attempt::Connect(chain(e)) }
+    if e.is_timeout() {
+        return Attempt::Timeout;
+    }
+    Attempt::Connect(format!("{}: {}", redact_url(url), chain(&e.without_url())))
 }
 
 /// An error and its causes on one line.
