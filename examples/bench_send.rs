@@ -23,8 +23,6 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const PARTNERS: usize = 4;
@@ -46,8 +44,8 @@ fn main() {
     eprintln!("produced {n} jobs");
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let shutdown = Arc::new(AtomicBool::new(false));
-    let (c, s) = (postback::config::reload::shared(config.clone()), Arc::clone(&shutdown));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (c, s) = (postback::config::reload::shared(config.clone()), shutdown.clone());
     let task = rt.spawn(async move { postback::send::run(c, Health::new(), s).await });
     let delivered = || sum("postback_deliveries_total", &[("outcome", "delivered")]) as u64;
     while delivered() == 0 {
@@ -61,7 +59,7 @@ fn main() {
     }
     let secs = t.elapsed().as_secs_f64();
     let rate = (n as u64 - first) as f64 / secs;
-    shutdown.store(true, Ordering::Relaxed);
+    shutdown.cancel();
     let _ = rt.block_on(task);
     let mut lat = latencies(&bootstrap, &config.topics.deliveries, n);
     lat.sort_by(|a, b| a.total_cmp(b));

@@ -7,7 +7,7 @@ use crate::config::{Config, PartnerConfig};
 use crate::telemetry::metrics;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 pub struct Lane {
@@ -50,9 +50,13 @@ impl Lane {
         PendingGuard(self)
     }
 
-    /// When the next request may start under the rate limit.
-    pub fn reserve(&self) -> Option<Instant> {
-        self.limiter.as_ref().map(|l| l.lock().expect("limiter lock").reserve(Instant::now()))
+    /// When the next request may start under the rate limit: `Ok(None)`
+    /// at once, `Err(())` not within `max_wait`.
+    pub fn reserve(&self, max_wait: Duration) -> Result<Option<Instant>, ()> {
+        match &self.limiter {
+            None => Ok(None),
+            Some(l) => l.lock().expect("limiter lock").reserve_within(Instant::now(), max_wait).map(Some).ok_or(()),
+        }
     }
 
     pub fn admit(&self) -> Admission {

@@ -25,6 +25,12 @@ impl RateLimiter {
         self.tat = Some(slot + self.interval);
         slot
     }
+
+    /// Reserves the next slot only if it starts within `max_wait`.
+    pub fn reserve_within(&mut self, now: Instant, max_wait: Duration) -> Option<Instant> {
+        let slot = self.tat.map_or(now, |t| t.max(now));
+        (slot.duration_since(now) <= max_wait).then(|| self.reserve(now))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +124,14 @@ mod tests {
         assert_eq!(slots, (0..5).map(|i| Duration::from_millis(100 * i)).collect::<Vec<_>>());
         // after an idle period it starts at once again
         assert_eq!(l.reserve(t0 + Duration::from_secs(5)), t0 + Duration::from_secs(5));
+        // a slot further away than the caller will wait is not taken
+        let t1 = t0 + Duration::from_secs(10);
+        let mut l = RateLimiter::new(1.0);
+        assert_eq!(l.reserve_within(t1, Duration::from_secs(2)), Some(t1));
+        assert_eq!(l.reserve_within(t1, Duration::from_secs(2)), Some(t1 + Duration::from_secs(1)));
+        assert_eq!(l.reserve_within(t1, Duration::from_secs(2)), Some(t1 + Duration::from_secs(2)));
+        assert_eq!(l.reserve_within(t1, Duration::from_secs(2)), None);
+        assert_eq!(l.reserve(t1), t1 + Duration::from_secs(3), "a refused reservation took no slot");
     }
 
     #[test]

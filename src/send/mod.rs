@@ -13,6 +13,7 @@ pub mod limits;
 pub mod offsets;
 pub mod outcome;
 mod outputs;
+pub mod redact;
 pub mod replay;
 pub mod retry;
 pub mod signature;
@@ -33,8 +34,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 use retry::RetryPolicy;
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
 
 /// The readiness reason held until the sender has subscribed.
 pub const STARTING: &str = "sender: starting";
@@ -49,10 +50,10 @@ pub enum SendError {
     Http(#[from] reqwest::Error),
 }
 
-/// Creates missing topics, then runs the sender until `shutdown` is set.
+/// Creates missing topics, then runs the sender until `shutdown` is cancelled.
 /// Partner settings follow config reloads; topics and Kafka settings are
 /// read once.
-pub async fn run(shared_config: SharedConfig, health: Health, shutdown: Arc<AtomicBool>) -> Result<(), SendError> {
+pub async fn run(shared_config: SharedConfig, health: Health, shutdown: CancellationToken) -> Result<(), SendError> {
     let config: Arc<Config> = Arc::clone(&shared_config.read().expect("config lock"));
     health.block(STARTING);
     let c = Arc::clone(&config);
@@ -78,11 +79,13 @@ pub async fn run(shared_config: SharedConfig, health: Health, shutdown: Arc<Atom
         jitter: config.send.retry_jitter,
         retry_after_factor: config.send.retry_after_factor,
     };
-    let shared = Arc::new(task::Shared { http: http::Http::new(&config)?, outputs, policy });
+    let shared =
+        Arc::new(task::Shared { http: http::Http::new(&config)?, outputs, policy, max_hold: config.send.max_hold.0 });
 
     let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
     let hook_tracker = Arc::clone(&tracker);
-    let context = GroupContext::new(&config.kafka.sender_group_id, false).with_revoke_hook(Box::new(
+    // new partitions stay paused until what their previous owner finished is known
+    let context = GroupContext::new(&config.kafka.sender_group_id, true).with_revoke_hook(Box::new(
         move |consumer, partitions| {
             // commit what is finished before the partitions go to another instance
             let offsets = hook_tracker.lock().expect("tracker").take_for(partitions);

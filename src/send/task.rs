@@ -21,6 +21,9 @@ pub struct Shared {
     pub http: Http,
     pub outputs: Outputs,
     pub policy: RetryPolicy,
+    /// `send.max_hold`: the longest a job waits for its partner's rate limit
+    /// or a concurrency slot before it is deferred to the first retry tier.
+    pub max_hold: std::time::Duration,
 }
 
 /// Where a job was read from, for log lines about it.
@@ -35,15 +38,20 @@ pub struct At<'a> {
 /// carries out the step that follows.
 pub async fn attempt(shared: Arc<Shared>, lane: Arc<Lane>, mut job: Job, key: Vec<u8>, at: At<'_>) {
     let _pending = lane.enter();
-    if let Some(at) = lane.reserve() {
+    // a job held here holds its partition's commit: past max_hold it moves
+    // on to the first tier (not an attempt), so a crash re-sends little
+    match lane.reserve(shared.max_hold) {
         // waiting for the rate limit is not an attempt
-        tokio::time::sleep_until(at.into()).await;
+        Ok(Some(at)) => tokio::time::sleep_until(at.into()).await,
+        Ok(None) => {}
+        Err(()) => return defer(&shared, job, &key, at, "partner rate limit").await,
     }
-    let slot = Arc::clone(&lane.slots).acquire_owned().await.expect("lane semaphores are never closed");
+    let acquired = tokio::time::timeout(shared.max_hold, Arc::clone(&lane.slots).acquire_owned()).await;
+    let Ok(slot) = acquired else { return defer(&shared, job, &key, at, "partner saturated").await };
+    let slot = slot.expect("lane semaphores are never closed");
     if lane.admit() == Admission::Refuse {
         drop(slot);
-        let step = deferral(&job, "circuit open", &shared.policy, now_ms(), rand::random());
-        return carry_out(&shared, step, job, &key, at).await;
+        return defer(&shared, job, &key, at, "circuit open").await;
     }
     let partner = lane.partner.id.as_str();
     let in_flight = metrics().in_flight(partner);
@@ -61,6 +69,11 @@ pub async fn attempt(shared: Arc<Shared>, lane: Arc<Lane>, mut job: Job, key: Ve
     let step = next_step(&verdict, &shared.policy, &job, now, rand::random());
     shared.outputs.delivery(&DeliveryRecord::new(&job, &report, &verdict, &step, now)).await;
     carry_out(&shared, step, job, &key, at).await;
+}
+
+async fn defer(shared: &Shared, job: Job, key: &[u8], at: At<'_>, why: &str) {
+    let step = deferral(&job, why, &shared.policy, now_ms(), rand::random());
+    carry_out(shared, step, job, key, at).await;
 }
 
 /// Hands the job on as `step` says, waits until that write is acknowledged,

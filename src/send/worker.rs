@@ -4,7 +4,7 @@
 //! each partition up to its lowest unfinished job.
 
 use super::lane::Lane;
-use super::offsets::OffsetTracker;
+use super::offsets::{Commit, OffsetTracker};
 use super::step::{Refusal, before_attempt};
 use super::task::{self, At, Shared};
 use crate::clock::now_ms;
@@ -14,13 +14,14 @@ use crate::config::reload::SharedConfig;
 use crate::domain::Job;
 use crate::kafka::context::{Assignment, GroupContext};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
 
 /// Where a job came from: its offset is finished when the job is.
 #[derive(Debug, Clone)]
@@ -50,10 +51,14 @@ pub struct Worker {
     pub capacity: Arc<Semaphore>,
     pub commit_interval: Duration,
     pub shutdown_deadline: Duration,
-    pub shutdown: Arc<AtomicBool>,
+    pub shutdown: CancellationToken,
     pub max_in_flight: usize,
     held: HashMap<(String, i32), Held>,
     due: BTreeSet<(i64, String, i32)>,
+    /// Committed offsets (with metadata) of newly assigned partitions, read
+    /// off the async threads; the partitions stay paused until they arrive.
+    loaded_tx: mpsc::UnboundedSender<KafkaResult<TopicPartitionList>>,
+    loaded_rx: mpsc::UnboundedReceiver<KafkaResult<TopicPartitionList>>,
 }
 
 impl Worker {
@@ -66,10 +71,11 @@ impl Worker {
         max_in_flight: usize,
         commit_interval: Duration,
         shutdown_deadline: Duration,
-        shutdown: Arc<AtomicBool>,
+        shutdown: CancellationToken,
     ) -> Worker {
         let lanes_from = Arc::clone(&config.read().expect("config lock"));
         let lanes = lanes_from.partners.iter().map(|p| (p.id.clone(), Arc::new(Lane::new(p, &lanes_from)))).collect();
+        let (loaded_tx, loaded_rx) = mpsc::unbounded_channel();
         Worker {
             consumer,
             shared,
@@ -84,6 +90,8 @@ impl Worker {
             max_in_flight,
             held: HashMap::new(),
             due: BTreeSet::new(),
+            loaded_tx,
+            loaded_rx,
         }
     }
 
@@ -91,7 +99,7 @@ impl Worker {
         let mut commit = tokio::time::interval(self.commit_interval);
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         let mut permit: Option<OwnedSemaphorePermit> = None;
-        while !self.shutdown.load(Ordering::Relaxed) {
+        while !self.shutdown.is_cancelled() {
             self.handle_assignments();
             self.refresh_lanes();
             let next_due = self.due.first().map(|(at, _, _)| *at);
@@ -102,7 +110,9 @@ impl Worker {
                     p = Arc::clone(&self.capacity).acquire_owned() => permit = p.ok(),
                     _ = tokio::time::sleep_until(wake), if next_due.is_some() => self.release_due(),
                     _ = commit.tick() => self.commit(CommitMode::Async),
+                    Some(loaded) = self.loaded_rx.recv() => self.resume_assigned(loaded),
                     _ = tick.tick() => {}
+                    _ = self.shutdown.cancelled() => {}
                 }
                 continue;
             }
@@ -114,7 +124,9 @@ impl Worker {
                 },
                 _ = tokio::time::sleep_until(wake), if next_due.is_some() => self.release_due(),
                 _ = commit.tick() => self.commit(CommitMode::Async),
+                Some(loaded) = self.loaded_rx.recv() => self.resume_assigned(loaded),
                 _ = tick.tick() => {}
+                _ = self.shutdown.cancelled() => {}
             }
         }
         drop(permit);
@@ -124,7 +136,15 @@ impl Worker {
     fn take(&mut self, msg: &BorrowedMessage<'_>, permit: OwnedSemaphorePermit) {
         let origin = Origin { topic: msg.topic().to_owned(), partition: msg.partition(), offset: msg.offset() };
         let key = msg.key().unwrap_or_default().to_vec();
-        self.tracker.lock().expect("tracker").started(&origin.topic, origin.partition, origin.offset);
+        {
+            let mut tracker = self.tracker.lock().expect("tracker");
+            tracker.started(&origin.topic, origin.partition, origin.offset);
+            // finished by this partition's previous owner after its committed offset
+            if tracker.finished_before(&origin.topic, origin.partition, origin.offset) {
+                tracker.finished(&origin.topic, origin.partition, origin.offset);
+                return;
+            }
+        }
         let job = match decode_job(msg.payload().unwrap_or_default()) {
             Ok(job) => job,
             Err(e) => {
@@ -217,14 +237,55 @@ impl Worker {
 
     fn handle_assignments(&mut self) {
         for event in self.consumer.context().take_events() {
-            if let Assignment::Revoked(list) = event {
-                for key in list {
-                    // its offset was not committed: the next owner sends it
-                    if self.held.remove(&key).is_some() {
-                        self.due.retain(|(_, t, p)| !(*t == key.0 && *p == key.1));
+            match event {
+                Assignment::Revoked(list) => {
+                    for key in list {
+                        // its offset was not committed: the next owner sends it
+                        if self.held.remove(&key).is_some() {
+                            self.due.retain(|(_, t, p)| !(*t == key.0 && *p == key.1));
+                        }
                     }
                 }
+                Assignment::Assigned(list) => self.load_committed(list),
             }
+        }
+    }
+
+    /// Reads, off the async threads, what the new partitions' previous
+    /// owner committed: the offset and which offsets above it it finished.
+    fn load_committed(&self, list: Vec<(String, i32)>) {
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition) in &list {
+            tpl.add_partition(topic, *partition);
+        }
+        let (consumer, tx) = (Arc::clone(&self.consumer), self.loaded_tx.clone());
+        tokio::task::spawn_blocking(move || {
+            let _ = tx.send(consumer.committed_offsets(tpl, Duration::from_secs(30)));
+        });
+    }
+
+    /// Takes in what a previous owner committed and resumes the partitions
+    /// (paused since their assignment). Without it (the broker did not
+    /// answer), they resume anyway: jobs are then sent again, never lost.
+    fn resume_assigned(&mut self, loaded: KafkaResult<TopicPartitionList>) {
+        let tpl = match loaded {
+            Ok(tpl) => tpl,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read committed offsets; resuming without skipping finished jobs");
+                let assigned = self.consumer.assignment().unwrap_or_default();
+                let _ = self.consumer.resume(&assigned);
+                return;
+            }
+        };
+        let mut tracker = self.tracker.lock().expect("tracker");
+        for e in tpl.elements() {
+            if let Offset::Offset(o) = e.offset() {
+                tracker.assigned(e.topic(), e.partition(), o, e.metadata());
+            }
+        }
+        drop(tracker);
+        if let Err(e) = self.consumer.resume(&tpl) {
+            tracing::error!(error = %e, "could not resume newly assigned partitions");
         }
     }
 
@@ -257,15 +318,18 @@ fn finish(tracker: &Mutex<OffsetTracker>, origin: &Origin, permit: OwnedSemaphor
     drop(permit);
 }
 
-pub fn commit_offsets<C: Consumer<GroupContext>>(consumer: &C, offsets: &[(String, i32, i64)], mode: CommitMode) {
-    if offsets.is_empty() {
+/// Commits offsets with their metadata (which finished offsets lie above).
+pub fn commit_offsets<C: Consumer<GroupContext>>(consumer: &C, commits: &[Commit], mode: CommitMode) {
+    if commits.is_empty() {
         return;
     }
     let mut tpl = TopicPartitionList::new();
-    for (topic, partition, offset) in offsets {
-        if tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset)).is_err() {
+    for c in commits {
+        let mut e = tpl.add_partition(&c.topic, c.partition);
+        if e.set_offset(Offset::Offset(c.offset)).is_err() {
             return;
         }
+        e.set_metadata(c.metadata.as_str());
     }
     if let Err(e) = consumer.commit(&tpl, mode) {
         tracing::warn!(error = %e, "offset commit failed; retried at the next interval");
