@@ -115,9 +115,13 @@ pub struct InspectArgs {
     /// A stopped instance's state directory (default: process.state_dir).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
-    /// Ask a running instance instead, at its admin address (host:port).
+    /// Ask a running instance instead, at its admin address (host:port);
+    /// it needs `admin.inspect = true`.
     #[arg(long, conflicts_with = "state_dir")]
     pub admin: Option<String>,
+    /// The instance's `admin.inspect_token` (also POSTBACK_INSPECT_TOKEN).
+    #[arg(long, env = "POSTBACK_INSPECT_TOKEN", requires = "admin")]
+    pub token: Option<String>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

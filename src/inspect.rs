@@ -92,16 +92,31 @@ pub fn user_report(config: &Config, state_dir: &Path, app_id: &str, user: &str) 
     Ok(head + &table(&explain::explain_user(&config.rules, app, user, state.as_ref(), now_ms())))
 }
 
-/// `/inspect/device/{app}/{id}` and `/inspect/user/{app}/{id}` on the admin port.
+/// `/inspect/device/{app}/{id}` and `/inspect/user/{app}/{id}` on the admin
+/// port (mounted only with `admin.inspect = true`). With `admin.inspect_token`
+/// a request must carry `Authorization: Bearer <token>`.
 pub fn router(config: SharedConfig) -> Router {
     Router::new().route("/inspect/{kind}/{app}/{id}", get(handle)).with_state(config)
 }
 
+/// Whether `header` carries the bearer token, compared in constant time.
+fn authorized(token: Option<&str>, header: Option<&[u8]>) -> bool {
+    let Some(token) = token else { return true };
+    let want = format!("Bearer {token}");
+    let got = header.unwrap_or_default();
+    got.len() == want.len() && got.iter().zip(want.as_bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
 async fn handle(
     State(config): State<SharedConfig>,
+    headers: axum::http::HeaderMap,
     UrlPath((kind, app, id)): UrlPath<(String, String, String)>,
 ) -> (StatusCode, String) {
     let config = Arc::clone(&config.read().expect("config lock"));
+    let auth = headers.get(axum::http::header::AUTHORIZATION).map(|v| v.as_bytes());
+    if !authorized(config.admin.inspect_token.as_deref(), auth) {
+        return (StatusCode::UNAUTHORIZED, "inspect needs Authorization: Bearer <admin.inspect_token>\n".into());
+    }
     let result = tokio::task::spawn_blocking(move || {
         let dir = config.process.state_dir.clone();
         match kind.as_str() {
@@ -116,5 +131,18 @@ async fn handle(
         Ok(Some(Err(e))) => (StatusCode::NOT_FOUND, format!("{e}\n")),
         Ok(None) => (StatusCode::NOT_FOUND, "use /inspect/device/APP/ID or /inspect/user/APP/ID\n".into()),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_token_must_match_exactly() {
+        use super::authorized;
+        assert!(authorized(None, None));
+        assert!(authorized(Some("0123456789abcdef"), Some(b"Bearer 0123456789abcdef")));
+        assert!(!authorized(Some("0123456789abcdef"), Some(b"Bearer 0123456789abcdeg")));
+        assert!(!authorized(Some("0123456789abcdef"), Some(b"0123456789abcdef")));
+        assert!(!authorized(Some("0123456789abcdef"), None));
     }
 }

@@ -58,7 +58,7 @@ fn inspect(target: InspectTarget) -> ExitCode {
         InspectTarget::User(a) => ("user", a),
     };
     let result = match &args.admin {
-        Some(addr) => inspect_remote(addr, kind, &args.app, &args.id),
+        Some(addr) => inspect_remote(addr, args.token.as_deref(), kind, &args.app, &args.id),
         None => config::load(&args.config).map_err(|e| e.to_string()).and_then(|c| {
             let dir = args.state_dir.clone().unwrap_or_else(|| c.process.state_dir.clone());
             let report = if kind == "device" {
@@ -81,11 +81,15 @@ fn inspect(target: InspectTarget) -> ExitCode {
     }
 }
 
-fn inspect_remote(addr: &str, kind: &str, app: &str, id: &str) -> Result<String, String> {
+fn inspect_remote(addr: &str, token: Option<&str>, kind: &str, app: &str, id: &str) -> Result<String, String> {
     let url = format!("http://{addr}/inspect/{kind}/{app}/{id}");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async {
-        let resp = reqwest::get(&url).await.map_err(|e| format!("{url}: {e}"))?;
+        let mut request = reqwest::Client::new().get(&url);
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        let resp = request.send().await.map_err(|e| format!("{url}: {e}"))?;
         let ok = resp.status().is_success();
         let text = resp.text().await.map_err(|e| e.to_string())?;
         if ok { Ok(text) } else { Err(text) }

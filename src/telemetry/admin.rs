@@ -1,7 +1,12 @@
-//! The admin HTTP server: `/metrics` (Prometheus text), `/healthz`
-//! (the process is up) and `/readyz` (every assigned partition restored,
-//! the producer initialised). Extra routes (inspect) are merged in by the
-//! caller.
+//! The admin HTTP server: `/metrics` (Prometheus text), `/healthz` (the
+//! process is up) and `/readyz` (every assigned partition restored, the
+//! stages running). Extra routes (inspect) are merged in by the caller.
+//!
+//! It faces whatever can reach its port, so it bounds what a client can
+//! hold: at most [`MAX_CONNECTIONS`] connections (more are closed at
+//! once), and a connection that has not sent a request's headers within
+//! [`HEADER_TIMEOUT`] — a new connection, or a kept-alive one that went
+//! idle — is closed.
 
 use super::health::Health;
 use super::metrics::metrics;
@@ -10,8 +15,18 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// Connections served at once; more are closed as they come.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Longest wait for a request's headers, on a new or an idle connection.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn router(health: Health) -> Router {
     Router::new()
@@ -35,9 +50,34 @@ async fn readyz(State(health): State<Health>) -> impl IntoResponse {
 pub async fn serve(addr: &str, app: Router) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "admin server stopped");
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // out of file descriptors, for one: wait rather than spin
+                    tracing::warn!(error = %e, "admin server cannot accept");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                tracing::debug!(%peer, "admin server at its connection cap; closing");
+                continue;
+            };
+            let service = TowerToHyperService::new(app.clone());
+            tokio::spawn(async move {
+                let served = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+                if let Err(e) = served {
+                    tracing::debug!(%peer, error = %e, "admin connection ended");
+                }
+                drop(slot);
+            });
         }
     });
     Ok((local, task))
