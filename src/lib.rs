@@ -25,6 +25,8 @@
 //!   retry tiers, the DLQ and the delivery log; its decisions are pure
 //!   functions under a thin async shell.
 //! - [`inspect`]: why a postback did or did not fire, from stored state.
+//! - [`supervisor`]: runs a process's stages together; the first to fail
+//!   stops the others and makes the process exit non-zero.
 //! - [`server`]: runs the stages as a service (admin server, reload, signals).
 //! - [`demo`]: the whole pipeline on librdkafka's mock cluster.
 //! - [`cli`]: argument parsing; `main.rs` only calls into the modules above.
@@ -40,6 +42,7 @@ pub mod process;
 pub mod send;
 pub mod server;
 pub mod store;
+pub mod supervisor;
 pub mod telemetry;
 
 /// mimalloc for every binary built on this crate (the service, the

@@ -1,15 +1,18 @@
 //! Running the stages as a service: load config, start the admin server,
-//! run the processing stage, the sender, or both, and stop cleanly on
-//! SIGTERM/SIGINT. `main` only parses arguments and calls in here.
+//! run the processing stage, the sender, or both under one
+//! [`Supervisor`], and stop cleanly on SIGTERM/SIGINT. `main` only parses
+//! arguments and calls in here.
 
 use crate::config::reload::{self, SharedConfig};
 use crate::config::{self, Config};
 use crate::process;
+use crate::supervisor::Supervisor;
 use crate::telemetry::{Health, admin};
 use anyhow::Context;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Which stages this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,60 +37,51 @@ async fn serve(config: Config, stages: Stages) -> anyhow::Result<()> {
     let path = config.path.clone();
     let shared: SharedConfig = reload::shared(config);
     let config: Arc<Config> = Arc::clone(&shared.read().expect("config lock"));
-    let app = admin::router(health.clone()).merge(crate::inspect::router(Arc::clone(&shared)));
-    let (addr, _admin) = admin::serve(&config.admin.listen, app)
+    let listen = config.admin.listen_for(stages.process);
+    let (addr, _admin) = admin::serve(&listen, admin_routes(&config, &shared, &health))
         .await
-        .with_context(|| format!("admin.listen {}", config.admin.listen))?;
-    tracing::info!(%addr, "admin server listening");
-    let shutdown = Arc::new(AtomicBool::new(false));
-    let processor = if stages.process {
-        let (c, h, s) = (Arc::clone(&shared), health.clone(), Arc::clone(&shutdown));
-        Some(tokio::task::spawn_blocking(move || process::start(c, h, s)).await??)
-    } else {
-        None
-    };
-    let sender =
-        stages.send.then(|| tokio::spawn(crate::send::run(Arc::clone(&shared), health.clone(), Arc::clone(&shutdown))));
-    let watcher = tokio::spawn(reload::watch(path, Arc::clone(&shared), Arc::clone(&shutdown)));
+        .with_context(|| format!("admin.listen {listen}"))?;
+    tracing::info!(%addr, inspect = config.admin.inspect, "admin server listening");
+    let mut supervisor = Supervisor::new(health.clone());
+    let token = supervisor.token();
+    if stages.process {
+        let (c, h, t) = (Arc::clone(&shared), health.clone(), token.clone());
+        let thread = tokio::task::spawn_blocking(move || process::start(c, h, t)).await??;
+        supervisor.spawn_thread("processing", thread);
+    }
+    if stages.send {
+        supervisor.spawn("sender", crate::send::run(Arc::clone(&shared), health.clone(), token.clone()));
+    }
+    let watcher = tokio::spawn(reload::watch(path, Arc::clone(&shared), token.clone()));
     health.unblock("starting");
-    let stop = Arc::clone(&shutdown);
     let deadline = config.process.shutdown_deadline.0.max(config.send.shutdown_deadline.0) + WATCHDOG_GRACE;
-    let signals = tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!(deadline_s = deadline.as_secs(), "shutdown requested");
-        stop.store(true, Ordering::Relaxed);
-        watchdog(deadline);
-    });
-    let mut result = Ok(());
-    if let Some(task) = sender {
-        match task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => result = Err(anyhow::anyhow!("sender stage failed: {e}")),
-            Err(_) => result = Err(anyhow::anyhow!("sender stage panicked")),
-        }
-        // one stage failing stops the other
-        shutdown.store(true, Ordering::Relaxed);
-    }
-    if let Some(handle) = processor {
-        let outcome = tokio::task::spawn_blocking(move || handle.join()).await?;
-        match outcome {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => result = Err(anyhow::anyhow!("processing stage failed: {e}")),
-            Err(_) => result = Err(anyhow::anyhow!("processing stage panicked")),
-        }
-    }
+    let signals = tokio::spawn(stop_on_signal(token, deadline));
+    let result = supervisor.wait().await;
     signals.abort();
     watcher.abort();
     tracing::info!("stopped");
-    result
+    result.map_err(Into::into)
+}
+
+/// The admin routes: metrics and health, and `/inspect` when enabled.
+fn admin_routes(config: &Config, shared: &SharedConfig, health: &Health) -> axum::Router {
+    let routes = admin::router(health.clone());
+    if config.admin.inspect { routes.merge(crate::inspect::router(Arc::clone(shared))) } else { routes }
 }
 
 /// Added to the longest stage deadline before the watchdog ends the process.
-const WATCHDOG_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+const WATCHDOG_GRACE: Duration = Duration::from_secs(5);
+
+async fn stop_on_signal(token: CancellationToken, deadline: Duration) {
+    wait_for_signal().await;
+    tracing::info!(deadline_s = deadline.as_secs(), "shutdown requested");
+    token.cancel();
+    watchdog(deadline);
+}
 
 /// A shutdown ends the process by `deadline`, whatever a stage waits for
 /// (a broker that does not answer, a partner that hangs).
-fn watchdog(deadline: std::time::Duration) {
+fn watchdog(deadline: Duration) {
     let spawned = std::thread::Builder::new().name("shutdown-watchdog".into()).spawn(move || {
         std::thread::sleep(deadline);
         tracing::error!(deadline_s = deadline.as_secs(), "shutdown deadline passed; exiting now");

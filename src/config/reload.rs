@@ -15,9 +15,9 @@
 use super::{Config, ConfigError, ConfigErrors, LoadOptions};
 use crate::telemetry::metrics;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// The config the stages read; reload swaps the `Arc` inside.
 pub type SharedConfig = Arc<RwLock<Arc<Config>>>;
@@ -30,7 +30,7 @@ pub fn shared(config: Config) -> SharedConfig {
 }
 
 /// Watches the file until `shutdown`; call from a tokio runtime.
-pub async fn watch(path: PathBuf, config: SharedConfig, shutdown: Arc<AtomicBool>) {
+pub async fn watch(path: PathBuf, config: SharedConfig, shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => Some(s),
@@ -41,8 +41,9 @@ pub async fn watch(path: PathBuf, config: SharedConfig, shutdown: Arc<AtomicBool
     };
     let mut last = std::fs::read(&path).ok();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    while !shutdown.load(Ordering::Relaxed) {
+    while !shutdown.is_cancelled() {
         let forced = tokio::select! {
+            _ = shutdown.cancelled() => break,
             _ = tick.tick() => false,
             Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
         };
