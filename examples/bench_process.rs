@@ -27,7 +27,6 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -52,9 +51,9 @@ fn main() {
     let state = tempfile::tempdir().expect("tempdir");
     let config = bench_config(&bootstrap, &topic, state.path());
     let group = config.kafka.group_id.clone();
-    let shutdown = Arc::new(AtomicBool::new(false));
+    let shutdown = tokio_util::sync::CancellationToken::new();
     let health = Health::new();
-    let handle = process::start(Arc::new(RwLock::new(Arc::new(config))), health.clone(), Arc::clone(&shutdown))
+    let handle = process::start(Arc::new(RwLock::new(Arc::new(config))), health.clone(), shutdown.clone())
         .expect("start processor");
     while !health.is_ready() {
         std::thread::sleep(Duration::from_millis(20));
@@ -66,7 +65,7 @@ fn main() {
     eprintln!("processor: {n} events in {secs:.1}s");
 
     let (p50, p99, samples) = latency(&bootstrap, &topic, &mut generator);
-    shutdown.store(true, Ordering::Relaxed);
+    shutdown.cancel();
     let _ = handle.join();
     println!("events={n} devices={devices} partitions={PARTITIONS}");
     println!("raw_consume_events_per_s={raw:.0}");

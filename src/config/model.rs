@@ -46,8 +46,12 @@ pub struct KafkaConfig {
     /// its previous incarnation. Default: the host name.
     pub instance_id: Option<String>,
     /// Join the processor's group with `group.instance.id = instance_id`
-    /// (static membership): a restarted pod takes its partitions back
-    /// without a rebalance. Needs a stable, unique `instance_id` per pod.
+    /// (static membership, on by default): a restarted instance takes its
+    /// partitions back at once, without a rebalance and without waiting for
+    /// its old session to time out. Needs a stable, unique `instance_id` per
+    /// instance. A static member does not leave the group when it stops, so
+    /// an instance removed for good hands its partitions over only after
+    /// `session.timeout.ms` (45 s).
     pub static_membership: bool,
     /// Extra librdkafka settings passed as-is to every client
     /// (e.g. `"security.protocol" = "SASL_SSL"`).
@@ -65,7 +69,7 @@ impl Default for KafkaConfig {
             group_id: "postback".into(),
             sender_group_id: "postback-sender".into(),
             instance_id: None,
-            static_membership: false,
+            static_membership: true,
             client: BTreeMap::new(),
             consumer: BTreeMap::new(),
             producer: BTreeMap::new(),
@@ -82,7 +86,12 @@ pub struct TopicsConfig {
     pub events_dlq: String,
     /// Repartition topic feeding the user stage, keyed by app + user.
     pub user_activity: String,
-    /// Compacted changelog of device state; as many partitions as `events`.
+    /// Repartition topic feeding the device stage when an input record is
+    /// not on its state partition (the input grew, or is keyed otherwise);
+    /// as many partitions as the device changelog.
+    pub device_events: String,
+    /// Compacted changelog of device state; its partition count is the
+    /// number of device state partitions (`process.state_partitions`).
     pub device_changelog: String,
     /// Compacted changelog of user state; as many partitions as `user_activity`.
     pub user_changelog: String,
@@ -110,6 +119,7 @@ impl Default for TopicsConfig {
             events: "tracker.events".into(),
             events_dlq: "tracker.events.dlq".into(),
             user_activity: "postback.user-activity".into(),
+            device_events: "postback.device-events".into(),
             device_changelog: "postback.device-state-changelog".into(),
             user_changelog: "postback.user-state-changelog".into(),
             jobs: "postback.jobs".into(),
@@ -138,6 +148,10 @@ pub struct ProcessConfig {
     /// Time the stage gets on SIGTERM to settle its batch and leave the
     /// group; the process exits when it is up, whatever it is waiting for.
     pub shutdown_deadline: HumanDuration,
+    /// Device state partitions when the device changelog is created;
+    /// default: the input's partition count at that time. Afterwards the
+    /// changelog's partition count is the number every instance uses.
+    pub state_partitions: Option<i32>,
 }
 
 impl Default for ProcessConfig {
@@ -148,6 +162,7 @@ impl Default for ProcessConfig {
             commit_interval: HumanDuration::millis(100),
             job_ttl: HumanDuration::secs(24 * 3600),
             shutdown_deadline: HumanDuration::secs(20),
+            state_partitions: None,
         }
     }
 }
@@ -167,12 +182,19 @@ pub struct SendConfig {
     pub timeout: HumanDuration,
     /// Jobs held in memory per instance (in flight or waiting for a partner slot).
     pub max_in_flight: usize,
+    /// Longest a job waits for its partner's rate limit or a concurrency
+    /// slot before it is deferred to the first retry tier (not an attempt):
+    /// a held job holds its partition's committed offset.
+    pub max_hold: HumanDuration,
     /// Jobs waiting for one partner beyond which new ones are deferred to the
     /// first retry tier (not an attempt), so a slow partner cannot hold the
     /// whole instance.
     pub max_pending_per_partner: usize,
     /// CIDRs the SSRF guard lets through (tests, on-prem partners).
     pub allow_networks: Vec<String>,
+    /// A proxy for every partner request (`http://proxy:3128`). None by
+    /// default: proxies in the environment (`HTTP_PROXY`) are ignored.
+    pub proxy: Option<String>,
     /// Time in-flight requests get to finish on shutdown.
     pub shutdown_deadline: HumanDuration,
     /// Idle keep-alive connections kept per host.
@@ -194,10 +216,12 @@ impl Default for SendConfig {
             connect_timeout: HumanDuration::secs(2),
             timeout: HumanDuration::secs(5),
             max_in_flight: 4096,
+            max_hold: HumanDuration::secs(5),
             // half the instance: a slow partner leaves the other half to the
             // rest, while partners under even load are never deferred
             max_pending_per_partner: 2048,
             allow_networks: Vec::new(),
+            proxy: None,
             shutdown_deadline: HumanDuration::secs(10),
             pool_max_idle_per_host: 64,
             circuit_failures: 20,
@@ -207,16 +231,24 @@ impl Default for SendConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
-    /// Address of `/metrics`, `/healthz`, `/readyz` and the inspect API.
-    pub listen: String,
+    /// Address of `/metrics`, `/healthz`, `/readyz` (and `/inspect` when
+    /// enabled). Default: `0.0.0.0:9464` for `process` and `run`,
+    /// `0.0.0.0:9465` for `send`, so the two stages share a host.
+    pub listen: Option<String>,
+    /// Serve `/inspect/...`: stored device identifiers, IPs and user ids,
+    /// to anyone who can reach the port (and holds `inspect_token`).
+    pub inspect: bool,
+    /// When set, `/inspect` requires `Authorization: Bearer <token>`.
+    pub inspect_token: Option<String>,
 }
 
-impl Default for AdminConfig {
-    fn default() -> Self {
-        AdminConfig { listen: "0.0.0.0:9464".into() }
+impl AdminConfig {
+    /// The admin address of a process running these stages.
+    pub fn listen_for(&self, processor: bool) -> String {
+        self.listen.clone().unwrap_or_else(|| if processor { "0.0.0.0:9464" } else { "0.0.0.0:9465" }.to_owned())
     }
 }
 
@@ -234,12 +266,34 @@ pub struct InputConfig {
     pub max_record_bytes: usize,
     /// Longest string (and map key) accepted in any field of an event.
     pub max_field_bytes: usize,
+    /// How the input is partitioned, which says where a device's state is.
+    pub partitioned_by: Partitioning,
 }
 
 impl Default for InputConfig {
     fn default() -> Self {
-        InputConfig { format: InputFormat::Auto, max_record_bytes: 65_536, max_field_bytes: 8192 }
+        InputConfig {
+            format: InputFormat::Auto,
+            max_record_bytes: 65_536,
+            max_field_bytes: 8192,
+            partitioned_by: Partitioning::DeviceId,
+        }
     }
+}
+
+/// `input.partitioned_by`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Partitioning {
+    /// Kafka's default partitioner on the device id key: a device's state
+    /// partition is `murmur2(key) % K`, whatever the input's partition
+    /// count is now; records elsewhere (the input grew) are repartitioned.
+    #[default]
+    DeviceId,
+    /// Any partitioning that keeps each device on one partition (e.g. all
+    /// of a user's devices together): records are processed where they
+    /// arrive, so the input's partition count must stay `K`.
+    Custom,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -55,6 +55,10 @@ fn valid_id(id: &str) -> bool {
 
 const ID_RULE: &str = "must be 1-128 characters of letters, digits, '.', '_' or '-'";
 
+/// Most partitions a topic postback creates may have (Kafka's practical
+/// bound per topic is far lower than its hard one).
+const MAX_PARTITIONS: i32 = 10_000;
+
 fn check_sections(raw: &FileConfig, errors: &mut Errors) {
     let mut err = |k: &str, r: String| errors.push((k.to_owned(), r));
     if raw.kafka.bootstrap_servers.trim().is_empty() {
@@ -70,6 +74,7 @@ fn check_sections(raw: &FileConfig, errors: &mut Errors) {
         ("topics.events", &t.events),
         ("topics.events_dlq", &t.events_dlq),
         ("topics.user_activity", &t.user_activity),
+        ("topics.device_events", &t.device_events),
         ("topics.device_changelog", &t.device_changelog),
         ("topics.user_changelog", &t.user_changelog),
         ("topics.jobs", &t.jobs),
@@ -94,12 +99,20 @@ fn check_sections(raw: &FileConfig, errors: &mut Errors) {
     if t.replication_factor == 0 || t.replication_factor < -1 {
         err("topics.replication_factor", "must be -1 (broker default) or at least 1".into());
     }
+    if raw.process.state_partitions.is_some_and(|n| !(1..=MAX_PARTITIONS).contains(&n)) {
+        err("process.state_partitions", format!("must be between 1 and {MAX_PARTITIONS}"));
+    }
     if raw.process.max_batch == 0 {
         err("process.max_batch", "must be at least 1".into());
     }
     let s = &raw.send;
     if s.retry_delays.is_empty() {
         err("send.retry_delays", "needs at least one tier".into());
+    }
+    if let Some(proxy) = &s.proxy {
+        if reqwest::Proxy::all(proxy).is_err() || url::Url::parse(proxy).is_err() {
+            err("send.proxy", format!("'{proxy}' is not a proxy URL such as http://proxy:3128"));
+        }
     }
     if !(0.0..1.0).contains(&s.retry_jitter) {
         err("send.retry_jitter", "must be in [0, 1)".into());
@@ -113,8 +126,11 @@ fn check_sections(raw: &FileConfig, errors: &mut Errors) {
     if s.max_pending_per_partner == 0 {
         err("send.max_pending_per_partner", "must be at least 1".into());
     }
-    if raw.admin.listen.parse::<std::net::SocketAddr>().is_err() {
-        err("admin.listen", format!("'{}' is not an address such as 0.0.0.0:9464", raw.admin.listen));
+    if let Some(listen) = raw.admin.listen.as_ref().filter(|l| l.parse::<std::net::SocketAddr>().is_err()) {
+        err("admin.listen", format!("'{listen}' is not an address such as 0.0.0.0:9464"));
+    }
+    if raw.admin.inspect_token.as_ref().is_some_and(|t| t.len() < 16) {
+        err("admin.inspect_token", "must be at least 16 characters".into());
     }
 }
 
@@ -136,6 +152,7 @@ fn check_durations(raw: &FileConfig, errors: &mut Errors) {
         ("send.shutdown_deadline".into(), s.shutdown_deadline, Duration::ZERO, 10 * MIN),
         ("send.circuit_open_for".into(), s.circuit_open_for, MS, DAY),
         ("send.commit_interval".into(), s.commit_interval, MS, MIN),
+        ("send.max_hold".into(), s.max_hold, MS, 10 * MIN),
     ];
     for (i, d) in s.retry_delays.iter().enumerate() {
         checks.push((format!("send.retry_delays[{i}]"), *d, MS, 7 * DAY));

@@ -11,13 +11,13 @@ pub use report::{Report, Row};
 
 use crate::config::reload::shared;
 use crate::config::{self, Config};
+use crate::supervisor::Supervisor;
 use crate::telemetry::metrics::sum;
 use crate::telemetry::{Health, admin};
 use generator::{Generator, Mix};
 use rdkafka::mocking::MockCluster;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Demo settings (the CLI flags).
@@ -40,6 +40,7 @@ const TOPICS: &[(&str, i32)] = &[
     ("tracker.events", 4),
     ("tracker.events.dlq", 4),
     ("postback.user-activity", 4),
+    ("postback.device-events", 4),
     ("postback.device-state-changelog", 4),
     ("postback.user-state-changelog", 4),
     ("postback.jobs", 4),
@@ -62,6 +63,7 @@ pub fn config_text(bootstrap: &str, sink: &str, state_dir: &Path, admin: &str) -
         .replace("rate_limit = \"3000/m\"", "rate_limit = \"2000/s\"");
     format!(
         "[kafka]\nbootstrap_servers = \"{bootstrap}\"\ninstance_id = \"demo\"\n\
+         [input]\npartitioned_by = \"custom\"\n\
          [process]\nstate_dir = \"{}\"\ncommit_interval = \"50ms\"\n\
          [send]\nretry_delays = [\"1s\", \"2s\", \"4s\"]\nallow_networks = [\"127.0.0.0/8\"]\ncommit_interval = \"200ms\"\n\
          [admin]\nlisten = \"{admin}\"\n{rules}",
@@ -102,21 +104,33 @@ async fn pipeline(opts: &Options, bootstrap: &str, state: &Path) -> anyhow::Resu
     let health = Health::new();
     let (addr, _admin) = admin::serve(&admin_addr.to_string(), admin::router(health.clone())).await?;
     let metrics_url = format!("http://{addr}/metrics");
-    let shutdown = Arc::new(AtomicBool::new(false));
-    let (c, h, s) = (Arc::clone(&shared), health.clone(), Arc::clone(&shutdown));
-    let processor = tokio::task::spawn_blocking(move || crate::process::start(c, h, s)).await??;
-    let sender = tokio::spawn(crate::send::run(Arc::clone(&shared), health.clone(), Arc::clone(&shutdown)));
-
-    let produced = produce(opts, bootstrap).await?;
-    settle(opts, produced).await;
-    let report = report::collect(bootstrap, produced, metrics_url.clone())?;
-    if opts.keep_running {
-        println!("{}\nmetrics: {metrics_url}  (Ctrl-C to stop)", report.table());
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    shutdown.store(true, Ordering::Relaxed);
-    let _ = sender.await;
-    let _ = tokio::task::spawn_blocking(move || processor.join()).await;
+    // the same supervision as the service: a stage that fails ends the demo
+    let mut supervisor = Supervisor::new(health.clone());
+    let token = supervisor.token();
+    let (c, h, t) = (Arc::clone(&shared), health.clone(), token.clone());
+    let processor = tokio::task::spawn_blocking(move || crate::process::start(c, h, t)).await??;
+    supervisor.spawn_thread("processing", processor);
+    supervisor.spawn("sender", crate::send::run(Arc::clone(&shared), health.clone(), token.clone()));
+    let mut stages = tokio::spawn(supervisor.wait());
+    let work = async {
+        let produced = produce(opts, bootstrap).await?;
+        settle(opts, produced).await;
+        let report = report::collect(bootstrap, produced, metrics_url.clone())?;
+        if opts.keep_running {
+            println!("{}\nmetrics: {metrics_url}  (Ctrl-C to stop)", report.table());
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        anyhow::Ok(report)
+    };
+    let report = tokio::select! {
+        report = work => report?,
+        ended = &mut stages => {
+            let failure = ended?.err().map_or_else(|| "a stage stopped".to_owned(), |e| e.to_string());
+            anyhow::bail!("{failure}");
+        }
+    };
+    token.cancel();
+    stages.await??;
     Ok(report)
 }
 

@@ -1,6 +1,12 @@
 //! Topics: created at start when missing, with the right partition counts
-//! and `cleanup.policy=compact` on changelogs; a changelog whose partition
-//! count differs from its source is refused with what to do about it.
+//! and `cleanup.policy=compact` on changelogs.
+//!
+//! The device changelog's partition count is the number of device state
+//! partitions `K` (chosen when it is created: `process.state_partitions`,
+//! else the input's count), so every instance agrees on it without another
+//! record of it. The input may have more partitions than `K` (it grew):
+//! records not on their state partition go through the repartition topic.
+//! The user stage's input is internal, so its changelog must match it.
 
 use super::client;
 use crate::config::{Config, STATE_COPIES};
@@ -14,7 +20,11 @@ use std::time::Duration;
 /// largest record each takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
+    /// Partitions of the input (`topics.events`).
     pub events: i32,
+    /// Device state partitions `K`: the device changelog's and the
+    /// repartition topic's partition count.
+    pub device_state: i32,
     pub user_activity: i32,
     pub jobs: i32,
     pub jobs_dlq: i32,
@@ -76,6 +86,22 @@ pub enum AdminError {
          or give the source back its old partition count"
     )]
     Mismatch { changelog: String, changelog_partitions: i32, source_topic: String, source_partitions: i32 },
+    #[error(
+        "process.state_partitions is {wanted} but the device state has {have} partitions (topic '{changelog}'): \
+         the setting applies only when that topic is created; remove it or set it to {have}"
+    )]
+    StatePartitions { wanted: i32, have: i32, changelog: String },
+    #[error(
+        "the device state has {state} partitions (topic '{changelog}') but the input '{events}' has only {events_partitions}: \
+         add partitions to the input (kafka-topics --alter --partitions {state})"
+    )]
+    StateExceedsInput { state: i32, changelog: String, events: String, events_partitions: i32 },
+    #[error(
+        "the input '{events}' has {events_partitions} partitions but the device state has {state} (topic '{changelog}'), \
+         and input.partitioned_by = \"custom\" finds a device's state only where its records arrive: \
+         partition the input by device id (input.partitioned_by = \"device_id\") or see the README's runbook"
+    )]
+    CustomGrew { state: i32, changelog: String, events: String, events_partitions: i32 },
 }
 
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -110,19 +136,21 @@ pub fn ensure_processor_topics(config: &Config) -> Result<Layout, AdminError> {
     let consumer = reach(config)?;
     let t = &config.topics;
     let events = partitions(&consumer, &t.events)?.ok_or_else(|| AdminError::Missing(t.events.clone()))?;
+    let device_state = device_state(config, &consumer, events)?;
     let ua_wanted = t.user_activity_partitions.unwrap_or(events);
     let user_activity = ensure(config, &consumer, &t.user_activity, ua_wanted, false)?;
     let jobs = ensure(config, &consumer, &t.jobs, t.jobs_partitions, false)?;
     // oversized jobs go straight to the job DLQ
     let jobs_dlq = ensure(config, &consumer, &t.jobs_dlq, t.jobs_partitions, false)?;
     let events_dlq = ensure(config, &consumer, &t.events_dlq, events, false)?;
-    for (changelog, source, n) in
-        [(&t.device_changelog, &t.events, events), (&t.user_changelog, &t.user_activity, user_activity)]
-    {
-        let got = ensure(config, &consumer, changelog, n, true)?;
+    for (topic, source, n, compact) in [
+        (&t.device_events, &t.device_changelog, device_state, false),
+        (&t.user_changelog, &t.user_activity, user_activity, true),
+    ] {
+        let got = ensure(config, &consumer, topic, n, compact)?;
         if got != n {
             return Err(AdminError::Mismatch {
-                changelog: changelog.clone(),
+                changelog: topic.clone(),
                 changelog_partitions: got,
                 source_topic: source.clone(),
                 source_partitions: n,
@@ -131,7 +159,40 @@ pub fn ensure_processor_topics(config: &Config) -> Result<Layout, AdminError> {
     }
     let limits = record_limits(config)?;
     check_state_fits(config, &limits)?;
-    Ok(Layout { events, user_activity, jobs, jobs_dlq, events_dlq, limits })
+    Ok(Layout { events, device_state, user_activity, jobs, jobs_dlq, events_dlq, limits })
+}
+
+/// The device state partitions `K`: the device changelog's partition count,
+/// creating it with `process.state_partitions` (default: the input's count).
+fn device_state(config: &Config, consumer: &BaseConsumer, events: i32) -> Result<i32, AdminError> {
+    let t = &config.topics;
+    let wanted = config.process.state_partitions;
+    let existing = partitions(consumer, &t.device_changelog)?;
+    let have = existing.unwrap_or(wanted.unwrap_or(events));
+    if let Some(wanted) = wanted.filter(|w| *w != have) {
+        return Err(AdminError::StatePartitions { wanted, have, changelog: t.device_changelog.clone() });
+    }
+    // a state partition is fed by the input partition of its number
+    if have > events {
+        return Err(AdminError::StateExceedsInput {
+            state: have,
+            changelog: t.device_changelog.clone(),
+            events: t.events.clone(),
+            events_partitions: events,
+        });
+    }
+    if have != events && config.input.partitioned_by == crate::config::Partitioning::Custom {
+        return Err(AdminError::CustomGrew {
+            state: have,
+            changelog: t.device_changelog.clone(),
+            events: t.events.clone(),
+            events_partitions: events,
+        });
+    }
+    if existing.is_none() {
+        ensure(config, consumer, &t.device_changelog, have, true)?;
+    }
+    Ok(have)
 }
 
 /// Reads every output topic's `max.message.bytes`.

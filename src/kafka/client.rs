@@ -18,12 +18,32 @@ pub fn base(config: &Config) -> ClientConfig {
 
 /// The processing stage's consumer (DESIGN §3.2): a group consumer whose
 /// offsets are committed through the producer's transaction.
-pub fn processor_consumer(config: &Config) -> ClientConfig {
+/// `static_ok` is false where a static member's cached assignment could
+/// miss partitions (see the processor's runner).
+pub fn processor_consumer(config: &Config, static_ok: bool) -> ClientConfig {
     let mut c = group_settings(base(config), &config.kafka.group_id);
-    if config.kafka.static_membership {
+    if config.kafka.static_membership && static_ok {
         // a restarted pod rejoins as itself: no rebalance on rolling restarts
         c.set("group.instance.id", config.instance_id());
     }
+    // an input that grows is noticed (and its new partitions assigned)
+    // within seconds, not librdkafka's default 5 minutes
+    c.set("topic.metadata.refresh.interval.ms", "10000");
+    override_client(&mut c, config, Role::Consumer);
+    c
+}
+
+/// The processor's reader of the device repartition topic: partitions are
+/// assigned by the processor itself (the owner of a device state partition
+/// reads its repartition partition), offsets go through the transaction
+/// under the group's metadata, so this client never joins or commits.
+pub fn repartition_consumer(config: &Config) -> ClientConfig {
+    let mut c = base(config);
+    c.set("group.id", format!("{}-repartition", config.kafka.group_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest");
     override_client(&mut c, config, Role::Consumer);
     c
 }

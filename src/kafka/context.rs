@@ -44,6 +44,8 @@ pub struct GroupContext {
     pause_on_assign: bool,
     events: Mutex<Vec<Assignment>>,
     on_revoke: Option<RevokeHook>,
+    /// When the group last took our partitions away (session expired).
+    lost_at: Mutex<Option<std::time::Instant>>,
 }
 
 impl GroupContext {
@@ -54,6 +56,7 @@ impl GroupContext {
             pause_on_assign,
             events: Mutex::new(Vec::new()),
             on_revoke: None,
+            lost_at: Mutex::new(None),
         }
     }
 
@@ -67,6 +70,12 @@ impl GroupContext {
     pub fn with_revoke_hook(mut self, hook: RevokeHook) -> GroupContext {
         self.on_revoke = Some(hook);
         self
+    }
+
+    /// Whether the group took our partitions away (our session expired)
+    /// within `window`.
+    pub fn lost_within(&self, window: std::time::Duration) -> bool {
+        self.lost_at.lock().expect("context lock").is_some_and(|t| t.elapsed() <= window)
     }
 
     /// Assignment changes since the last call, in order.
@@ -124,6 +133,9 @@ impl ConsumerContext for GroupContext {
                 metrics().rebalance(&self.group, false);
                 let lost = consumer.assignment_lost();
                 tracing::info!(group = %self.group, partitions = ?pairs(tpl), lost, "partitions revoked");
+                if lost {
+                    *self.lost_at.lock().expect("context lock") = Some(std::time::Instant::now());
+                }
                 if let Some(hook) = &self.on_revoke {
                     hook(consumer, &pairs(tpl));
                 }

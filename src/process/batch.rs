@@ -11,11 +11,11 @@
 //! before the stores.
 
 use super::records::{Dest, InRecord, OutRecord};
-use super::stage::{Part, Stage};
+use super::stage::{Feed, Part, Source, Stage};
 use super::stats::BatchStats;
 use super::step::{self, DeviceStep, UserStep};
 use crate::codec::{self, DecodeOptions, JobFormat};
-use crate::config::TopicsConfig;
+use crate::config::{Partitioning, TopicsConfig};
 use crate::domain::{Job, Rules};
 use crate::kafka::admin::Layout;
 use crate::kafka::partition_for;
@@ -29,8 +29,8 @@ pub struct BatchOutput {
     /// Encoded state per store, last value per key: written to the store
     /// after the commit, and the same bytes as the changelog records.
     pub state: StateWrites,
-    /// Next offset to consume, per input partition.
-    pub positions: BTreeMap<Part, i64>,
+    /// Next offset to consume, per partition read.
+    pub positions: BTreeMap<Feed, i64>,
     pub stats: BatchStats,
 }
 
@@ -43,6 +43,8 @@ pub struct BatchEnv<'a> {
     /// `[input]`: how events decode, and the largest record read at all.
     pub decode: DecodeOptions,
     pub max_record_bytes: usize,
+    /// `input.partitioned_by`: whether a record's key says its state partition.
+    pub partitioning: Partitioning,
     pub now_ms: i64,
 }
 
@@ -85,11 +87,16 @@ pub struct StateView<'a> {
 /// Fails only when a store cannot be read.
 pub fn process_batch(records: &[InRecord], view: StateView<'_>, env: &BatchEnv<'_>) -> Result<BatchOutput, StoreError> {
     let mut out = BatchOutput::default();
+    let mut here = Vec::with_capacity(records.len());
     for r in records {
-        out.positions.insert(r.part(), r.offset + 1);
+        out.positions.insert(r.feed(), r.offset + 1);
+        match repartition_target(r, env) {
+            Some(partition) => out.repartition(r, partition),
+            None => here.push(r),
+        }
     }
     for stage in Stage::ALL {
-        let of_stage: Vec<&InRecord> = records.iter().filter(|r| r.stage == stage).collect();
+        let of_stage: Vec<&InRecord> = here.iter().copied().filter(|r| r.stage == stage).collect();
         if of_stage.is_empty() {
             continue;
         }
@@ -99,6 +106,28 @@ pub fn process_batch(records: &[InRecord], view: StateView<'_>, env: &BatchEnv<'
         }
     }
     Ok(out)
+}
+
+/// The device state partition an input record belongs to, when it is not
+/// the partition it was read from: `murmur2(key) % K`, as the producer's
+/// default partitioner places it while the input has `K` partitions (with
+/// `input.partitioned_by = "custom"`, where it arrives). A
+/// record without a key is processed where it is (or, on an input
+/// partition without state, in `partition % K`): its key check sends it to
+/// the DLQ either way. So is a record over `input.max_record_bytes`, which
+/// the repartition topic might not take.
+pub fn repartition_target(r: &InRecord, env: &BatchEnv<'_>) -> Option<i32> {
+    let state_partitions = env.layout.device_state;
+    let size = r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len);
+    let keyed_by_device = env.partitioning == Partitioning::DeviceId;
+    if r.stage != Stage::Device || r.source != Source::Input || size > env.max_record_bytes || !keyed_by_device {
+        return None;
+    }
+    let target = match &r.key {
+        Some(key) => partition_for(key, state_partitions),
+        None => r.partition % state_partitions,
+    };
+    (target != r.partition).then_some(target)
 }
 
 /// Why a record cannot be processed: a bounded label for metrics, and the
@@ -122,6 +151,18 @@ impl BatchOutput {
             self.stats.job(job);
             self.records.push(rec);
         }
+    }
+
+    /// An input record, unchanged, to the device repartition topic.
+    fn repartition(&mut self, r: &InRecord, partition: i32) {
+        self.stats.repartitioned();
+        self.records.push(OutRecord {
+            dest: Dest::Repartition,
+            partition,
+            key: r.key.clone().unwrap_or_default(),
+            value: r.value.clone().unwrap_or_default(),
+            headers: Vec::new(),
+        });
     }
 
     /// A record for the input of `stage`, keyed and partitioned by `key`.

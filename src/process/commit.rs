@@ -6,16 +6,16 @@
 
 use super::batch::{BatchOutput, StateWrites};
 use super::producer::TxnProducer;
-use super::stage::Part;
+use super::stage::{Feed, Part};
 use super::stats::BatchStats;
 use super::txn::{self, Stop};
 use crate::telemetry::Health;
 use crate::telemetry::metrics::{BatchSpan, metrics};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// Readiness reason while a commit waits for the broker or has failed.
 pub const CANNOT_COMMIT: &str = "processor: cannot commit";
@@ -24,7 +24,7 @@ pub const CANNOT_COMMIT: &str = "processor: cannot commit";
 pub type ChangelogOffsets = HashMap<Part, i64>;
 
 /// Per input partition: an offset of a batch (its first, or the next).
-pub type Offsets = BTreeMap<Part, i64>;
+pub type Offsets = BTreeMap<Feed, i64>;
 
 /// Whether a commit is in flight. The revocation callback waits on it, so a
 /// partition leaves only once its last transaction has an outcome.
@@ -63,7 +63,7 @@ pub struct Committing {
 /// What the commit thread needs besides the producer.
 pub struct CommitEnv {
     pub gate: Arc<Gate>,
-    pub shutdown: Arc<AtomicBool>,
+    pub shutdown: CancellationToken,
     pub health: Health,
 }
 
@@ -85,7 +85,7 @@ impl InFlight {
         records: usize,
     ) -> std::io::Result<InFlight> {
         let producer = Arc::clone(producer);
-        let (gate, shutdown, health) = (Arc::clone(&env.gate), Arc::clone(&env.shutdown), env.health.clone());
+        let (gate, shutdown, health) = (Arc::clone(&env.gate), env.shutdown.clone(), env.health.clone());
         env.gate.set(true);
         let spawned = std::thread::Builder::new().name("txn-commit".into()).spawn(move || {
             let t = Instant::now();
@@ -115,7 +115,7 @@ impl InFlight {
 pub fn first_offsets<'a>(records: impl IntoIterator<Item = &'a super::records::InRecord>) -> Offsets {
     let mut first = Offsets::new();
     for r in records {
-        let slot = first.entry(r.part()).or_insert(r.offset);
+        let slot = first.entry(r.feed()).or_insert(r.offset);
         *slot = (*slot).min(r.offset);
     }
     first

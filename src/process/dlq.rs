@@ -20,7 +20,7 @@ impl BatchOutput {
     /// The record as it came, to the input DLQ, with the reason in its
     /// headers.
     pub(super) fn dead_letter(&mut self, r: &InRecord, (label, reason): Rejected, env: &BatchEnv<'_>) {
-        let source_topic = r.stage.input(env.topics);
+        let source_topic = r.feed().topic(env.topics);
         let reason = cut(&reason, MAX_REASON).to_owned();
         tracing::warn!(topic = source_topic, partition = r.partition, offset = r.offset, reason = %reason, "record sent to the dlq");
         self.stats.invalid(label);

@@ -26,11 +26,12 @@ use crate::config::Config;
 use crate::kafka::admin::{self, AdminError};
 use crate::store::StoreError;
 use crate::telemetry::Health;
+use crate::telemetry::metrics::metrics;
 use rdkafka::error::KafkaError;
 use runner::{Runner, SharedConfig};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::thread::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// Why the processing stage stopped.
 #[derive(Debug, thiserror::Error)]
@@ -51,8 +52,18 @@ pub enum ProcessError {
     /// `instance_id`, or an unrecoverable broker answer).
     #[error("fatal transaction error: {0}")]
     FatalTransaction(KafkaError),
+    /// The consumer cannot go on: another instance joined the group with
+    /// the same `group.instance.id` (static membership).
+    #[error("fatal consumer error: {0}")]
+    FatalConsumer(String),
     #[error("abort_transaction failed: {source} (aborting after: {cause})")]
     Abort { source: KafkaError, cause: Box<KafkaError> },
+    #[error(
+        "the input grew: partition {partition} was assigned but the device state has {state} partitions, \
+         and with input.partitioned_by = \"custom\" a device's state is only found where its records arrived; \
+         see the README's runbook (add partitions to the input)"
+    )]
+    InputGrew { partition: i32, state: i32 },
     #[error("cannot rewind {topic}/{partition} to offset {offset}: {source}")]
     Rewind { topic: String, partition: i32, offset: i64, source: KafkaError },
 }
@@ -62,7 +73,7 @@ pub enum ProcessError {
 pub fn start(
     config: SharedConfig,
     health: Health,
-    shutdown: Arc<AtomicBool>,
+    shutdown: CancellationToken,
 ) -> Result<JoinHandle<Result<(), ProcessError>>, ProcessError> {
     health.block(runner::PRODUCER_NOT_READY);
     health.block(runner::NOT_JOINED);
@@ -71,6 +82,7 @@ pub fn start(
         .map_err(|source| ProcessError::StateDir { path: fixed.process.state_dir.display().to_string(), source })?;
     let layout = admin::ensure_processor_topics(&fixed)?;
     tracing::info!(?layout, "topics ready");
+    metrics().layout(0, layout.events, layout.device_state, layout.user_activity);
     let runner = Runner::new(config, layout, health, shutdown)?;
     std::thread::Builder::new().name("processor".into()).spawn(move || runner.run()).map_err(ProcessError::Thread)
 }

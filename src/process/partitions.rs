@@ -2,11 +2,18 @@
 //! restored on assignment (input paused meanwhile), resumed when restored,
 //! closed on revocation — and resynced with their changelogs after a
 //! transaction whose outcome is unknown.
+//!
+//! Device state partition `q` is owned by whoever is assigned input
+//! partition `q`; that owner also reads partition `q` of the repartition
+//! topic (input records that arrived on another partition), through a
+//! consumer of its own that it assigns while the store is ready. Input
+//! partitions numbered `K` and above (the input grew) hold no state: their
+//! records are all forwarded, so they are consumed as soon as assigned.
 
 use super::ProcessError;
 use super::batch::Stores;
 use super::restore::{self, RestoreDone, RestoreJob};
-use super::stage::Part;
+use super::stage::{Feed, Part, Source, Stage};
 use crate::config::Config;
 use crate::kafka::client;
 use crate::kafka::context::{CommittedOffsets, GroupContext};
@@ -15,7 +22,7 @@ use crate::telemetry::{Health, metrics};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,19 +54,38 @@ pub struct Partitions {
     /// Restores cancelled by a revocation that may still hold their store.
     winding_down: HashMap<Part, JoinHandle<()>>,
     pending_seek: HashMap<Part, Seek>,
-    /// Restored partitions whose resume failed (broker away): retried.
-    to_resume: Vec<Part>,
+    /// Restored partitions not resumed yet (their resume needs the broker):
+    /// not ready until they are, so no record is taken from them before
+    /// their seek.
+    to_resume: HashMap<Part, (Box<dyn Store>, StoreMeta)>,
     /// What the group has committed, learned when a partition resumes.
     committed: CommittedOffsets,
     done_tx: Sender<RestoreDone>,
     done_rx: Receiver<RestoreDone>,
+    /// Reports taken off the channel early (see [`Partitions::assign`]).
+    reports: Vec<RestoreDone>,
     health: Health,
+    /// Device state partitions `K`.
+    state_partitions: i32,
+    /// Reads the repartition topic's partitions of the ready device stores.
+    side: BaseConsumer,
+    side_assigned: HashSet<i32>,
+    /// Input partitions without state (numbered `K` and above), and those
+    /// of them that still wait for their resume at the committed offset.
+    stateless: HashSet<i32>,
+    stateless_waiting: HashSet<i32>,
 }
 
 impl Partitions {
-    pub fn new(config: Arc<Config>, health: Health, committed: CommittedOffsets) -> Partitions {
+    pub fn new(
+        config: Arc<Config>,
+        health: Health,
+        committed: CommittedOffsets,
+        state_partitions: i32,
+    ) -> Result<Partitions, KafkaError> {
         let (done_tx, done_rx) = channel();
-        Partitions {
+        let side = client::repartition_consumer(&config).create()?;
+        Ok(Partitions {
             state_dir: config.process.state_dir.clone(),
             config,
             stores: HashMap::new(),
@@ -67,12 +93,93 @@ impl Partitions {
             restoring: HashMap::new(),
             winding_down: HashMap::new(),
             pending_seek: HashMap::new(),
-            to_resume: Vec::new(),
+            to_resume: HashMap::new(),
             committed,
             done_tx,
             done_rx,
+            reports: Vec::new(),
             health,
+            state_partitions,
+            side,
+            side_assigned: HashSet::new(),
+            stateless: HashSet::new(),
+            stateless_waiting: HashSet::new(),
+        })
+    }
+
+    /// The consumer of the repartition topic (polled with the group's).
+    pub fn side(&self) -> &BaseConsumer {
+        &self.side
+    }
+
+    /// Whether the repartition topic has partitions to read.
+    pub fn reads_side(&self) -> bool {
+        !self.side_assigned.is_empty()
+    }
+
+    /// Whether records of `feed` are taken now.
+    pub fn is_consuming(&self, feed: Feed) -> bool {
+        match feed.source {
+            Source::Repartition => self.side_assigned.contains(&feed.partition),
+            Source::Input if self.has_no_state(feed) => {
+                self.stateless.contains(&feed.partition) && !self.stateless_waiting.contains(&feed.partition)
+            }
+            Source::Input => self.is_ready(Part::new(feed.stage, feed.partition)),
         }
+    }
+
+    /// An input partition that no state partition is numbered after.
+    pub fn has_no_state(&self, feed: Feed) -> bool {
+        feed.stage == Stage::Device && feed.source == Source::Input && feed.partition >= self.state_partitions
+    }
+
+    /// A newly assigned input partition without state: consumed from the
+    /// committed offset once it can be looked up.
+    pub fn assign_stateless(&mut self, partition: i32) {
+        self.stateless.insert(partition);
+        self.stateless_waiting.insert(partition);
+    }
+
+    pub fn revoke_stateless(&mut self, partition: i32) {
+        self.stateless.remove(&partition);
+        self.stateless_waiting.remove(&partition);
+    }
+
+    /// Seeks the repartition topic's partitions back to the group's
+    /// committed offsets (after an abort: nothing since was written).
+    pub fn rewind_side(&mut self, consumer: &BaseConsumer<GroupContext>) -> Result<(), KafkaError> {
+        let topic = self.config.topics.device_events.clone();
+        for q in self.side_assigned.clone() {
+            let offset = committed(consumer, &topic, q)?;
+            self.side.seek(&topic, q, offset, Duration::from_secs(10))?;
+        }
+        Ok(())
+    }
+
+    fn side_assign(&mut self, consumer: &BaseConsumer<GroupContext>, q: i32) -> Result<(), KafkaError> {
+        let topic = &self.config.topics.device_events;
+        let offset = committed(consumer, topic, q)?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, q, offset)?;
+        self.side.incremental_assign(&tpl)?;
+        self.side_assigned.insert(q);
+        Ok(())
+    }
+
+    fn side_unassign(&mut self, q: i32) {
+        if !self.side_assigned.remove(&q) {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.config.topics.device_events, q);
+        if let Err(e) = self.side.incremental_unassign(&tpl) {
+            tracing::error!(partition = q, error = %e, "could not unassign a repartition partition");
+        }
+    }
+
+    /// Every partition assigned: ready, restoring, or about to resume.
+    pub fn assigned(&self) -> Vec<Part> {
+        self.stores.keys().chain(self.restoring.keys()).chain(self.to_resume.keys()).copied().collect()
     }
 
     pub fn is_ready(&self, part: Part) -> bool {
@@ -95,8 +202,11 @@ impl Partitions {
         }
         self.health.block(Self::reason(part));
         if let Some(old) = self.winding_down.remove(&part) {
-            // a cancelled restore still holds the database lock
+            // a restore cancelled by a revocation still holds the database
+            // lock, in its thread and then in its report: let both go
             let _ = old.join();
+            self.reports.extend(self.done_rx.try_iter());
+            self.reports.retain(|d| d.part != part);
         }
         let store: Box<dyn Store> = Box::new(RocksStore::open(&part.store_path(&self.state_dir))?);
         self.start_restore(part, store)
@@ -122,10 +232,20 @@ impl Partitions {
     /// and its input resumes from the committed offset. The partitions are
     /// paused meanwhile, as on assignment.
     pub fn resync(&mut self, consumer: &BaseConsumer<GroupContext>) -> Result<(), ProcessError> {
-        let parts: Vec<Part> = self.stores.keys().copied().collect();
+        let parts: Vec<Part> = self.stores.keys().chain(self.to_resume.keys()).copied().collect();
+        for q in self.side_assigned.clone() {
+            self.side_unassign(q);
+        }
+        for partition in self.stateless.clone() {
+            pause(consumer, &self.config.topics.events, partition);
+            self.stateless_waiting.insert(partition);
+        }
         for part in parts {
-            let store = self.stores.remove(&part).expect("listed above");
             self.metas.remove(&part);
+            let store = match self.stores.remove(&part) {
+                Some(store) => store,
+                None => self.to_resume.remove(&part).expect("listed above").0,
+            };
             pause(consumer, part.stage.input(&self.config.topics), part.partition);
             self.pending_seek.insert(part, Seek::Committed);
             self.start_restore(part, store)?;
@@ -135,10 +255,13 @@ impl Partitions {
 
     /// Closes a revoked partition's store (or cancels its restore).
     pub fn revoke(&mut self, part: Part) {
+        if part.stage == Stage::Device {
+            self.side_unassign(part.partition);
+        }
         self.stores.remove(&part);
         self.metas.remove(&part);
         self.pending_seek.remove(&part);
-        self.to_resume.retain(|p| *p != part);
+        self.to_resume.remove(&part);
         if let Some(r) = self.restoring.remove(&part) {
             r.cancel.store(true, Ordering::Relaxed);
             self.winding_down.insert(part, r.thread);
@@ -149,7 +272,8 @@ impl Partitions {
     /// Takes in finished restores and resumes their partitions (at the
     /// offset they must resume from). Returns how many became ready.
     pub fn poll_restores(&mut self, consumer: &BaseConsumer<GroupContext>) -> Result<usize, ProcessError> {
-        while let Ok(done) = self.done_rx.try_recv() {
+        self.reports.extend(self.done_rx.try_iter());
+        for done in std::mem::take(&mut self.reports) {
             let part = done.part;
             // the report of a restore cancelled by a revocation: its store is dropped here
             if done.cancelled {
@@ -159,22 +283,31 @@ impl Partitions {
             let _ = r.thread.join();
             done.result?;
             metrics().restore_completed(part.stage.name());
-            self.metas.insert(part, done.meta);
-            self.stores.insert(part, done.store);
             tracing::debug!(store = %part, records = done.records, "restore finished");
-            self.to_resume.push(part);
+            self.to_resume.insert(part, (done.store, done.meta));
         }
         let mut ready = 0;
-        for part in std::mem::take(&mut self.to_resume) {
+        let parts: Vec<Part> = self.to_resume.keys().copied().collect();
+        for part in parts {
             match self.resume(consumer, part) {
                 Ok(()) => {
+                    let (store, meta) = self.to_resume.remove(&part).expect("listed above");
+                    self.stores.insert(part, store);
+                    self.metas.insert(part, meta);
                     self.health.unblock(&Self::reason(part));
                     ready += 1;
                 }
-                Err(e) => {
-                    tracing::warn!(store = %part, error = %e, "cannot resume a restored partition yet; retrying");
-                    self.to_resume.push(part);
+                Err(e) => tracing::warn!(store = %part, error = %e, "cannot resume a restored partition yet; retrying"),
+            }
+        }
+        for partition in self.stateless_waiting.clone() {
+            let part = Part::new(Stage::Device, partition);
+            self.pending_seek.insert(part, Seek::Committed);
+            match self.resume(consumer, part) {
+                Ok(()) => {
+                    self.stateless_waiting.remove(&partition);
                 }
+                Err(e) => tracing::warn!(partition, error = %e, "cannot resume an input partition yet; retrying"),
             }
         }
         Ok(ready)
@@ -182,7 +315,8 @@ impl Partitions {
 
     /// Seeks a restored partition to where it must resume, and resumes it.
     fn resume(&mut self, consumer: &BaseConsumer<GroupContext>, part: Part) -> Result<(), KafkaError> {
-        let topic = part.stage.input(&self.config.topics);
+        let config = Arc::clone(&self.config);
+        let topic = part.stage.input(&config.topics);
         let committed = committed(consumer, topic, part.partition)?;
         if let Offset::Offset(o) = committed {
             self.committed.lock().expect("committed offsets lock").insert((topic.to_owned(), part.partition), o);
@@ -199,6 +333,9 @@ impl Partitions {
         tpl.add_partition(topic, part.partition);
         consumer.resume(&tpl)?;
         self.pending_seek.remove(&part);
+        if part.stage == Stage::Device && part.partition < self.state_partitions {
+            self.side_assign(consumer, part.partition)?;
+        }
         tracing::info!(topic, partition = part.partition, ?offset, "partition restored and resumed");
         Ok(())
     }
@@ -221,6 +358,12 @@ impl Partitions {
             let _ = t.join();
         }
         self.stores.clear();
+        self.to_resume.clear();
+        for q in self.side_assigned.clone() {
+            self.side_unassign(q);
+        }
+        self.stateless.clear();
+        self.stateless_waiting.clear();
     }
 }
 

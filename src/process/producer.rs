@@ -19,6 +19,17 @@ use std::time::Duration;
 pub struct TxnContext {
     /// Stage partition -> highest changelog offset delivered.
     changelog_offsets: Mutex<HashMap<Part, i64>>,
+    /// Records not delivered since the last report: an aborted
+    /// transaction purges thousands at once, so they are logged as one line.
+    undelivered: Mutex<Option<Undelivered>>,
+}
+
+/// The first failed delivery and how many followed it.
+struct Undelivered {
+    topic: String,
+    partition: i32,
+    error: KafkaError,
+    count: u64,
 }
 
 impl ClientContext for TxnContext {
@@ -50,7 +61,14 @@ impl ProducerContext for TxnContext {
             (Ok(_), None) => {}
             // the transaction's commit fails for it; this is for the log
             (Err((e, msg)), _) => {
-                tracing::warn!(topic = msg.topic(), partition = msg.partition(), error = %e, "delivery failed")
+                let mut slot = self.undelivered.lock().expect("undelivered lock");
+                let first = slot.get_or_insert_with(|| Undelivered {
+                    topic: msg.topic().to_owned(),
+                    partition: msg.partition(),
+                    error: e.clone(),
+                    count: 0,
+                });
+                first.count += 1;
             }
         }
     }
@@ -62,6 +80,7 @@ pub struct Topics {
     jobs_dlq: String,
     dlq: String,
     inputs: [String; 2],
+    repartition: String,
     changelogs: [String; 2],
 }
 
@@ -73,6 +92,7 @@ impl Topics {
             jobs_dlq: t.jobs_dlq.clone(),
             dlq: t.events_dlq.clone(),
             inputs: Stage::ALL.map(|s| s.input(t).to_owned()),
+            repartition: t.device_events.clone(),
             changelogs: Stage::ALL.map(|s| s.changelog(t).to_owned()),
         }
     }
@@ -83,6 +103,7 @@ impl Topics {
             Dest::Dlq => &self.dlq,
             Dest::JobsDlq => &self.jobs_dlq,
             Dest::Input(stage) => &self.inputs[stage.index()],
+            Dest::Repartition => &self.repartition,
             Dest::Changelog(stage) => &self.changelogs[stage.index()],
         }
     }
@@ -98,7 +119,10 @@ pub struct TxnProducer {
 
 impl TxnProducer {
     pub fn new(client: &ClientConfig, topics: Topics) -> KafkaResult<TxnProducer> {
-        let inner = client.create_with_context(TxnContext { changelog_offsets: Mutex::new(HashMap::new()) })?;
+        let inner = client.create_with_context(TxnContext {
+            changelog_offsets: Mutex::new(HashMap::new()),
+            undelivered: Mutex::new(None),
+        })?;
         Ok(TxnProducer { inner, topics })
     }
 
@@ -133,6 +157,19 @@ impl TxnProducer {
                 Err((e, _)) => return Err(e),
             }
         }
+    }
+
+    /// Logs, as one line, the records not delivered since the last call
+    /// (the failed transaction they belonged to is aborted and replayed).
+    pub fn report_undelivered(&self) {
+        let Some(u) = self.inner.context().undelivered.lock().expect("undelivered lock").take() else { return };
+        tracing::warn!(
+            records = u.count,
+            first_topic = %u.topic,
+            first_partition = u.partition,
+            error = %u.error,
+            "records of a failed transaction not delivered"
+        );
     }
 
     /// Changelog offsets delivered since the last call: stage partition ->

@@ -1,13 +1,15 @@
 //! Records in and out of a batch, independent of rdkafka types so the batch
 //! logic is testable without a broker.
 
-use super::stage::{Part, Stage};
+use super::stage::{Feed, Part, Source, Stage};
 
 /// A polled record, copied out of librdkafka's buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InRecord {
-    /// The stage whose input topic it came from.
+    /// The stage it feeds.
     pub stage: Stage,
+    /// Read from the stage's input, or from the device repartition topic.
+    pub source: Source,
     pub partition: i32,
     pub offset: i64,
     pub key: Option<Vec<u8>>,
@@ -15,8 +17,14 @@ pub struct InRecord {
 }
 
 impl InRecord {
+    /// The state partition of a record processed where it was read.
     pub fn part(&self) -> Part {
         Part::new(self.stage, self.partition)
+    }
+
+    /// The partition it was read from (offsets and rewinds).
+    pub fn feed(&self) -> Feed {
+        Feed { stage: self.stage, source: self.source, partition: self.partition }
     }
 }
 
@@ -27,6 +35,8 @@ pub enum Dest {
     Jobs,
     /// A stage's input topic (the device stage feeds the user stage's).
     Input(Stage),
+    /// `topics.device_events`: input records not on their state partition.
+    Repartition,
     /// A stage's changelog.
     Changelog(Stage),
     /// `topics.events_dlq`: input records that could not be processed.

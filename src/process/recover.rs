@@ -19,6 +19,7 @@
 use super::ProcessError;
 use super::commit::{CANNOT_COMMIT, Offsets};
 use super::runner::{Runner, new_producer};
+use super::stage::Source;
 use super::txn::{self, Stop, Verdict};
 use crate::kafka::client;
 use crate::telemetry::metrics;
@@ -42,6 +43,7 @@ impl Runner {
             Verdict::Abort => {
                 match self.stall.during("abort_transaction", || txn::abort(&self.producer, &self.shutdown)) {
                     Ok(()) => {
+                        self.producer.report_undelivered();
                         tracing::info!(error = %cause, "transaction aborted; rewinding to the batch start");
                         let _ = self.producer.take_changelog_offsets();
                         return self.rewind(first);
@@ -64,6 +66,7 @@ impl Runner {
 
     /// A new transactional producer in place of one that cannot go on.
     fn replace_producer(&mut self) -> Result<(), ProcessError> {
+        self.producer.report_undelivered();
         tracing::warn!("replacing the transactional producer; stores resync with their changelogs");
         // the old one goes first: two producers of one transactional.id fence each other
         self.producer = Arc::new(new_producer(&self.fixed)?);
@@ -75,23 +78,29 @@ impl Runner {
 
     /// Seeks every partition in `first` back to its offset there (after an
     /// abort, nothing of those batches was written).
-    fn rewind(&self, first: &Offsets) -> Result<(), ProcessError> {
-        for (part, offset) in first {
-            if !self.parts.is_ready(*part) {
+    /// The repartition topic's partitions go back to the committed offsets.
+    fn rewind(&mut self, first: &Offsets) -> Result<(), ProcessError> {
+        for (feed, offset) in first {
+            if feed.source == Source::Repartition || !self.parts.is_consuming(*feed) {
                 continue;
             }
-            let topic = part.stage.input(&self.fixed.topics);
-            let seek = self.consumer.seek(topic, part.partition, Offset::Offset(*offset), Duration::from_secs(10));
+            let topic = feed.topic(&self.fixed.topics);
+            let seek = self.consumer.seek(topic, feed.partition, Offset::Offset(*offset), Duration::from_secs(10));
             if let Err(source) = seek {
                 return Err(ProcessError::Rewind {
                     topic: topic.to_owned(),
-                    partition: part.partition,
+                    partition: feed.partition,
                     offset: *offset,
                     source,
                 });
             }
         }
-        Ok(())
+        self.parts.rewind_side(&self.consumer).map_err(|source| ProcessError::Rewind {
+            topic: self.fixed.topics.device_events.clone(),
+            partition: -1,
+            offset: -1,
+            source,
+        })
     }
 }
 

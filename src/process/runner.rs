@@ -15,12 +15,12 @@ use super::commit::{CANNOT_COMMIT, ChangelogOffsets, CommitEnv, Gate, InFlight, 
 use super::partitions::Partitions;
 use super::producer::{Topics, TxnProducer};
 use super::records::{InRecord, OutRecord};
-use super::stage::{Part, Stage};
+use super::stage::{Feed, Part, Source, Stage};
 use super::stall::StallWatch;
 use super::txn::{self, Stop};
 use crate::clock::now_ms;
 use crate::codec::JobFormat;
-use crate::config::{Config, TopicsConfig};
+use crate::config::{Config, Partitioning, TopicsConfig};
 use crate::kafka::admin::Layout;
 use crate::kafka::client;
 use crate::kafka::context::{Assignment, CommittedOffsets, GroupContext};
@@ -28,22 +28,28 @@ use crate::store::StoreMeta;
 use crate::telemetry::Health;
 use crate::telemetry::metrics::{BatchSpan, metrics};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// Longest a revocation waits for the commit in flight.
 const REVOKE_WAIT: Duration = Duration::from_secs(30);
 /// Readiness reasons the processor holds until they are resolved.
 pub const PRODUCER_NOT_READY: &str = "processor: producer not initialised";
 pub const NOT_JOINED: &str = "processor: waiting for a partition assignment";
+pub const STOPPED: &str = "processor: stopped";
 const STATS_EVERY: Duration = Duration::from_secs(10);
+/// A fence this soon after our session expired is our own rejoin's.
+const SELF_FENCE_WINDOW: Duration = Duration::from_secs(60);
 /// How often an idle stage looks for positions to commit.
 const POSITIONS_EVERY: Duration = Duration::from_secs(1);
+/// Longest wait on the group's consumer while the repartition topic is
+/// read too (its records wait at most this long to join a batch).
+const SIDE_POLL: Duration = Duration::from_millis(10);
 
 pub use crate::config::reload::SharedConfig;
 
@@ -70,7 +76,7 @@ pub struct Runner {
     /// committed (see [`Runner::commit_positions`]).
     positions_checked: Instant,
     pub(super) health: Health,
-    pub(super) shutdown: Arc<AtomicBool>,
+    pub(super) shutdown: CancellationToken,
 }
 
 impl Runner {
@@ -78,20 +84,16 @@ impl Runner {
         config: SharedConfig,
         layout: Layout,
         health: Health,
-        shutdown: Arc<AtomicBool>,
+        shutdown: CancellationToken,
     ) -> Result<Runner, ProcessError> {
         let fixed = Arc::clone(&config.read().expect("config lock"));
         let gate = Arc::new(Gate::default());
-        let hook_gate = Arc::clone(&gate);
         // partitions leave only once their last transaction has an outcome
         let committed = CommittedOffsets::default();
-        let context = GroupContext::new(&fixed.kafka.group_id, true)
-            .with_committed(Arc::clone(&committed))
-            .with_revoke_hook(Box::new(move |_, _| hook_gate.wait_idle(REVOKE_WAIT)));
-        let consumer: BaseConsumer<GroupContext> = client::processor_consumer(&fixed).create_with_context(context)?;
+        let consumer = new_consumer(&fixed, layout, &gate, &committed)?;
         let producer = Arc::new(new_producer(&fixed)?);
-        let parts = Partitions::new(Arc::clone(&fixed), health.clone(), Arc::clone(&committed));
-        let commit_env = CommitEnv { gate, shutdown: Arc::clone(&shutdown), health: health.clone() };
+        let parts = Partitions::new(Arc::clone(&fixed), health.clone(), Arc::clone(&committed), layout.device_state)?;
+        let commit_env = CommitEnv { gate, shutdown: shutdown.clone(), health: health.clone() };
         let stall = StallWatch::spawn(health.clone()).map_err(ProcessError::Thread)?;
         Ok(Runner {
             config,
@@ -122,17 +124,30 @@ impl Runner {
         self.health.unblock(PRODUCER_NOT_READY);
         let t = &self.fixed.topics;
         self.consumer.subscribe(&[&t.events, &t.user_activity])?;
-        tracing::info!(group = %self.fixed.kafka.group_id, events = %t.events, user_activity = %t.user_activity, "processing stage started");
+        let l = self.layout;
+        tracing::info!(
+            group = %self.fixed.kafka.group_id,
+            events = %t.events,
+            input_partitions = l.events,
+            device_state_partitions = l.device_state,
+            user_state_partitions = l.user_activity,
+            mode = if l.events == l.device_state { "co-partitioned" } else { "repartition" },
+            "processing stage started"
+        );
         let mut last_stats = Instant::now();
         let result = self.run_loop(&mut last_stats);
+        if let Err(e) = &result {
+            // not ready from the moment it fails, not once it has left the group
+            self.health.block_with(STOPPED, e.to_string());
+        }
         // the open batch finishes (or is rewound) before the group is left
-        let settled = self.settle(&Offsets::new());
+        let settled = if result.is_ok() { self.settle(&Offsets::new()).map(|_| ()) } else { Ok(()) };
         self.stop();
-        result.and(settled.map(|_| ()))
+        result.and(settled)
     }
 
     fn run_loop(&mut self, last_stats: &mut Instant) -> Result<(), ProcessError> {
-        while !self.shutdown.load(Ordering::Relaxed) {
+        while !self.shutdown.is_cancelled() {
             let batch = self.poll_batch()?;
             if batch.is_empty() {
                 if self.settle(&Offsets::new())? {
@@ -166,10 +181,10 @@ impl Runner {
             else {
                 continue;
             };
-            let part = Part::new(stage, e.partition());
+            let feed = Feed::input(Part::new(stage, e.partition()));
             let done = committed.get(&(e.topic().to_owned(), e.partition()));
-            if self.parts.is_ready(part) && done.is_some_and(|c| pos > *c) {
-                moved.insert(part, pos);
+            if self.parts.is_consuming(feed) && done.is_some_and(|c| pos > *c) {
+                moved.insert(feed, pos);
             }
         }
         if moved.is_empty() {
@@ -177,6 +192,32 @@ impl Runner {
         }
         let out = BatchOutput { positions: moved.clone(), ..BatchOutput::default() };
         self.open_transaction(out, moved, Instant::now(), 0)
+    }
+
+    /// The consumer was fenced by a member with our `group.instance.id`.
+    /// Right after our session expired (a broker away), that member is our
+    /// own rejoin racing a request made before it: a new consumer takes
+    /// over, as after a restart. Otherwise another instance took our
+    /// identity, and the stage stops.
+    fn consumer_fenced(&mut self, code: RDKafkaErrorCode, reason: String) -> Result<(), ProcessError> {
+        if !self.consumer.context().lost_within(SELF_FENCE_WINDOW) {
+            return Err(ProcessError::FatalConsumer(format!("{code:?}: {reason}")));
+        }
+        tracing::warn!(%reason, "consumer fenced by its own rejoin after its session expired; replacing it");
+        if let Some(in_flight) = self.in_flight.take() {
+            // its offsets belong to the fenced membership: it cannot commit
+            let _ = in_flight.wait();
+            let _ = self.stall.during("abort_transaction", || txn::abort(&self.producer, &self.shutdown));
+        }
+        for part in self.parts.assigned() {
+            self.parts.revoke(part);
+        }
+        self.committed.lock().expect("committed offsets lock").clear();
+        self.health.block(NOT_JOINED);
+        self.consumer = new_consumer(&self.fixed, self.layout, &self.commit_env.gate, &self.committed)?;
+        let t = &self.fixed.topics;
+        self.consumer.subscribe(&[&t.events, &t.user_activity])?;
+        Ok(())
     }
 
     /// Leaves the group (the revocation closes every store) and closes.
@@ -187,7 +228,7 @@ impl Runner {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline && !self.parts.stores.is_empty() {
             let _ = self.consumer.poll(Duration::from_millis(100));
-            self.handle_assignments(&mut Vec::new());
+            let _ = self.handle_assignments(&mut Vec::new());
         }
         self.parts.close();
     }
@@ -199,7 +240,13 @@ impl Runner {
         let mut records = Vec::with_capacity(max.min(4096));
         let mut first_at: Option<Instant> = None;
         loop {
-            let timeout = first_at.map_or(interval, |t| interval.saturating_sub(t.elapsed()));
+            let mut timeout = first_at.map_or(interval, |t| interval.saturating_sub(t.elapsed()));
+            if self.parts.reads_side() {
+                // the repartition topic is read between the group's polls
+                self.poll_side(&mut records, max);
+                timeout = timeout.min(SIDE_POLL);
+                first_at = first_at.or((!records.is_empty()).then(Instant::now));
+            }
             let polled = self.consumer.poll(timeout);
             let got = match polled {
                 None => false,
@@ -213,29 +260,57 @@ impl Runner {
                     true
                 }
                 Some(Err(e)) => {
+                    if let Some((code, reason)) = self.consumer.client().fatal_error() {
+                        self.consumer_fenced(code, reason)?;
+                        return Ok(Vec::new());
+                    }
                     tracing::warn!(error = %e, "consumer error");
                     false
                 }
             };
-            self.handle_assignments(&mut records);
+            self.handle_assignments(&mut records)?;
             self.parts.poll_restores(&self.consumer)?;
             let full = records.len() >= max;
             let due = first_at.is_some_and(|t| t.elapsed() >= interval);
-            if full || due || (!got && records.is_empty()) || self.shutdown.load(Ordering::Relaxed) {
+            if full || due || (!got && records.is_empty()) || self.shutdown.is_cancelled() {
                 return Ok(records);
             }
         }
     }
 
-    fn handle_assignments(&mut self, records: &mut Vec<InRecord>) {
+    /// Takes what the repartition topic's consumer has buffered.
+    fn poll_side(&mut self, records: &mut Vec<InRecord>, max: usize) {
+        while records.len() < max {
+            match self.parts.side().poll(Duration::ZERO) {
+                None => return,
+                Some(Ok(msg)) => {
+                    let feed = Feed::repartition(msg.partition());
+                    // a record of a partition unassigned since: re-read by its next owner
+                    if self.parts.is_consuming(feed) {
+                        records.push(copy(feed, &msg));
+                    }
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "repartition consumer error");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn handle_assignments(&mut self, records: &mut Vec<InRecord>) -> Result<(), ProcessError> {
         for event in self.consumer.context().take_events() {
             match event {
                 Assignment::Assigned(list) => {
                     for (topic, partition) in list {
-                        let Some(stage) = Stage::of_input(&self.fixed.topics, &topic) else { continue };
-                        if let Err(e) = self.parts.assign(Part::new(stage, partition)) {
-                            tracing::error!(topic, partition, error = %e, "cannot open the state store; stopping");
-                            self.shutdown.store(true, Ordering::Relaxed);
+                        let Some(feed) = Feed::of(&self.fixed.topics, &topic, partition) else { continue };
+                        if self.parts.has_no_state(feed) {
+                            if self.fixed.input.partitioned_by == Partitioning::Custom {
+                                return Err(ProcessError::InputGrew { partition, state: self.layout.device_state });
+                            }
+                            self.parts.assign_stateless(partition);
+                        } else {
+                            self.parts.assign(Part::new(feed.stage, partition))?;
                         }
                     }
                     // after the restores are held, so readiness never blinks in between
@@ -243,14 +318,21 @@ impl Runner {
                 }
                 Assignment::Revoked(list) => {
                     for (topic, partition) in list {
-                        let Some(stage) = Stage::of_input(&self.fixed.topics, &topic) else { continue };
-                        let part = Part::new(stage, partition);
+                        let Some(feed) = Feed::of(&self.fixed.topics, &topic, partition) else { continue };
+                        if self.parts.has_no_state(feed) {
+                            records.retain(|r| r.feed() != feed);
+                            self.parts.revoke_stateless(partition);
+                            continue;
+                        }
+                        // the store goes, and the repartition records it would have taken
+                        let part = Part::new(feed.stage, partition);
                         records.retain(|r| r.part() != part);
                         self.parts.revoke(part);
                     }
                 }
             }
         }
+        Ok(())
     }
 
     /// Processes `records` (while the previous batch may still be
@@ -266,6 +348,7 @@ impl Runner {
             job_format: JobFormat::Json,
             decode: config.decode_options(),
             max_record_bytes: self.fixed.input.max_record_bytes,
+            partitioning: self.fixed.input.partitioned_by,
             now_ms: now_ms(),
         };
         let processed = {
@@ -337,8 +420,8 @@ impl Runner {
             self.producer.send(rec)?;
         }
         let mut tpl = TopicPartitionList::new();
-        for (part, next) in positions {
-            tpl.add_partition_offset(part.stage.input(&self.fixed.topics), part.partition, Offset::Offset(*next))?;
+        for (feed, next) in positions {
+            tpl.add_partition_offset(feed.topic(&self.fixed.topics), feed.partition, Offset::Offset(*next))?;
         }
         let group = self.consumer.group_metadata().ok_or(KafkaError::Canceled)?;
         self.producer.inner.send_offsets_to_transaction(&tpl, &group, txn::CALL_WAIT * 2)
@@ -346,8 +429,8 @@ impl Runner {
 
     fn note_committed(&self, positions: &Offsets) {
         let mut committed = self.committed.lock().expect("committed offsets lock");
-        for (part, next) in positions {
-            committed.insert((part.stage.input(&self.fixed.topics).to_owned(), part.partition), *next);
+        for (feed, next) in positions {
+            committed.insert((feed.topic(&self.fixed.topics).to_owned(), feed.partition), *next);
         }
     }
 
@@ -364,7 +447,7 @@ impl Runner {
             let Some(store) = self.parts.stores.get_mut(&key) else { continue };
             let old = self.parts.metas.get(&key).copied().unwrap_or_default();
             let meta = StoreMeta {
-                input_offset: positions.get(&key).copied().or(old.input_offset),
+                input_offset: positions.get(&Feed::input(key)).copied().or(old.input_offset),
                 changelog_offset: changelog.get(&key).map_or(old.changelog_offset, |o| o + 1),
             };
             let puts: Vec<(&[u8], &[u8])> = writes.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
@@ -373,6 +456,35 @@ impl Runner {
         }
         Ok(())
     }
+}
+
+/// The processor's group consumer: new partitions paused until restored,
+/// lag against the offsets its transactions commit, and a revocation that
+/// waits for the commit in flight.
+fn new_consumer(
+    config: &Config,
+    layout: Layout,
+    gate: &Arc<Gate>,
+    committed: &CommittedOffsets,
+) -> Result<BaseConsumer<GroupContext>, KafkaError> {
+    let gate = Arc::clone(gate);
+    // partitions leave only once their last transaction has an outcome
+    let context = GroupContext::new(&config.kafka.group_id, true)
+        .with_committed(Arc::clone(committed))
+        .with_revoke_hook(Box::new(move |_, _| gate.wait_idle(REVOKE_WAIT)));
+    // A static member that rejoins gets its cached assignment without a
+    // rebalance: partitions added to the input while it was away would stay
+    // unassigned. While the input has more partitions than the state, every
+    // join is a rebalance computed on the current partition count.
+    let grown = layout.events != layout.device_state;
+    if grown && config.kafka.static_membership {
+        tracing::info!(
+            input_partitions = layout.events,
+            state_partitions = layout.device_state,
+            "the input has more partitions than the device state: joining without static membership"
+        );
+    }
+    client::processor_consumer(config, !grown).create_with_context(context)
 }
 
 /// A transactional producer for this instance (`transactional.id` =
@@ -384,17 +496,23 @@ pub(super) fn new_producer(config: &Config) -> Result<TxnProducer, KafkaError> {
 /// Copies a record out of librdkafka's buffer, unless its partition is not
 /// ready (restoring): then it is dropped and re-read after the restore.
 fn accept(parts: &mut Partitions, topics: &TopicsConfig, msg: &BorrowedMessage<'_>) -> Option<InRecord> {
-    let stage = Stage::of_input(topics, msg.topic())?;
-    let part = Part::new(stage, msg.partition());
-    if !parts.is_ready(part) {
-        parts.dropped(part, msg.offset());
+    let feed = Feed::of(topics, msg.topic(), msg.partition())?;
+    if !parts.is_consuming(feed) {
+        if feed.source == Source::Input && !parts.has_no_state(feed) {
+            parts.dropped(Part::new(feed.stage, feed.partition), msg.offset());
+        }
         return None;
     }
-    Some(InRecord {
-        stage,
-        partition: msg.partition(),
+    Some(copy(feed, msg))
+}
+
+fn copy(feed: Feed, msg: &BorrowedMessage<'_>) -> InRecord {
+    InRecord {
+        stage: feed.stage,
+        source: feed.source,
+        partition: feed.partition,
         offset: msg.offset(),
         key: msg.key().map(<[u8]>::to_vec),
         value: msg.payload().map(<[u8]>::to_vec),
-    })
+    }
 }

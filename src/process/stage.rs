@@ -63,8 +63,52 @@ impl fmt::Display for Stage {
     }
 }
 
-/// One partition of a stage: an input partition, the changelog partition of
-/// the same number, and the store that holds their state.
+/// Where a stage's records are read from. The device stage reads its input
+/// (`topics.events`) and, for input records that were not on their state
+/// partition, the repartition topic (`topics.device_events`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    Input,
+    Repartition,
+}
+
+/// A partition that feeds a stage: offsets are positions in a feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Feed {
+    pub stage: Stage,
+    pub source: Source,
+    pub partition: i32,
+}
+
+impl Feed {
+    pub fn input(part: Part) -> Feed {
+        Feed { stage: part.stage, source: Source::Input, partition: part.partition }
+    }
+
+    pub fn repartition(partition: i32) -> Feed {
+        Feed { stage: Stage::Device, source: Source::Repartition, partition }
+    }
+
+    pub fn topic(self, topics: &TopicsConfig) -> &str {
+        match self.source {
+            Source::Input => self.stage.input(topics),
+            Source::Repartition => &topics.device_events,
+        }
+    }
+
+    /// The feed `topic`/`partition` is, if it feeds a stage.
+    pub fn of(topics: &TopicsConfig, topic: &str, partition: i32) -> Option<Feed> {
+        if topic == topics.device_events {
+            return Some(Feed::repartition(partition));
+        }
+        Stage::of_input(topics, topic).map(|stage| Feed { stage, source: Source::Input, partition })
+    }
+}
+
+/// One state partition of a stage: the changelog partition of that number
+/// and the store that holds its state. Fed by the input partition of the
+/// same number (records already on their state partition) and, for the
+/// device stage, by the repartition topic's partition of that number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Part {
     pub stage: Stage,
@@ -103,5 +147,8 @@ mod tests {
         let p = Part::new(Stage::Device, 3);
         assert_eq!(p.to_string(), "device-3");
         assert_eq!(p.store_path(Path::new("/s")), PathBuf::from("/s/device-3"));
+        assert_eq!(Feed::of(&t, "postback.device-events", 2), Some(Feed::repartition(2)));
+        assert_eq!(Feed::of(&t, "tracker.events", 2), Some(Feed::input(Part::new(Stage::Device, 2))));
+        assert_eq!(Feed::repartition(2).topic(&t), "postback.device-events");
     }
 }

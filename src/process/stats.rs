@@ -21,6 +21,8 @@ pub struct BatchStats {
     lag: HashMap<String, Vec<f64>>,
     /// Jobs too large to produce, sent to the job DLQ.
     oversized_jobs: u64,
+    /// Input records forwarded to the device repartition topic.
+    repartitioned: u64,
     pub records: u64,
 }
 
@@ -53,6 +55,10 @@ impl BatchStats {
     pub fn invalid(&mut self, reason: &'static str) {
         self.records += 1;
         bump(&mut self.invalid, reason);
+    }
+
+    pub fn repartitioned(&mut self) {
+        self.repartitioned += 1;
     }
 
     pub fn oversized_job(&mut self) {
@@ -92,6 +98,9 @@ impl BatchStats {
         let m = metrics();
         if self.oversized_jobs > 0 {
             m.dlq_records(&topics.jobs_dlq, "job_too_large", self.oversized_jobs);
+        }
+        if self.repartitioned > 0 {
+            m.repartitioned(self.repartitioned);
         }
         for (app, counts) in &self.events {
             for ((kind, result), n) in counts {

@@ -12,8 +12,8 @@
 use super::producer::TxnProducer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::Producer;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// How long one call waits before it is retried (and the shutdown flag
 /// looked at again).
@@ -44,7 +44,7 @@ fn retriable(e: &KafkaError) -> bool {
 /// Calls `op` until it does not fail with a retriable error; `waiting` is
 /// told how long it has been waiting after each retriable failure.
 fn retry(
-    shutdown: &AtomicBool,
+    shutdown: &CancellationToken,
     mut op: impl FnMut() -> Result<(), KafkaError>,
     mut waiting: impl FnMut(Duration, &KafkaError),
 ) -> Result<(), Stop> {
@@ -53,7 +53,7 @@ fn retry(
         match op() {
             Ok(()) => return Ok(()),
             Err(e) if retriable(&e) => {
-                if shutdown.load(Ordering::Relaxed) {
+                if shutdown.is_cancelled() {
                     return Err(Stop::Shutdown);
                 }
                 waiting(started.elapsed(), &e);
@@ -65,7 +65,7 @@ fn retry(
 
 /// `init_transactions`: fences a previous incarnation with the same
 /// `transactional.id` and settles what it left open.
-pub fn init(p: &TxnProducer, shutdown: &AtomicBool) -> Result<(), Stop> {
+pub fn init(p: &TxnProducer, shutdown: &CancellationToken) -> Result<(), Stop> {
     retry(
         shutdown,
         || p.inner.init_transactions(CALL_WAIT),
@@ -75,14 +75,18 @@ pub fn init(p: &TxnProducer, shutdown: &AtomicBool) -> Result<(), Stop> {
 
 /// `commit_transaction`, retried while the broker is away; `stalled` hears
 /// how long it has waited, for readiness.
-pub fn commit(p: &TxnProducer, shutdown: &AtomicBool, stalled: impl FnMut(Duration, &KafkaError)) -> Result<(), Stop> {
+pub fn commit(
+    p: &TxnProducer,
+    shutdown: &CancellationToken,
+    stalled: impl FnMut(Duration, &KafkaError),
+) -> Result<(), Stop> {
     retry(shutdown, || p.inner.commit_transaction(CALL_WAIT), stalled)
 }
 
 /// `abort_transaction`. The abort purges queued records, whose delivery
 /// reports the caller's thread must serve (librdkafka does not finish the
 /// abort until they are), so the producer is polled between tries.
-pub fn abort(p: &TxnProducer, shutdown: &AtomicBool) -> Result<(), Stop> {
+pub fn abort(p: &TxnProducer, shutdown: &CancellationToken) -> Result<(), Stop> {
     retry(
         shutdown,
         || {

@@ -87,6 +87,9 @@ pub struct Metrics {
     restored_records: IntCounterVec,
     restores: IntCounterVec,
     rebalances: IntCounterVec,
+    repartitioned: IntCounter,
+    layout_generation: IntGauge,
+    layout_partitions: IntGaugeVec,
     // sender stage
     deliveries: IntCounterVec,
     http_duration: HistogramVec,
@@ -131,6 +134,21 @@ impl Metrics {
 
     pub fn batch_records(&self, records: usize) {
         self.batch_records.with_label_values(&["process"]).observe(records as f64);
+    }
+
+    /// `n` input records forwarded to the device repartition topic (not on
+    /// their state partition), counted when their transaction commits.
+    pub fn repartitioned(&self, n: u64) {
+        self.repartitioned.inc_by(n);
+    }
+
+    /// The state layout in use: its generation, and the partition counts
+    /// of the input and of each stage's state.
+    pub fn layout(&self, generation: i64, input: i32, device: i32, user: i32) {
+        self.layout_generation.set(generation);
+        for (what, n) in [("input", input), ("device_state", device), ("user_state", user)] {
+            self.layout_partitions.with_label_values(&[what]).set(i64::from(n));
+        }
     }
 
     pub fn transaction(&self, committed: bool) {
@@ -245,6 +263,12 @@ fn single_counter(r: &Registry, name: &str, help: &str) -> IntCounter {
     c
 }
 
+fn single_gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(format!("postback_{name}"), help).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("metric registered once");
+    g
+}
+
 const SECONDS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 const LAG: &[f64] = &[0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 21600.0, 86400.0];
 const RECORDS: &[f64] = &[1.0, 10.0, 100.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 25000.0, 50000.0];
@@ -288,6 +312,18 @@ impl Metrics {
                 "transactions_total",
                 "Kafka transactions by result (committed, aborted)",
                 &["result"],
+            ),
+            repartitioned: single_counter(
+                &r,
+                "repartitioned_records_total",
+                "input records forwarded to the device repartition topic because they were not on their state partition",
+            ),
+            layout_generation: single_gauge(&r, "layout_generation", "generation of the state layout in use"),
+            layout_partitions: gauge(
+                &r,
+                "layout_partitions",
+                "partition counts of the state layout in use (input, device_state, user_state)",
+                &["of"],
             ),
             event_lag: histogram(&r, "event_time_lag_seconds", "processing time minus event time", &["app"], LAG),
             consumer_lag: gauge(

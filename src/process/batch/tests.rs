@@ -42,7 +42,15 @@ url = "https://pb.acme.example/u?c={click_id}&u={user_id}"
 }
 
 fn layout() -> Layout {
-    Layout { events: 2, user_activity: 4, jobs: 3, jobs_dlq: 3, events_dlq: 2, limits: RecordLimits::defaults() }
+    Layout {
+        events: 2,
+        device_state: 1,
+        user_activity: 4,
+        jobs: 3,
+        jobs_dlq: 3,
+        events_dlq: 2,
+        limits: RecordLimits::defaults(),
+    }
 }
 
 fn env(config: &Config) -> BatchEnv<'_> {
@@ -53,6 +61,7 @@ fn env(config: &Config) -> BatchEnv<'_> {
         job_format: JobFormat::Json,
         decode: config.decode_options(),
         max_record_bytes: config.input.max_record_bytes,
+        partitioning: config.input.partitioned_by,
         now_ms: NOW,
     }
 }
@@ -65,7 +74,7 @@ fn install(event_id: &str, device: &str, user: &str) -> Vec<u8> {
 }
 
 fn record(stage: Stage, partition: i32, offset: i64, key: &str, value: Vec<u8>) -> InRecord {
-    InRecord { stage, partition, offset, key: Some(key.as_bytes().to_vec()), value: Some(value) }
+    InRecord { stage, source: Source::Input, partition, offset, key: Some(key.as_bytes().to_vec()), value: Some(value) }
 }
 
 /// Stores for device partitions 0-1 and user partitions 0-3, `seed` written
@@ -111,7 +120,7 @@ fn an_install_fires_writes_state_and_advances_the_position() {
     let state = decode_device(&changelog[0].value).unwrap();
     assert_eq!((state.install_ms, state.first.partner()), (T0, "acme"));
     assert_eq!(out.state[&Part::new(Stage::Device, 0)], vec![(b"m:d1".to_vec(), changelog[0].value.clone())]);
-    assert_eq!(out.positions, BTreeMap::from([(Part::new(Stage::Device, 0), 8)]));
+    assert_eq!(out.positions, BTreeMap::from([(Feed::input(Part::new(Stage::Device, 0)), 8)]));
     assert!(of(&out, Dest::Input(Stage::User)).is_empty(), "no user id, nothing forwarded");
 }
 
@@ -138,7 +147,7 @@ fn corrupt_stored_state_sends_the_record_to_the_dlq_and_leaves_the_state() {
     );
     assert!(out.state.is_empty());
     assert_eq!(out.stats.rejected("corrupt_state"), 1);
-    assert_eq!(out.positions, BTreeMap::from([(Part::new(Stage::Device, 0), 6)]), "the batch moves on");
+    assert_eq!(out.positions, BTreeMap::from([(Feed::input(Part::new(Stage::Device, 0)), 6)]), "the batch moves on");
 }
 
 #[test]
@@ -153,13 +162,13 @@ fn a_duplicate_event_writes_nothing() {
     let out = run(&[record(Stage::Device, 0, 9, "d1", install("e1", "d1", ""))], &stores, &Prior::default());
     assert!(out.records.is_empty(), "{:?}", out.records);
     assert!(out.state.is_empty());
-    assert_eq!(out.positions, BTreeMap::from([(Part::new(Stage::Device, 0), 10)]));
+    assert_eq!(out.positions, BTreeMap::from([(Feed::input(Part::new(Stage::Device, 0)), 10)]));
 }
 
 #[test]
 fn a_user_event_is_forwarded_with_the_devices_snapshot() {
     let stores = stores(&[]);
-    let out = run(&[record(Stage::Device, 1, 0, "d2", install("e2", "d2", "u1"))], &stores, &Prior::default());
+    let out = run(&[record(Stage::Device, 0, 0, "d2", install("e2", "d2", "u1"))], &stores, &Prior::default());
     let forwarded = of(&out, Dest::Input(Stage::User));
     assert_eq!(forwarded.len(), 1);
     assert_eq!((forwarded[0].key.as_slice(), forwarded[0].partition), (&b"m:u1"[..], partition_for(b"m:u1", 4)));
@@ -171,6 +180,7 @@ fn a_user_event_is_forwarded_with_the_devices_snapshot() {
     // the user stage turns it into a new user, in its own store
     let user_record = InRecord {
         stage: Stage::User,
+        source: Source::Input,
         partition: forwarded[0].partition,
         offset: 0,
         key: Some(forwarded[0].key.clone()),
@@ -202,7 +212,7 @@ fn two_events_of_a_key_give_one_changelog_record_with_the_last_state() {
     let changelog = of(&out, Dest::Changelog(Stage::Device));
     assert_eq!(changelog.len(), 1);
     assert_eq!(decode_device(&changelog[0].value).unwrap().last_activity_ms, Some(T0 + 1000));
-    assert_eq!(out.positions, BTreeMap::from([(Part::new(Stage::Device, 0), 2)]));
+    assert_eq!(out.positions, BTreeMap::from([(Feed::input(Part::new(Stage::Device, 0)), 2)]));
 }
 
 #[test]
@@ -223,8 +233,8 @@ fn undecodable_input_goes_to_the_dlq_with_the_reason() {
     let stores = stores(&[]);
     let out = run(
         &[
-            record(Stage::Device, 1, 3, "x", b"{not json".to_vec()),
-            InRecord { stage: Stage::Device, partition: 1, offset: 4, key: None, value: None },
+            record(Stage::Device, 0, 3, "x", b"{not json".to_vec()),
+            InRecord { stage: Stage::Device, source: Source::Input, partition: 0, offset: 4, key: None, value: None },
             record(Stage::User, 2, 0, "m:u1", vec![9, 9, 9]),
         ],
         &stores,
@@ -249,11 +259,52 @@ fn undecodable_input_goes_to_the_dlq_with_the_reason() {
 #[test]
 fn a_partition_without_a_store_fails_the_batch() {
     let mut stores = stores(&[]);
-    stores.remove(&Part::new(Stage::Device, 1));
+    stores.remove(&Part::new(Stage::Device, 0));
     let config = config();
     let view = StateView { stores: &stores, prior: &Prior::default() };
     let err =
-        process_batch(&[record(Stage::Device, 1, 0, "d1", install("e1", "d1", ""))], view, &env(&config)).unwrap_err();
-    assert_eq!(err.to_string(), "no state store open for device-1, an assigned partition");
+        process_batch(&[record(Stage::Device, 0, 0, "d1", install("e1", "d1", ""))], view, &env(&config)).unwrap_err();
+    assert_eq!(err.to_string(), "no state store open for device-0, an assigned partition");
     let _ = state_key("m", "d1");
+}
+
+#[test]
+fn records_off_their_state_partition_are_forwarded_unchanged_and_processed_from_there() {
+    // the layout has one device state partition: input partition 1 holds none
+    let stores = stores(&[]);
+    let value = install("e1", "d1", "");
+    let huge = vec![b' '; 70_000];
+    let out = run(
+        &[
+            record(Stage::Device, 1, 7, "d1", value.clone()),
+            InRecord { stage: Stage::Device, source: Source::Input, partition: 1, offset: 8, key: None, value: None },
+            record(Stage::Device, 1, 9, "d1", huge),
+        ],
+        &stores,
+        &Prior::default(),
+    );
+    let forwarded = of(&out, Dest::Repartition);
+    let sent: Vec<(Vec<u8>, Vec<u8>, i32)> =
+        forwarded.iter().map(|r| (r.key.clone(), r.value.clone(), r.partition)).collect();
+    assert_eq!(sent, vec![(b"d1".to_vec(), value.clone(), 0), (Vec::new(), Vec::new(), 0)]);
+    assert!(forwarded.iter().all(|r| r.headers.is_empty()));
+    assert!(jobs(&out).is_empty() && out.state.is_empty(), "nothing processed on the input partition");
+    // a record too large for any topic is not forwarded: it goes to the DLQ from where it is
+    let dlq = of(&out, Dest::Dlq);
+    assert_eq!((dlq.len(), dlq[0].headers[3].1.as_str()), (1, "9"));
+    assert!(
+        dlq[0].headers[0].1.starts_with("record of 70002 bytes is over input.max_record_bytes"),
+        "{:?}",
+        dlq[0].headers
+    );
+    assert_eq!(out.positions, BTreeMap::from([(Feed::input(Part::new(Stage::Device, 1)), 10)]));
+
+    // read back from the repartition topic, the record is processed in its state partition
+    let again =
+        InRecord { source: Source::Repartition, partition: 0, offset: 0, ..record(Stage::Device, 0, 0, "d1", value) };
+    let out = run(&[again], &stores, &Prior::default());
+    assert_eq!(jobs(&out)[0].job_id, job_id("m", "d1", "", "e1", "acme-install", "install"));
+    assert_eq!(of(&out, Dest::Repartition).len(), 0);
+    assert_eq!(of(&out, Dest::Changelog(Stage::Device))[0].partition, 0);
+    assert_eq!(out.positions, BTreeMap::from([(Feed::repartition(0), 1)]));
 }
