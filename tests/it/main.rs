@@ -4,6 +4,7 @@
 mod support;
 
 mod demo;
+mod doors;
 mod layout;
 mod mock;
 mod ops;
@@ -11,5 +12,6 @@ mod outage;
 mod process;
 mod properties;
 mod robust;
+mod scale;
 mod scenarios;
 mod send;

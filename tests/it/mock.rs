@@ -16,7 +16,6 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -27,6 +26,7 @@ fn the_processing_loop_runs_on_the_mock_cluster() {
     for (topic, partitions) in [
         ("events", 2),
         ("user-activity", 2),
+        ("device-events", 2),
         ("device-changelog", 2),
         ("user-changelog", 2),
         ("jobs", 3),
@@ -38,16 +38,16 @@ fn the_processing_loop_runs_on_the_mock_cluster() {
     let state = tempfile::tempdir().unwrap();
     let text = format!(
         "[kafka]\nbootstrap_servers = \"{bootstrap}\"\ninstance_id = \"mock-1\"\ngroup_id = \"m.group\"\n\
-         [topics]\nevents = \"m.events\"\nevents_dlq = \"m.events.dlq\"\nuser_activity = \"m.user-activity\"\n\
+         [topics]\nevents = \"m.events\"\nevents_dlq = \"m.events.dlq\"\nuser_activity = \"m.user-activity\"\ndevice_events = \"m.device-events\"\n\
          device_changelog = \"m.device-changelog\"\nuser_changelog = \"m.user-changelog\"\njobs = \"m.jobs\"\njobs_dlq = \"m.jobs.dlq\"\njobs_partitions = 3\n\
-         [process]\nstate_dir = \"{}\"\n\n{}",
+         [input]\npartitioned_by = \"custom\"\n[process]\nstate_dir = \"{}\"\n\n{}",
         state.path().display(),
         rules::config_text("https://pb.example")
     );
     let config = config::load_str(&text, Path::new("mock.toml"), Vec::<(String, String)>::new()).unwrap();
-    let shutdown = Arc::new(AtomicBool::new(false));
+    let shutdown = tokio_util::sync::CancellationToken::new();
     let handle =
-        process::start(Arc::new(RwLock::new(Arc::new(config))), Health::new(), Arc::clone(&shutdown)).expect("start");
+        process::start(Arc::new(RwLock::new(Arc::new(config))), Health::new(), shutdown.clone()).expect("start");
 
     let mut events = scripted_events();
     events.extend(generated(50, 400, 9));
@@ -92,7 +92,7 @@ fn the_processing_loop_runs_on_the_mock_cluster() {
     let want = predict(&events);
     let (ids, got) = collect(want.len());
     assert!(aborted() > before, "the injected error aborted a transaction");
-    shutdown.store(true, Ordering::Relaxed);
+    shutdown.cancel();
     let result = handle.join().expect("processor thread");
     let missing: Vec<_> = want.difference(&got).map(|k| &k.1).take(5).collect();
     let extra: Vec<_> = got.difference(&want).map(|k| &k.1).take(5).collect();

@@ -242,8 +242,8 @@ fn inspect_explains_why_postbacks_fire_or_not() {
     assert!(line(&web, "acme | payment ").contains("not a valid postback event for a web app"), "{web}");
     assert!(line(&web, "acme | registration ").contains("yes"), "{web}");
 
-    // the same through a running instance's admin API
-    let p = env.start("p1");
+    // the same through a running instance's admin API (off by default)
+    let p = env.start_cmd("process", "p1", &[("POSTBACK__ADMIN__INSPECT", "true".to_owned())]);
     assert!(wait_until(Duration::from_secs(60), || p.ready()));
     let remote = inspect(&env, &["device", "m", "d1", "--admin", &p.admin]);
     assert_eq!(line(&remote, "acme | install"), line(&report, "acme | install"));

@@ -49,8 +49,17 @@ fn the_processor_rides_out_broker_outages() {
         );
         assert!(p.running(), "the processor exited during pause {i}\n{}", tail(&p.log()));
         let so_far = &events[..produced];
-        let jobs = await_jobs(&env, so_far, Duration::from_secs(240), &[&p]);
-        assert_exact(&jobs, so_far);
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let jobs = await_jobs(&env, so_far, Duration::from_secs(240), &[&p]);
+            assert_exact(&jobs, so_far);
+        }));
+        if let Err(panic) = checked {
+            if std::env::var("POSTBACK_TEST_SHOW_LOG").is_ok() {
+                std::fs::write("/tmp/outage-failure.log", p.log()).unwrap();
+            }
+            eprintln!("after pause {i}: processor running: {}", p.running());
+            std::panic::resume_unwind(panic);
+        }
         // recovery can take a request timeout (60 s) on a loaded machine
         let ready = wait_until(Duration::from_secs(180), || p.ready());
         if !ready && std::env::var("POSTBACK_TEST_SHOW_LOG").is_ok() {

@@ -22,6 +22,9 @@ pub struct TestEnv {
     pub prefix: String,
     pub config_path: PathBuf,
     pub partitions: i32,
+    /// `input.partitioned_by` of the instances: `custom`, because
+    /// [`TestEnv::produce`] puts a user's devices on one partition.
+    pub partitioned_by: &'static str,
 }
 
 impl TestEnv {
@@ -40,7 +43,7 @@ impl TestEnv {
         let text = format!(
             "[kafka]\nbootstrap_servers = \"{bootstrap}\"\ngroup_id = \"{prefix}group\"\nsender_group_id = \"{prefix}sender\"\n\
              [kafka.consumer]\n\"session.timeout.ms\" = \"10000\"\n\"heartbeat.interval.ms\" = \"1000\"\n\n\
-             [topics]\nevents = \"{prefix}events\"\nevents_dlq = \"{prefix}events.dlq\"\nuser_activity = \"{prefix}user-activity\"\n\
+             [topics]\nevents = \"{prefix}events\"\nevents_dlq = \"{prefix}events.dlq\"\nuser_activity = \"{prefix}user-activity\"\ndevice_events = \"{prefix}device-events\"\n\
              device_changelog = \"{prefix}device-changelog\"\nuser_changelog = \"{prefix}user-changelog\"\njobs = \"{prefix}jobs\"\n\
              jobs_retry_prefix = \"{prefix}jobs.retry\"\njobs_dlq = \"{prefix}jobs.dlq\"\ndeliveries = \"{prefix}deliveries\"\n\
              jobs_partitions = 3\n\n[process]\nmax_batch = 500\ncommit_interval = \"100ms\"\n\n{extra}\n\n{rules}",
@@ -49,7 +52,7 @@ impl TestEnv {
         std::fs::write(&config_path, text).expect("write config");
         kafka::create_topic_at(bootstrap, &format!("{prefix}events"), partitions);
         kafka::create_topic_at(bootstrap, &format!("{prefix}jobs"), 3);
-        TestEnv { bootstrap: bootstrap.to_owned(), dir, prefix, config_path, partitions }
+        TestEnv { bootstrap: bootstrap.to_owned(), dir, prefix, config_path, partitions, partitioned_by: "custom" }
     }
 
     pub fn topic(&self, t: &str) -> String {
@@ -67,7 +70,10 @@ impl TestEnv {
 
     /// Starts `postback <command>` as instance `name` with extra overrides.
     pub fn start_cmd(&self, command: &str, name: &str, extra: &[(&str, String)]) -> Instance {
-        let mut env = vec![("POSTBACK__PROCESS__STATE_DIR", self.state_dir(name).display().to_string())];
+        let mut env = vec![
+            ("POSTBACK__PROCESS__STATE_DIR", self.state_dir(name).display().to_string()),
+            ("POSTBACK__INPUT__PARTITIONED_BY", self.partitioned_by.to_owned()),
+        ];
         env.extend(extra.iter().cloned());
         Instance::start(command, &self.config_path, name, &env, self.dir.path())
     }

@@ -210,3 +210,15 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// Grows `topic` to `partitions` partitions (`kafka-topics --alter`).
+pub fn add_partitions_at(bootstrap: &str, name: &str, partitions: usize) {
+    let admin: AdminClient<DefaultClientContext> = client_at(bootstrap).create().expect("admin client");
+    let grow = rdkafka::admin::NewPartitions::new(name, partitions);
+    let res = futures::executor::block_on(admin.create_partitions([&grow], &AdminOptions::new())).expect("alter");
+    for r in res {
+        if let Err((name, code)) = r {
+            panic!("add partitions to {name}: {code}");
+        }
+    }
+}

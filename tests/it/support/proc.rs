@@ -54,7 +54,14 @@ impl Instance {
 
     /// Whether the process is still running (has not exited by itself).
     pub fn running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        match self.child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(None)) => true,
+            Some(Ok(Some(status))) => {
+                eprintln!("{} exited: {status}", self.name);
+                false
+            }
+            _ => false,
+        }
     }
 
     pub fn kill9(&mut self) {
