@@ -103,6 +103,9 @@ pub struct TopicsConfig {
     pub jobs_dlq: String,
     /// One record per delivery attempt.
     pub deliveries: String,
+    /// Compacted topic with one record: the state layout's generation and
+    /// partition counts (written by `postback state rescale`).
+    pub layout: String,
     /// Create missing topics at start (admin API).
     pub create: bool,
     /// Partitions of `user_activity` when created; default: as `events`.
@@ -120,6 +123,7 @@ impl Default for TopicsConfig {
             events_dlq: "tracker.events.dlq".into(),
             user_activity: "postback.user-activity".into(),
             device_events: "postback.device-events".into(),
+            layout: "postback.layout".into(),
             device_changelog: "postback.device-state-changelog".into(),
             user_changelog: "postback.user-state-changelog".into(),
             jobs: "postback.jobs".into(),

@@ -75,6 +75,7 @@ fn check_sections(raw: &FileConfig, errors: &mut Errors) {
         ("topics.events_dlq", &t.events_dlq),
         ("topics.user_activity", &t.user_activity),
         ("topics.device_events", &t.device_events),
+        ("topics.layout", &t.layout),
         ("topics.device_changelog", &t.device_changelog),
         ("topics.user_changelog", &t.user_changelog),
         ("topics.jobs", &t.jobs),

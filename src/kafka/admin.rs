@@ -73,6 +73,8 @@ pub enum AdminError {
     Unreachable { bootstrap: String, source: rdkafka::error::KafkaError },
     #[error("topic '{0}' does not exist; create it, or set topics.create = true")]
     Missing(String),
+    #[error("{0}")]
+    Layout(String),
     #[error("creating topic '{topic}': {reason}")]
     Create { topic: String, reason: String },
     #[error(
@@ -266,6 +268,56 @@ pub fn ensure_sender_topics(config: &Config) -> Result<(), AdminError> {
         ensure(config, &consumer, topic, t.jobs_partitions, false)?;
     }
     Ok(())
+}
+
+/// A compacted topic, created with `n` partitions when missing.
+pub fn ensure_compacted(config: &Config, topic: &str, n: i32) -> Result<i32, AdminError> {
+    let consumer = reach(config)?;
+    ensure(config, &consumer, topic, n, true)
+}
+
+/// Creates `topic` (whatever `topics.create` says: an explicit command asks).
+pub fn create_topic(config: &Config, topic: &str, n: i32, compact: bool) -> Result<(), AdminError> {
+    create(config, topic, n, compact)
+}
+
+/// Deletes `topics` and waits until the brokers no longer list them.
+pub fn delete_topics(config: &Config, topics: &[&str]) -> Result<(), AdminError> {
+    let admin: AdminClient<DefaultClientContext> = client::base(config).create()?;
+    let opts = AdminOptions::new().operation_timeout(Some(TIMEOUT));
+    let results = futures::executor::block_on(admin.delete_topics(topics, &opts))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+            Err((name, code)) => return Err(AdminError::Create { topic: name, reason: format!("delete: {code}") }),
+        }
+    }
+    let consumer = reach(config)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    for topic in topics {
+        while partitions(&consumer, topic)?.is_some() {
+            if std::time::Instant::now() > deadline {
+                return Err(AdminError::Create {
+                    topic: (*topic).to_owned(),
+                    reason: "still listed 60 s after its deletion".into(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    Ok(())
+}
+
+/// The members of consumer group `group` as `client.id@host`.
+pub fn group_members(config: &Config, group: &str) -> Result<Vec<String>, AdminError> {
+    let consumer = reach(config)?;
+    let list = consumer.fetch_group_list(Some(group), TIMEOUT)?;
+    Ok(list
+        .groups()
+        .iter()
+        .filter(|g| g.name() == group)
+        .flat_map(|g| g.members().iter().map(|m| format!("{}@{}", m.client_id(), m.client_host())))
+        .collect())
 }
 
 /// The topic's partition count, creating it with `n` partitions if missing.

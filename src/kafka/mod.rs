@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod client;
 pub mod context;
+pub mod layout;
 pub mod murmur2;
 
 pub use murmur2::partition_for;

@@ -11,6 +11,7 @@ mod partitions;
 mod producer;
 pub mod records;
 mod recover;
+pub mod rescale;
 mod restore;
 pub mod runner;
 pub mod stage;
@@ -24,6 +25,7 @@ pub use stage::{Part, Stage};
 
 use crate::config::Config;
 use crate::kafka::admin::{self, AdminError};
+use crate::kafka::layout;
 use crate::store::StoreError;
 use crate::telemetry::Health;
 use crate::telemetry::metrics::metrics;
@@ -68,6 +70,23 @@ pub enum ProcessError {
     Rewind { topic: String, partition: i32, offset: i64, source: KafkaError },
 }
 
+/// The config with the state topics and state directory of the recorded
+/// layout's generation (generation 0: as configured). Stores of another
+/// generation live in their own directory, so none is mistaken for the
+/// state of a changelog it was not restored from.
+fn with_layout(configured: &Config) -> Result<(Config, u32), ProcessError> {
+    let mut fixed = configured.clone();
+    let Some(recorded) = layout::read(configured)? else { return Ok((fixed, 0)) };
+    let g = recorded.generation;
+    fixed.topics = layout::topics_of(&configured.topics, g);
+    if g > 0 {
+        fixed.process.state_dir = configured.process.state_dir.join(format!("g{g}"));
+        // the recorded layout says how many partitions the state has
+        fixed.process.state_partitions = None;
+    }
+    Ok((fixed, g))
+}
+
 /// Checks and creates topics, then runs the processing loop on its own
 /// thread until `shutdown` is set. Blocking: call it off async workers.
 pub fn start(
@@ -77,12 +96,13 @@ pub fn start(
 ) -> Result<JoinHandle<Result<(), ProcessError>>, ProcessError> {
     health.block(runner::PRODUCER_NOT_READY);
     health.block(runner::NOT_JOINED);
-    let fixed: Arc<Config> = Arc::clone(&config.read().expect("config lock"));
+    let configured: Arc<Config> = Arc::clone(&config.read().expect("config lock"));
+    let (fixed, generation) = with_layout(&configured)?;
     std::fs::create_dir_all(&fixed.process.state_dir)
         .map_err(|source| ProcessError::StateDir { path: fixed.process.state_dir.display().to_string(), source })?;
     let layout = admin::ensure_processor_topics(&fixed)?;
-    tracing::info!(?layout, "topics ready");
-    metrics().layout(0, layout.events, layout.device_state, layout.user_activity);
-    let runner = Runner::new(config, layout, health, shutdown)?;
+    tracing::info!(?layout, generation, "topics ready");
+    metrics().layout(i64::from(generation), layout.events, layout.device_state, layout.user_activity);
+    let runner = Runner::new(config, Arc::new(fixed), layout, health, shutdown)?;
     std::thread::Builder::new().name("processor".into()).spawn(move || runner.run()).map_err(ProcessError::Thread)
 }

@@ -80,13 +80,14 @@ pub struct Runner {
 }
 
 impl Runner {
+    /// `fixed` is the config at start with the layout's state topics.
     pub fn new(
         config: SharedConfig,
+        fixed: Arc<Config>,
         layout: Layout,
         health: Health,
         shutdown: CancellationToken,
     ) -> Result<Runner, ProcessError> {
-        let fixed = Arc::clone(&config.read().expect("config lock"));
         let gate = Arc::new(Gate::default());
         // partitions leave only once their last transaction has an outcome
         let committed = CommittedOffsets::default();
