@@ -45,6 +45,11 @@ pub enum Command {
         #[command(flatten)]
         load: LoadArgs,
     },
+    /// The processor's state layout: show it, or change its partition counts.
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
     /// Work with the job DLQ.
     Dlq {
         #[command(subcommand)]
@@ -126,6 +131,29 @@ pub struct InspectArgs {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::config::units::parse_duration(s)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Input partitions, state partitions, mode and generation in force.
+    Show {
+        /// The TOML config file.
+        config: PathBuf,
+    },
+    /// Move the state to new partition counts (every processor stopped).
+    Rescale {
+        /// The TOML config file.
+        config: PathBuf,
+        /// New number of device state partitions (at most the input's).
+        #[arg(long)]
+        partitions: Option<i32>,
+        /// New number of user state partitions.
+        #[arg(long)]
+        user_partitions: Option<i32>,
+        /// Start over after an interrupted rescale (deletes its topics).
+        #[arg(long)]
+        resume: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,7 +1,7 @@
 //! The `postback` binary: parse arguments, load config, run a command.
 
 use clap::Parser;
-use postback::cli::{Cli, Command, DlqCommand, InspectTarget};
+use postback::cli::{Cli, Command, DlqCommand, InspectTarget, StateCommand};
 use postback::config;
 use postback::demo::Options;
 use postback::send::replay::Filter;
@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Command::Process { config, load } => service(&config, load.options(), Stages { process: true, send: false }),
         Command::Send { config, load } => service(&config, load.options(), Stages { process: false, send: true }),
         Command::Run { config, load } => service(&config, load.options(), Stages { process: true, send: true }),
+        Command::State { command } => state(command),
         Command::Dlq { command: DlqCommand::Replay { config, partner, reason, since, until } } => {
             dlq_replay(&config, Filter { partner, reason, since_ms: since, until_ms: until })
         }
@@ -102,6 +103,47 @@ fn partner_mock(listen: std::net::SocketAddr) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("postback partner-mock: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn state(command: StateCommand) -> ExitCode {
+    use postback::process::rescale::{self, Request};
+    let path = match &command {
+        StateCommand::Show { config } | StateCommand::Rescale { config, .. } => config,
+    };
+    let config = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match command {
+        StateCommand::Show { .. } => rescale::show(&config).map(|text| print!("{text}")),
+        StateCommand::Rescale { partitions, user_partitions, resume, .. } => {
+            let req = Request { device: partitions, user: user_partitions, resume };
+            rescale::run(&config, req, &mut |line| eprintln!("  {line}")).map(|s| {
+                println!(
+                    "rescaled: generation {} -> {}, device state {} -> {} partitions, user state {} -> {}",
+                    s.from.generation,
+                    s.to.generation,
+                    s.from.device_partitions,
+                    s.to.device_partitions,
+                    s.from.user_partitions,
+                    s.to.user_partitions
+                );
+                for (topic, n) in s.moved {
+                    println!("  {topic}: {n} records moved");
+                }
+            })
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("postback: state: {e}");
             ExitCode::FAILURE
         }
     }
