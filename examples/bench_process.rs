@@ -9,6 +9,10 @@
 //!    event → job latency is the time from an event's produce timestamp to
 //!    its first job becoming visible to a read_committed consumer.
 //!
+//! With `BENCH_MODE=repartition` every event is produced one partition
+//! off its device's (as a producer with another partitioner would), so all
+//! of them go through the repartition topic before the device stage.
+//!
 //! Usage: bench_process BOOTSTRAP [EVENTS] [DEVICES]
 
 mod common;
@@ -60,6 +64,9 @@ fn main() {
     }
     let t = Instant::now();
     wait_committed(&bootstrap, &group, &topic, n as i64);
+    if repartition() {
+        wait_committed(&bootstrap, &group, &format!("{}.device-events", topic.trim_end_matches(".events")), n as i64);
+    }
     let secs = t.elapsed().as_secs_f64();
     let rate = n as f64 / secs;
     eprintln!("processor: {n} events in {secs:.1}s");
@@ -67,7 +74,8 @@ fn main() {
     let (p50, p99, samples) = latency(&bootstrap, &topic, &mut generator);
     shutdown.cancel();
     let _ = handle.join();
-    println!("events={n} devices={devices} partitions={PARTITIONS}");
+    let mode = if repartition() { "repartition" } else { "co-partitioned" };
+    println!("events={n} devices={devices} partitions={PARTITIONS} mode={mode}");
     println!("raw_consume_events_per_s={raw:.0}");
     println!("processor_events_per_s={rate:.0}");
     println!("ratio={:.2}", rate / raw);
@@ -102,7 +110,8 @@ fn produce(
     let mut count = 0;
     for e in events {
         let value = encode_event_json(&e);
-        let partition = partition_for(e.device_id.as_bytes(), PARTITIONS);
+        let own = partition_for(e.device_id.as_bytes(), PARTITIONS);
+        let partition = if repartition() { (own + 1) % PARTITIONS } else { own };
         let mut rec = BaseRecord::to(topic).partition(partition).key(e.device_id.as_bytes()).payload(&value);
         loop {
             match p.send(rec) {
@@ -125,6 +134,10 @@ fn produce(
     }
     p.flush(Duration::from_secs(120)).expect("flush");
     count
+}
+
+fn repartition() -> bool {
+    std::env::var("BENCH_MODE").is_ok_and(|m| m == "repartition")
 }
 
 fn assign_all(consumer: &BaseConsumer, topic: &str, offset: Offset) {
@@ -156,7 +169,7 @@ fn bench_config(bootstrap: &str, topic: &str, state: &Path) -> config::Config {
     let prefix = topic.trim_end_matches(".events");
     let text = format!(
         "[kafka]\nbootstrap_servers = \"{bootstrap}\"\ninstance_id = \"bench\"\ngroup_id = \"{prefix}.group\"\n\
-         [topics]\nevents = \"{topic}\"\nevents_dlq = \"{prefix}.dlq\"\nuser_activity = \"{prefix}.user-activity\"\n\
+         [topics]\nevents = \"{topic}\"\nevents_dlq = \"{prefix}.dlq\"\nuser_activity = \"{prefix}.user-activity\"\ndevice_events = \"{prefix}.device-events\"\nlayout = \"{prefix}.layout\"\n\
          device_changelog = \"{prefix}.device-changelog\"\nuser_changelog = \"{prefix}.user-changelog\"\njobs = \"{prefix}.jobs\"\n\
          [process]\nstate_dir = \"{}\"\nmax_batch = {}\ncommit_interval = \"{}\"\n",
         state.display(),
