@@ -116,3 +116,90 @@ fn the_input_grows_and_the_processor_is_killed_right_after() {
         tail(&q.log())
     );
 }
+
+/// Runs `postback state <args>` to completion: (exit code, stdout, stderr).
+fn state_cmd(env: &TestEnv, args: &[&str], extra: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_postback"));
+    cmd.arg("state").arg(args[0]).arg(&env.config_path).args(&args[1..]);
+    cmd.env("POSTBACK__INPUT__PARTITIONED_BY", env.partitioned_by).env("RUST_LOG", "warn");
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run postback state");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+/// Phase 1 on 8 partitions, the input grown to 16, phase 2 through the
+/// repartition path; returns the stopped processor's events so far.
+fn grown_and_stopped(name: &str) -> (TestEnv, Vec<Event>, Vec<Event>) {
+    let (env, all) = grown_env(name);
+    let (done, phase3) = all.split_at(all.len() * 2 / 3);
+    let (phase1, phase2) = done.split_at(done.len() / 2);
+    let mut p = env.start("p1");
+    produce_by_device(&env, phase1, 8);
+    await_jobs(&env, phase1, Duration::from_secs(120), &[&p]);
+    add_partitions_at(&env.bootstrap, &env.topic("events"), 16);
+    produce_by_device(&env, phase2, 16);
+    await_jobs(&env, done, Duration::from_secs(120), &[&p]);
+    assert!(p.metric("postback_repartitioned_records_total", &[]) > 0.0);
+    // refused while a processor is in the group, naming it
+    let (code, _, err) = state_cmd(&env, &["rescale", "--partitions", "16"], &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("has live members (postback-p1@"), "{err}");
+    assert_eq!(p.terminate(), Some(0), "{}", tail(&p.log()));
+    (env, done.to_vec(), phase3.to_vec())
+}
+
+fn finish_after_rescale(env: &TestEnv, all: &[Event], phase3: &[Event]) {
+    let (_, shown, _) = state_cmd(env, &["show"], &[]);
+    assert!(shown.contains("mode:              co-partitioned") && shown.contains("generation:        1"), "{shown}");
+    let mut p = env.start("p1");
+    produce_by_device(env, phase3, 16);
+    let jobs = await_jobs(env, all, Duration::from_secs(120), &[&p]);
+    assert_exact(&jobs, all);
+    assert_eq!(p.metric("postback_repartitioned_records_total", &[]), 0.0, "the fast path again");
+    assert_eq!(p.metric("postback_layout_generation", &[]), 1.0);
+    assert_eq!(p.metric("postback_layout_partitions", &[("of", "device_state")]), 16.0);
+    assert_eq!(p.terminate(), Some(0), "{}", tail(&p.log()));
+}
+
+#[test]
+fn state_rescale_moves_the_state_to_new_partitions() {
+    let (env, done, phase3) = grown_and_stopped("rescale");
+    for (args, reason) in [
+        (&["rescale", "--partitions", "0"][..], "--partitions must be at least 1"),
+        (&["rescale", "--partitions", "32"][..], "--partitions 32 is more than the input's 16 partitions"),
+        (&["rescale", "--partitions", "8"][..], "already has 8 device and 8 user partitions: nothing to do"),
+    ] {
+        let (code, _, err) = state_cmd(&env, args, &[]);
+        assert_eq!(code, Some(1), "{err}");
+        assert!(err.contains(reason), "{err}");
+    }
+    let (code, out, err) = state_cmd(&env, &["rescale", "--partitions", "16"], &[]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("generation 0 -> 1, device state 8 -> 16 partitions, user state 8 -> 8"), "{out}");
+    let all: Vec<Event> = done.iter().chain(&phase3).cloned().collect();
+    finish_after_rescale(&env, &all, &phase3);
+}
+
+#[test]
+fn a_rescale_killed_midway_is_resumed_to_completion() {
+    let (env, done, phase3) = grown_and_stopped("rescale-kill");
+    let crash = env.topic("user-changelog");
+    let (code, _, err) =
+        state_cmd(&env, &["rescale", "--partitions", "16"], &[("POSTBACK_RESCALE_CRASH_AFTER", crash.as_str())]);
+    assert_eq!(code, None, "killed by the failpoint: {err}");
+    let (_, shown, _) = state_cmd(&env, &["show"], &[]);
+    assert!(shown.contains("generation:        0") && shown.contains("mode:              repartition"), "{shown}");
+    let (code, _, err) = state_cmd(&env, &["rescale", "--partitions", "16"], &[]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("a previous rescale was interrupted; run again with --resume"), "{err}");
+    // the user state is re-split too this time
+    let (code, out, err) =
+        state_cmd(&env, &["rescale", "--partitions", "16", "--user-partitions", "12", "--resume"], &[]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("device state 8 -> 16 partitions, user state 8 -> 12"), "{out}");
+    let all: Vec<Event> = done.iter().chain(&phase3).cloned().collect();
+    finish_after_rescale(&env, &all, &phase3);
+}

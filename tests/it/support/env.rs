@@ -43,7 +43,7 @@ impl TestEnv {
         let text = format!(
             "[kafka]\nbootstrap_servers = \"{bootstrap}\"\ngroup_id = \"{prefix}group\"\nsender_group_id = \"{prefix}sender\"\n\
              [kafka.consumer]\n\"session.timeout.ms\" = \"10000\"\n\"heartbeat.interval.ms\" = \"1000\"\n\n\
-             [topics]\nevents = \"{prefix}events\"\nevents_dlq = \"{prefix}events.dlq\"\nuser_activity = \"{prefix}user-activity\"\ndevice_events = \"{prefix}device-events\"\n\
+             [topics]\nevents = \"{prefix}events\"\nevents_dlq = \"{prefix}events.dlq\"\nuser_activity = \"{prefix}user-activity\"\ndevice_events = \"{prefix}device-events\"\nlayout = \"{prefix}layout\"\n\
              device_changelog = \"{prefix}device-changelog\"\nuser_changelog = \"{prefix}user-changelog\"\njobs = \"{prefix}jobs\"\n\
              jobs_retry_prefix = \"{prefix}jobs.retry\"\njobs_dlq = \"{prefix}jobs.dlq\"\ndeliveries = \"{prefix}deliveries\"\n\
              jobs_partitions = 3\n\n[process]\nmax_batch = 500\ncommit_interval = \"100ms\"\n\n{extra}\n\n{rules}",
