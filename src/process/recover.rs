@@ -36,8 +36,13 @@ impl Runner {
         // shutting down: the stores hold nothing of the open transaction and
         // the next incarnation's init_transactions aborts it
         let Stop::Failed(cause) = cause else { return Ok(()) };
-        self.health.block_with(CANNOT_COMMIT, format!("transaction failed: {cause}"));
-        match self.verdict(&cause) {
+        // an abort that succeeds (e.g. a rebalance bumped the group's
+        // generation mid-transaction) is routine: readiness stays as it is
+        let verdict = self.verdict(&cause);
+        if verdict != Verdict::Abort {
+            self.health.block_with(CANNOT_COMMIT, format!("transaction failed: {cause}"));
+        }
+        match verdict {
             Verdict::Fenced => return Err(ProcessError::FatalTransaction(cause)),
             Verdict::Replace => {}
             Verdict::Abort => {
@@ -52,7 +57,11 @@ impl Runner {
                     Err(Stop::Failed(e)) if self.verdict(&e) == Verdict::Fenced => {
                         return Err(ProcessError::FatalTransaction(e));
                     }
-                    Err(Stop::Failed(e)) => tracing::warn!(error = %e, "abort_transaction failed"),
+                    Err(Stop::Failed(e)) => {
+                        tracing::warn!(error = %e, "abort_transaction failed");
+                        self.health
+                            .block_with(CANNOT_COMMIT, format!("transaction failed: {cause}; abort failed: {e}"));
+                    }
                 }
             }
         }
