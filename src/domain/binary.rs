@@ -6,7 +6,7 @@
 //! migration path (state upgrades lazily, on its next write).
 
 use super::event::{Attribution, Custom, DeviceInfo, Event, Kind, Revenue};
-use super::state::{Attributed, DeviceState, RECENT_EVENTS, UserState};
+use super::state::{Attributed, DeviceState, RECENT_EVENTS, TRANSACTIONS_KEPT, USER_CA_MARKS, UserState};
 use super::user::UserActivity;
 use std::collections::BTreeMap;
 
@@ -29,8 +29,12 @@ pub enum BinaryError {
 
 // ---- device state ----
 
+/// Device state with transaction ids needs version 2 (a trailing list);
+/// without, it keeps the v1 bytes.
+const DEVICE_TRANSACTIONS: u8 = 2;
+
 pub fn encode_device(st: &DeviceState, out: &mut Vec<u8>) {
-    out.push(VERSION);
+    out.push(if st.transactions.is_empty() { VERSION } else { DEVICE_TRANSACTIONS });
     put_i64(out, st.first_seen_ms);
     put_i64(out, st.install_ms);
     put_attributed(out, &st.first);
@@ -52,10 +56,17 @@ pub fn encode_device(st: &DeviceState, out: &mut Vec<u8>) {
         out.extend_from_slice(&id.to_le_bytes());
     }
     out.push(st.recent_next);
+    if !st.transactions.is_empty() {
+        put_u64(out, st.transactions.len() as u64);
+        for id in &st.transactions {
+            out.extend_from_slice(&id.to_le_bytes());
+        }
+    }
 }
 
 pub fn decode_device(bytes: &[u8]) -> Result<DeviceState, BinaryError> {
-    let mut r = Reader::versioned(bytes)?;
+    let mut r = Reader::versioned_up_to(bytes, DEVICE_TRANSACTIONS)?;
+    let version = bytes[0];
     let first_seen_ms = r.i64()?;
     let install_ms = r.i64()?;
     let first = r.attributed()?;
@@ -77,6 +88,16 @@ pub fn decode_device(bytes: &[u8]) -> Result<DeviceState, BinaryError> {
     }
     let recent = (0..n).map(|_| r.fixed_u64()).collect::<Result<Vec<_>, _>>()?;
     let recent_next = r.u8()?;
+    let mut transactions = Vec::new();
+    if version >= DEVICE_TRANSACTIONS {
+        let n = r.u64()?;
+        if n == 0 || n > TRANSACTIONS_KEPT as u64 {
+            return Err(r.invalid("transaction count"));
+        }
+        for _ in 0..n {
+            transactions.push(r.fixed_u64()?);
+        }
+    }
     r.finish()?;
     Ok(DeviceState {
         first_seen_ms,
@@ -89,44 +110,68 @@ pub fn decode_device(bytes: &[u8]) -> Result<DeviceState, BinaryError> {
         ca_marks,
         recent,
         recent_next,
+        transactions,
     })
 }
 
 // ---- user state ----
 
+/// User state with more than one by-user CA mark per stream needs
+/// version 2 (a list); everything else keeps the v1 bytes.
+const USER_LISTS: u8 = 2;
+
 pub fn encode_user(st: &UserState, out: &mut Vec<u8>) {
-    out.push(VERSION);
+    let lists = st.ca_marks.iter().any(|m| m.len() > 1);
+    out.push(if lists { USER_LISTS } else { VERSION });
     put_i64(out, st.first_seen_ms);
     put_str(out, &st.first_device_id);
     put_attributed(out, &st.first);
     put_opt_i64(out, st.last_activity_ms);
     out.push(st.flags);
-    for mark in st.ca_marks {
-        match mark {
-            None => out.push(0),
-            Some((device, seq)) => {
+    for marks in &st.ca_marks {
+        match marks.as_slice() {
+            [] => out.push(0),
+            [one] => {
                 out.push(1);
-                out.extend_from_slice(&device.to_le_bytes());
-                put_u64(out, u64::from(seq));
+                put_ref(out, *one);
+            }
+            many => {
+                out.push(2);
+                put_u64(out, many.len() as u64);
+                for r in many {
+                    put_ref(out, *r);
+                }
             }
         }
     }
 }
 
+fn put_ref(out: &mut Vec<u8>, (device, seq): (u64, u32)) {
+    out.extend_from_slice(&device.to_le_bytes());
+    put_u64(out, u64::from(seq));
+}
+
 pub fn decode_user(bytes: &[u8]) -> Result<UserState, BinaryError> {
-    let mut r = Reader::versioned(bytes)?;
+    let mut r = Reader::versioned_up_to(bytes, USER_LISTS)?;
     let first_seen_ms = r.i64()?;
     let first_device_id = r.string()?;
     let first = r.attributed()?;
     let last_activity_ms = r.opt_i64()?;
     let flags = r.u8()?;
-    let mut ca_marks = [None; 4];
-    for mark in &mut ca_marks {
-        *mark = match r.u8()? {
-            0 => None,
-            1 => Some((r.fixed_u64()?, r.u32()?)),
+    let mut ca_marks: [Vec<(u64, u32)>; 4] = Default::default();
+    for marks in &mut ca_marks {
+        let n = match r.u8()? {
+            0 => 0,
+            1 => 1,
+            2 => r.u64()?,
             _ => return Err(r.invalid("marker tag")),
         };
+        if n > USER_CA_MARKS as u64 {
+            return Err(r.invalid("marker count"));
+        }
+        for _ in 0..n {
+            marks.push((r.fixed_u64()?, r.u32()?));
+        }
     }
     r.finish()?;
     Ok(UserState { first_seen_ms, first_device_id, first, last_activity_ms, flags, ca_marks })
@@ -268,9 +313,14 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn versioned(bytes: &'a [u8]) -> Result<Reader<'a>, BinaryError> {
+        Reader::versioned_up_to(bytes, VERSION)
+    }
+
+    /// A record of format version 1 to `newest`.
+    fn versioned_up_to(bytes: &'a [u8], newest: u8) -> Result<Reader<'a>, BinaryError> {
         match bytes.first() {
             None => Err(BinaryError::Empty),
-            Some(&VERSION) => Ok(Reader { bytes, at: 1 }),
+            Some(&v) if (1..=newest).contains(&v) => Ok(Reader { bytes, at: 1 }),
             Some(&v) => Err(BinaryError::UnsupportedVersion(v)),
         }
     }
@@ -457,6 +507,16 @@ mod tests {
     }
 
     #[test]
+    fn transaction_ids_round_trip_in_version_2() {
+        let mut st = device();
+        st.transactions = vec![1, u64::MAX, 3];
+        let mut buf = Vec::new();
+        encode_device(&st, &mut buf);
+        assert_eq!(buf[0], 2);
+        assert_eq!(decode_device(&buf).unwrap(), st);
+    }
+
+    #[test]
     fn device_state_round_trips() {
         let st = device();
         assert_eq!(roundtrip_device(&st), st);
@@ -505,11 +565,18 @@ mod tests {
             first: attributed("acme", 9),
             last_activity_ms: None,
             flags: 3,
-            ca_marks: [Some((u64::MAX, 4)), None, None, Some((1, 0))],
+            ca_marks: [vec![(u64::MAX, 4)], vec![], vec![], vec![(1, 0)]],
         };
         let mut buf = Vec::new();
         encode_user(&st, &mut buf);
+        assert_eq!(buf[0], 1, "one mark per stream keeps the v1 bytes");
         assert_eq!(decode_user(&buf).unwrap(), st);
+        let mut many = st.clone();
+        many.ca_marks[0] = vec![(7, 1), (8, 0), (7, 2)];
+        let mut buf = Vec::new();
+        encode_user(&many, &mut buf);
+        assert_eq!(buf[0], 2);
+        assert_eq!(decode_user(&buf).unwrap(), many);
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub struct DeviceOutcome {
     pub created: bool,
     /// The event moved the current attribution.
     pub reattributed: bool,
+    /// Remembering the event's transaction id made the device forget its
+    /// oldest one.
+    pub transaction_forgotten: bool,
     pub triggers: Triggers,
 }
 
@@ -28,13 +31,25 @@ pub fn event_fingerprint(event_id: &str) -> u64 {
     fnv1a64(&[event_id.as_bytes()])
 }
 
+/// Fingerprint of a payment's transaction id (`None` without one), as
+/// remembered in `DeviceState::transactions`.
+pub fn transaction_fingerprint(event: &Event) -> Option<u64> {
+    if money_streams(event).is_empty() {
+        return None;
+    }
+    let id = &event.revenue.as_ref()?.transaction_id;
+    (!id.is_empty()).then(|| fnv1a64(&[b"transaction", id.as_bytes()]))
+}
+
 /// Applies one event to a device's state. `state` is `None` for a device
 /// never seen before and is always `Some` afterwards.
 pub fn apply_device(state: &mut Option<DeviceState>, event: &Event, app: &App) -> DeviceOutcome {
     let fingerprint = event_fingerprint(&event.event_id);
+    let transaction = transaction_fingerprint(event);
     let mut out = DeviceOutcome::default();
     let st = match state {
-        Some(st) if st.seen_event(fingerprint) => {
+        // the same event again, or the same purchase reported again
+        Some(st) if st.seen_event(fingerprint) || transaction.is_some_and(|t| st.seen_transaction(t)) => {
             out.duplicate = true;
             return out;
         }
@@ -62,6 +77,10 @@ pub fn apply_device(state: &mut Option<DeviceState>, event: &Event, app: &App) -
     } else if dormant {
         out.reattributed = reattribute(st, event, app);
         out.triggers.push(Trigger::Reengagement);
+    } else if is_new_web_touch(st, event, app, out.created) {
+        // sites attribute by the last visit: an attributed visit from another
+        // source moves the current attribution, without a re-engagement
+        out.reattributed = reattribute(st, event, app);
     }
 
     kind_triggers(st, event, &mut out.triggers);
@@ -71,6 +90,9 @@ pub fn apply_device(state: &mut Option<DeviceState>, event: &Event, app: &App) -
         st.last_activity_ms = Some(st.last_activity_ms.map_or(t, |last| last.max(t)));
     }
     st.remember_event(fingerprint);
+    if let Some(t) = transaction {
+        out.transaction_forgotten = st.remember_transaction(t);
+    }
     out
 }
 
@@ -86,6 +108,17 @@ pub fn is_dormant(st: &DeviceState, event: &Event, app: &App) -> bool {
         && st
             .last_activity_ms
             .is_some_and(|last| event.timestamp_ms >= last && event.timestamp_ms - last >= app.inactivity_window_ms)
+}
+
+/// A visit to a web app that carries an attribution other than the current
+/// one (last-visit model). Late visits never move it.
+fn is_new_web_touch(st: &DeviceState, event: &Event, app: &App, created: bool) -> bool {
+    app.platform == Platform::Web
+        && event.kind == Kind::Visit
+        && !created
+        && event.attribution.is_some()
+        && event.attribution != st.current.source
+        && st.last_activity_ms.is_none_or(|last| event.timestamp_ms >= last)
 }
 
 /// Moves the current attribution to the event's source. An organic return

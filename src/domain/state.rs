@@ -107,9 +107,31 @@ pub struct DeviceState {
     pub recent: Vec<u64>,
     /// Next slot of `recent` to overwrite once it is full.
     pub recent_next: u8,
+    /// Hashed transaction ids of the device's payments and custom
+    /// payments, oldest first; at most [`TRANSACTIONS_KEPT`].
+    pub transactions: Vec<u64>,
 }
 
+/// Transaction ids remembered per device: a payment repeating one of them
+/// is a duplicate however many events came between. Past this many, the
+/// oldest is forgotten (and counted: `postback_transaction_ids_forgotten_total`).
+pub const TRANSACTIONS_KEPT: usize = 256;
+
 impl DeviceState {
+    pub fn seen_transaction(&self, id_hash: u64) -> bool {
+        self.transactions.contains(&id_hash)
+    }
+
+    /// Remembers a transaction id; true when the oldest had to be forgotten.
+    pub fn remember_transaction(&mut self, id_hash: u64) -> bool {
+        let forget = self.transactions.len() >= TRANSACTIONS_KEPT;
+        if forget {
+            self.transactions.remove(0);
+        }
+        self.transactions.push(id_hash);
+        forget
+    }
+
     pub fn has(&self, flag: u8) -> bool {
         self.flags & flag != 0
     }
@@ -144,10 +166,30 @@ pub struct UserState {
     /// Last activity over all of the user's devices.
     pub last_activity_ms: Option<i64>,
     pub flags: u8,
-    pub ca_marks: [Option<AttributionRef>; 4],
+    /// Per money stream: the attributions whose by-user "first CA" postback
+    /// has fired (at most [`USER_CA_MARKS`], oldest dropped first).
+    pub ca_marks: [Vec<AttributionRef>; 4],
 }
 
+/// Attributions remembered per money stream for the by-user "first CA"
+/// postbacks: a user paying in more attributions than this may see the
+/// oldest one's fire again.
+pub const USER_CA_MARKS: usize = 16;
+
 impl UserState {
+    /// Marks `attribution` for `stream`; false when it was marked already.
+    pub fn mark_ca(&mut self, stream: usize, attribution: AttributionRef) -> bool {
+        let marks = &mut self.ca_marks[stream];
+        if marks.contains(&attribution) {
+            return false;
+        }
+        if marks.len() >= USER_CA_MARKS {
+            marks.remove(0);
+        }
+        marks.push(attribution);
+        true
+    }
+
     pub fn has(&self, flag: u8) -> bool {
         self.flags & flag != 0
     }

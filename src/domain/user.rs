@@ -65,9 +65,8 @@ pub fn apply_user(state: &mut Option<UserState>, act: &UserActivity, app: &App) 
             st.flags |= flag;
             out.triggers.push(Trigger::UserFirstMoney { money: money.into(), ca: false });
         }
-        let mark = &mut st.ca_marks[money.index()];
-        if *mark != Some(attribution_ref) {
-            *mark = Some(attribution_ref);
+        // once per attribution, also when the user pays on another device between
+        if st.mark_ca(money.index(), attribution_ref) {
             out.triggers.push(Trigger::UserFirstMoney { money: money.into(), ca: true });
         }
     }

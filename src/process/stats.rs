@@ -23,6 +23,8 @@ pub struct BatchStats {
     oversized_jobs: u64,
     /// Input records forwarded to the device repartition topic.
     repartitioned: u64,
+    /// Payments whose transaction id made their device forget its oldest.
+    transactions_forgotten: u64,
     pub records: u64,
 }
 
@@ -33,6 +35,7 @@ fn bump<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u64>, key: K) {
 impl BatchStats {
     pub fn event(&mut self, app: &App, event: &Event, outcome: &DeviceOutcome, now_ms: i64) {
         let result = if outcome.duplicate { EventResult::Duplicate } else { EventResult::Processed };
+        self.transactions_forgotten += u64::from(outcome.transaction_forgotten);
         self.count_event(&app.id, event.kind.as_str(), result);
         self.triggers(&outcome.triggers);
         let lag = (now_ms - event.timestamp_ms) as f64 / 1000.0;
@@ -101,6 +104,9 @@ impl BatchStats {
         }
         if self.repartitioned > 0 {
             m.repartitioned(self.repartitioned);
+        }
+        if self.transactions_forgotten > 0 {
+            m.transactions_forgotten(self.transactions_forgotten);
         }
         for (app, counts) in &self.events {
             for ((kind, result), n) in counts {

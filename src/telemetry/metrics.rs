@@ -88,6 +88,7 @@ pub struct Metrics {
     restores: IntCounterVec,
     rebalances: IntCounterVec,
     repartitioned: IntCounter,
+    transactions_forgotten: IntCounter,
     layout_generation: IntGauge,
     layout_partitions: IntGaugeVec,
     // sender stage
@@ -140,6 +141,12 @@ impl Metrics {
     /// their state partition), counted when their transaction commits.
     pub fn repartitioned(&self, n: u64) {
         self.repartitioned.inc_by(n);
+    }
+
+    /// `n` devices forgot their oldest remembered transaction id (a repeat
+    /// of it would no longer be recognised as a duplicate).
+    pub fn transactions_forgotten(&self, n: u64) {
+        self.transactions_forgotten.inc_by(n);
     }
 
     /// The state layout in use: its generation, and the partition counts
@@ -317,6 +324,11 @@ impl Metrics {
                 &r,
                 "repartitioned_records_total",
                 "input records forwarded to the device repartition topic because they were not on their state partition",
+            ),
+            transactions_forgotten: single_counter(
+                &r,
+                "transaction_ids_forgotten_total",
+                "payments whose transaction id made their device forget its oldest remembered one",
             ),
             layout_generation: single_gauge(&r, "layout_generation", "generation of the state layout in use"),
             layout_partitions: gauge(

@@ -110,6 +110,40 @@ proptest! {
     }
 
     #[test]
+    fn a_transaction_is_counted_once_at_any_distance(raw in raw_events(2, 120), resend in dup_strategy()) {
+        let config = config("https://pb.example");
+        let mut engine = Engine::new(Arc::clone(&config.rules));
+        let mut events = build(&raw, &[]);
+        // the same purchase reported again under a new event id, anywhere
+        for (k, &(from, to)) in resend.iter().enumerate() {
+            let mut e = events[from % events.len()].clone();
+            if e.kind != Kind::Payment {
+                continue;
+            }
+            e.event_id = format!("resent-{k}");
+            let at = to % (events.len() + 1);
+            events.insert(at, e);
+        }
+        let mut jobs = Vec::new();
+        for e in &events {
+            jobs.extend(engine.process(e, T0 + 400 * DAY).unwrap());
+        }
+        let mut first: HashMap<&str, &str> = HashMap::new();
+        let mut transactions: HashSet<(&str, &str)> = HashSet::new();
+        for e in &events {
+            first.entry(&e.device_id).or_insert_with(|| e.attribution.as_ref().map_or("", |a| a.partner_id.as_str()));
+            if let (Kind::Payment, Some(r)) = (e.kind, &e.revenue) {
+                transactions.insert((&e.device_id, &r.transaction_id));
+            }
+        }
+        for p in PARTNERS {
+            let want = transactions.iter().filter(|(d, _)| first[d] == p).count();
+            let got = jobs.iter().filter(|j| j.postback_id == format!("{p}.payment")).count();
+            prop_assert_eq!(got, want, "partner {}", p);
+        }
+    }
+
+    #[test]
     fn ca_jobs_follow_the_current_attribution(raw in raw_events(3, 60), dups in dup_strategy()) {
         let config = config("https://pb.example");
         let mut engine = Engine::new(Arc::clone(&config.rules));

@@ -238,6 +238,22 @@ pub fn scenarios() -> Vec<Scenario> {
             ],
         ),
         s(
+            &["1.6 web apps", "1.5 ca in current attribution"],
+            "a site attributes by the last visit: an attributed visit moves the current attribution, an organic one does not",
+            vec![
+                (ev("v1", Visit, 0.0).app("w").from("acme"), Fires(&[])),
+                (ev("v2", Visit, 2.0).app("w").from("zeta"), Fires(&[])),
+                (ev("v3", Visit, 2.5).app("w"), Fires(&[])),
+                (
+                    ev("r1", Registration, 3.0).app("w").user("u1"),
+                    Fires(&["acme.first-registration", "acme.registration", "zeta.new-user", "zeta.registration-ca"]),
+                ),
+                // another click of the same partner is a new touch, CA stays with zeta
+                (ev("v4", Visit, 3.5).app("w").from("zeta"), Fires(&[])),
+                (ev("g1", Login, 4.0).app("w").user("u1"), Fires(&["acme.first-login", "acme.login", "zeta.login-ca"])),
+            ],
+        ),
+        s(
             &["1.3 login", "1.5 ca in current attribution"],
             "first login once per device; login CA follows reattribution",
             vec![
@@ -390,6 +406,73 @@ pub fn scenarios() -> Vec<Scenario> {
                 ),
                 (
                     ev("p2", Payment, 2.0).user("u1").pay("1.00", false),
+                    Fires(&["acme.payment", "acme.payment-ca", "orbit.all-payment"]),
+                ),
+            ],
+        ),
+        s(&["1.3 payment"], "a purchase reported again is one transaction, however many events came between", {
+            let mut steps = vec![
+                (ev("i1", Install, 0.0).from("acme"), Fires(&["acme.install", "orbit.all-install"])),
+                (
+                    ev("p1", Payment, 0.5).pay("2.00", false).tx("T-1"),
+                    Fires(&[
+                        "acme.first-payment",
+                        "acme.first-payment-ca",
+                        "acme.payment",
+                        "acme.payment-ca",
+                        "orbit.all-payment",
+                    ]),
+                ),
+            ];
+            // more events than the event-id ring remembers
+            for i in 0..40 {
+                steps.push((ev(&format!("l{i}"), Launch, 0.6 + f64::from(i) * 0.001), Fires(&[])));
+            }
+            steps.push((ev("p2", Payment, 0.7).pay("2.00", false).tx("T-1"), Fires(&[])));
+            steps.push((
+                ev("p3", Payment, 0.8).pay("2.00", false).tx("T-2"),
+                Fires(&["acme.payment", "acme.payment-ca", "orbit.all-payment"]),
+            ));
+            steps
+        }),
+        s(
+            &["1.4 first payment by user"],
+            "by-user first payment CA fires once per attribution, also after paying on another device between",
+            vec![
+                (
+                    ev("i1", Install, 0.0).user("u1").from("acme"),
+                    Fires(&["acme.install", "acme.new-user", "orbit.all-install"]),
+                ),
+                (
+                    ev("i2", Install, 1.0).dev("d2").user("u1").from("zeta"),
+                    Fires(&["orbit.all-install", "zeta.install"]),
+                ),
+                (
+                    ev("p1", Payment, 2.0).user("u1").pay("5.00", false),
+                    Fires(&[
+                        "acme.first-payment",
+                        "acme.first-payment-ca",
+                        "acme.first-payment-user",
+                        "acme.first-payment-user-ca",
+                        "acme.payment",
+                        "acme.payment-ca",
+                        "orbit.all-payment",
+                    ]),
+                ),
+                (
+                    ev("p2", Payment, 3.0).dev("d2").user("u1").pay("5.00", false),
+                    Fires(&[
+                        "orbit.all-payment",
+                        "zeta.first-payment",
+                        "zeta.first-payment-ca",
+                        "zeta.first-payment-user-ca",
+                        "zeta.payment",
+                        "zeta.payment-ca",
+                    ]),
+                ),
+                // back on d1, still in acme's attribution: not a second time
+                (
+                    ev("p3", Payment, 4.0).user("u1").pay("5.00", false),
                     Fires(&["acme.payment", "acme.payment-ca", "orbit.all-payment"]),
                 ),
             ],

@@ -117,6 +117,13 @@ impl Ev {
         });
         self
     }
+    /// The payment's transaction id (by default `tx-<event id>`).
+    pub fn tx(mut self, id: &str) -> Ev {
+        if let Some(r) = &mut self.0.revenue {
+            r.transaction_id = id.into();
+        }
+        self
+    }
     pub fn named(mut self, name: &str) -> Ev {
         self.0.custom = Some(Custom { name: name.into(), params: Default::default() });
         self
