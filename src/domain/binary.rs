@@ -6,7 +6,9 @@
 //! migration path (state upgrades lazily, on its next write).
 
 use super::event::{Attribution, Custom, DeviceInfo, Event, Kind, Revenue};
-use super::state::{Attributed, DeviceState, RECENT_EVENTS, TRANSACTIONS_KEPT, USER_CA_MARKS, UserState};
+use super::state::{
+    ATTRIBUTIONS_KEPT, Attributed, DeviceState, Earlier, RECENT_EVENTS, TRANSACTIONS_KEPT, USER_CA_MARKS, UserState,
+};
 use super::user::UserActivity;
 use std::collections::BTreeMap;
 
@@ -29,12 +31,13 @@ pub enum BinaryError {
 
 // ---- device state ----
 
-/// Device state with transaction ids needs version 2 (a trailing list);
-/// without, it keeps the v1 bytes.
-const DEVICE_TRANSACTIONS: u8 = 2;
+/// Device state with transaction ids or earlier attributions needs
+/// version 2 (two trailing lists); without, it keeps the v1 bytes.
+const DEVICE_HISTORY: u8 = 2;
 
 pub fn encode_device(st: &DeviceState, out: &mut Vec<u8>) {
-    out.push(if st.transactions.is_empty() { VERSION } else { DEVICE_TRANSACTIONS });
+    let v2 = !st.transactions.is_empty() || !st.earlier.is_empty();
+    out.push(if v2 { DEVICE_HISTORY } else { VERSION });
     put_i64(out, st.first_seen_ms);
     put_i64(out, st.install_ms);
     put_attributed(out, &st.first);
@@ -56,16 +59,22 @@ pub fn encode_device(st: &DeviceState, out: &mut Vec<u8>) {
         out.extend_from_slice(&id.to_le_bytes());
     }
     out.push(st.recent_next);
-    if !st.transactions.is_empty() {
+    if v2 {
         put_u64(out, st.transactions.len() as u64);
         for id in &st.transactions {
             out.extend_from_slice(&id.to_le_bytes());
+        }
+        put_u64(out, st.earlier.len() as u64);
+        for e in &st.earlier {
+            put_attributed(out, &e.attribution);
+            put_u64(out, u64::from(e.seq));
+            out.push(e.ca_fired);
         }
     }
 }
 
 pub fn decode_device(bytes: &[u8]) -> Result<DeviceState, BinaryError> {
-    let mut r = Reader::versioned_up_to(bytes, DEVICE_TRANSACTIONS)?;
+    let mut r = Reader::versioned_up_to(bytes, DEVICE_HISTORY)?;
     let version = bytes[0];
     let first_seen_ms = r.i64()?;
     let install_ms = r.i64()?;
@@ -89,13 +98,22 @@ pub fn decode_device(bytes: &[u8]) -> Result<DeviceState, BinaryError> {
     let recent = (0..n).map(|_| r.fixed_u64()).collect::<Result<Vec<_>, _>>()?;
     let recent_next = r.u8()?;
     let mut transactions = Vec::new();
-    if version >= DEVICE_TRANSACTIONS {
+    let mut earlier = Vec::new();
+    if version >= DEVICE_HISTORY {
         let n = r.u64()?;
-        if n == 0 || n > TRANSACTIONS_KEPT as u64 {
+        if n > TRANSACTIONS_KEPT as u64 {
             return Err(r.invalid("transaction count"));
         }
         for _ in 0..n {
             transactions.push(r.fixed_u64()?);
+        }
+        let n = r.u64()?;
+        if n > ATTRIBUTIONS_KEPT as u64 {
+            return Err(r.invalid("earlier attribution count"));
+        }
+        for _ in 0..n {
+            let attribution = r.attributed()?;
+            earlier.push(Earlier { attribution, seq: r.u32()?, ca_fired: r.u8()? });
         }
     }
     r.finish()?;
@@ -111,6 +129,7 @@ pub fn decode_device(bytes: &[u8]) -> Result<DeviceState, BinaryError> {
         recent,
         recent_next,
         transactions,
+        earlier,
     })
 }
 
@@ -507,9 +526,10 @@ mod tests {
     }
 
     #[test]
-    fn transaction_ids_round_trip_in_version_2() {
+    fn transaction_ids_and_earlier_attributions_round_trip_in_version_2() {
         let mut st = device();
         st.transactions = vec![1, u64::MAX, 3];
+        st.earlier = vec![Earlier { attribution: attributed("zeta", 5), seq: 2, ca_fired: 0b101 }];
         let mut buf = Vec::new();
         encode_device(&st, &mut buf);
         assert_eq!(buf[0], 2);

@@ -23,6 +23,8 @@ pub struct DeviceOutcome {
     /// Remembering the event's transaction id made the device forget its
     /// oldest one.
     pub transaction_forgotten: bool,
+    /// A late event older than every attribution the device remembers.
+    pub beyond_history: bool,
     pub triggers: Triggers,
 }
 
@@ -84,6 +86,7 @@ pub fn apply_device(state: &mut Option<DeviceState>, event: &Event, app: &App) -
     }
 
     kind_triggers(st, event, &mut out.triggers);
+    out.beyond_history = st.attribution_at(t).2;
 
     if event.kind.is_activity() {
         // late events never move the clock backwards
@@ -128,6 +131,7 @@ fn reattribute(st: &mut DeviceState, event: &Event, app: &App) -> bool {
     if event.attribution.is_none() && !app.reattribute_to_organic {
         return false;
     }
+    st.push_earlier();
     st.current = Attributed::new(event.attribution.clone(), event.timestamp_ms);
     st.current_seq += 1;
     true
@@ -173,13 +177,13 @@ pub fn money_streams(event: &Event) -> &'static [Money] {
 }
 
 fn money_triggers(st: &mut DeviceState, event: &Event, triggers: &mut Triggers) {
+    // a late payment counts in the attribution current at its timestamp
+    let (_, seq, _) = st.attribution_at(event.timestamp_ms);
     for &money in money_streams(event) {
         if first_time(st, money.lifetime_flag()) {
             triggers.push(Trigger::FirstMoney { money: money.into(), ca: false });
         }
-        let mark = &mut st.ca_marks[money.index()];
-        if *mark != Some(st.current_seq) {
-            *mark = Some(st.current_seq);
+        if st.mark_ca(money, seq) {
             triggers.push(Trigger::FirstMoney { money: money.into(), ca: true });
         }
     }

@@ -38,13 +38,15 @@ pub fn device_step(
         return DeviceStep { outcome, activity: None };
     }
     let st = state.as_ref().expect("apply_device leaves a state");
-    let input = RouteInput { event, app, first: &st.first, current: &st.current, install_ms: st.install_ms, now_ms };
+    // CA postbacks of a late event go to the attribution of its time
+    let (current, seq, _) = st.attribution_at(event.timestamp_ms);
+    let input = RouteInput { event, app, first: &st.first, current, install_ms: st.install_ms, now_ms };
     route(rules, &outcome.triggers, &input, jobs);
     let activity = (!event.user_id.is_empty()).then(|| UserActivity {
         event: event.clone(),
         device_first: st.first.clone(),
-        device_current: st.current.clone(),
-        device_seq: st.current_seq,
+        device_current: current.clone(),
+        device_seq: seq,
         install_ms: st.install_ms,
     });
     DeviceStep { outcome, activity }

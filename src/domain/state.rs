@@ -110,7 +110,26 @@ pub struct DeviceState {
     /// Hashed transaction ids of the device's payments and custom
     /// payments, oldest first; at most [`TRANSACTIONS_KEPT`].
     pub transactions: Vec<u64>,
+    /// The attributions before the current one, oldest first; at most
+    /// [`ATTRIBUTIONS_KEPT`]. A late event is routed to the one that was
+    /// current at its timestamp.
+    pub earlier: Vec<Earlier>,
 }
+
+/// An attribution the device had before its current one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Earlier {
+    pub attribution: Attributed,
+    /// Its `current_seq`.
+    pub seq: u32,
+    /// Bits (by [`Money::index`]) of the first CA postbacks it has fired.
+    pub ca_fired: u8,
+}
+
+/// Earlier attributions a device remembers for its late events; one older
+/// than all of them goes to the oldest kept (and is counted:
+/// `postback_late_events_beyond_history_total`).
+pub const ATTRIBUTIONS_KEPT: usize = 4;
 
 /// Transaction ids remembered per device: a payment repeating one of them
 /// is a duplicate however many events came between. Past this many, the
@@ -118,6 +137,51 @@ pub struct DeviceState {
 pub const TRANSACTIONS_KEPT: usize = 256;
 
 impl DeviceState {
+    /// The attribution current at `t`, its sequence number, and whether `t`
+    /// lies before everything the device still remembers.
+    pub fn attribution_at(&self, t: i64) -> (&Attributed, u32, bool) {
+        if t >= self.current.at_ms || self.earlier.is_empty() {
+            return (&self.current, self.current_seq, false);
+        }
+        match self.earlier.iter().rev().find(|e| e.attribution.at_ms <= t) {
+            Some(e) => (&e.attribution, e.seq, false),
+            None => {
+                let oldest = &self.earlier[0];
+                // the first attribution covers everything before it
+                (&oldest.attribution, oldest.seq, oldest.seq > 0)
+            }
+        }
+    }
+
+    /// Keeps the current attribution as an earlier one before it moves.
+    pub fn push_earlier(&mut self) {
+        let ca_fired =
+            (0..4).filter(|i| self.ca_marks[*i] == Some(self.current_seq)).fold(0u8, |bits, i| bits | (1 << i));
+        if self.earlier.len() >= ATTRIBUTIONS_KEPT {
+            self.earlier.remove(0);
+        }
+        self.earlier.push(Earlier { attribution: self.current.clone(), seq: self.current_seq, ca_fired });
+    }
+
+    /// Marks the first CA of `money` in attribution `seq`; false when it
+    /// already fired there (or `seq` is no longer remembered).
+    pub fn mark_ca(&mut self, money: Money, seq: u32) -> bool {
+        if seq == self.current_seq {
+            let mark = &mut self.ca_marks[money.index()];
+            let first = *mark != Some(seq);
+            *mark = Some(seq);
+            return first;
+        }
+        let bit = 1 << money.index();
+        match self.earlier.iter_mut().find(|e| e.seq == seq) {
+            Some(e) if e.ca_fired & bit == 0 => {
+                e.ca_fired |= bit;
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub fn seen_transaction(&self, id_hash: u64) -> bool {
         self.transactions.contains(&id_hash)
     }

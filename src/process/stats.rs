@@ -25,6 +25,8 @@ pub struct BatchStats {
     repartitioned: u64,
     /// Payments whose transaction id made their device forget its oldest.
     transactions_forgotten: u64,
+    /// Late events older than every attribution their device remembers.
+    beyond_history: u64,
     pub records: u64,
 }
 
@@ -36,6 +38,7 @@ impl BatchStats {
     pub fn event(&mut self, app: &App, event: &Event, outcome: &DeviceOutcome, now_ms: i64) {
         let result = if outcome.duplicate { EventResult::Duplicate } else { EventResult::Processed };
         self.transactions_forgotten += u64::from(outcome.transaction_forgotten);
+        self.beyond_history += u64::from(outcome.beyond_history);
         self.count_event(&app.id, event.kind.as_str(), result);
         self.triggers(&outcome.triggers);
         let lag = (now_ms - event.timestamp_ms) as f64 / 1000.0;
@@ -107,6 +110,9 @@ impl BatchStats {
         }
         if self.transactions_forgotten > 0 {
             m.transactions_forgotten(self.transactions_forgotten);
+        }
+        if self.beyond_history > 0 {
+            m.late_beyond_history(self.beyond_history);
         }
         for (app, counts) in &self.events {
             for ((kind, result), n) in counts {

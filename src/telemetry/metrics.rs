@@ -89,6 +89,7 @@ pub struct Metrics {
     rebalances: IntCounterVec,
     repartitioned: IntCounter,
     transactions_forgotten: IntCounter,
+    late_beyond_history: IntCounter,
     layout_generation: IntGauge,
     layout_partitions: IntGaugeVec,
     // sender stage
@@ -147,6 +148,12 @@ impl Metrics {
     /// of it would no longer be recognised as a duplicate).
     pub fn transactions_forgotten(&self, n: u64) {
         self.transactions_forgotten.inc_by(n);
+    }
+
+    /// `n` late events older than every attribution their device remembers
+    /// (routed to the oldest one kept).
+    pub fn late_beyond_history(&self, n: u64) {
+        self.late_beyond_history.inc_by(n);
     }
 
     /// The state layout in use: its generation, and the partition counts
@@ -329,6 +336,11 @@ impl Metrics {
                 &r,
                 "transaction_ids_forgotten_total",
                 "payments whose transaction id made their device forget its oldest remembered one",
+            ),
+            late_beyond_history: single_counter(
+                &r,
+                "late_events_beyond_history_total",
+                "late events older than every attribution their device remembers, routed to the oldest kept",
             ),
             layout_generation: single_gauge(&r, "layout_generation", "generation of the state layout in use"),
             layout_partitions: gauge(

@@ -148,7 +148,7 @@ proptest! {
         let config = config("https://pb.example");
         let mut engine = Engine::new(Arc::clone(&config.rules));
         // an independent model of the current partner per device
-        let mut current: HashMap<String, String> = HashMap::new();
+        let mut current: HashMap<String, Vec<(i64, String)>> = HashMap::new();
         let mut last: HashMap<String, i64> = HashMap::new();
         let mut seen: HashSet<(String, String)> = HashSet::new();
         let mut installed: HashSet<String> = HashSet::new();
@@ -163,20 +163,30 @@ proptest! {
             let dormant = e.kind.is_activity() && last.get(&dev).is_some_and(|l| e.timestamp_ms >= *l && e.timestamp_ms - l >= 30 * DAY);
             // a device's first install never reattributes
             let first_install = e.kind == Kind::Install && installed.insert(dev.clone());
-            match current.get(&dev) {
-                None => { current.insert(dev.clone(), partner.clone()); }
-                Some(_) if dormant && !first_install => { current.insert(dev.clone(), partner.clone()); }
+            // (start, partner) of the device's attributions, as many as it keeps
+            let t = e.timestamp_ms;
+            match current.get_mut(&dev) {
+                None => { current.insert(dev.clone(), vec![(t, partner.clone())]); }
+                Some(h) if dormant && !first_install => {
+                    h.push((t, partner.clone()));
+                    if h.len() > postback::domain::state::ATTRIBUTIONS_KEPT + 1 {
+                        h.remove(0);
+                    }
+                }
                 Some(_) => {}
             }
             if e.kind.is_activity() {
                 let l = last.entry(dev.clone()).or_insert(e.timestamp_ms);
                 *l = (*l).max(e.timestamp_ms);
             }
+            // a late event's CA goes to the attribution of its time
+            let h = &current[&dev];
+            let at_time = h.iter().rev().find(|(start, _)| *start <= t).unwrap_or(&h[0]);
             for j in jobs.iter().filter(|j| j.attribution == Routing::Ca && j.partner_id != "orbit") {
-                prop_assert_eq!(&j.partner_id, &current[&dev], "CA job {} for event {}", j.postback_id, e.event_id);
+                prop_assert_eq!(&j.partner_id, &at_time.1, "CA job {} for event {}", j.postback_id, e.event_id);
             }
             let key = state_key("m", &dev);
-            prop_assert_eq!(engine.devices[&key].current.partner(), current[&dev].as_str());
+            prop_assert_eq!(engine.devices[&key].current.partner(), current[&dev].last().unwrap().1.as_str());
         }
     }
 

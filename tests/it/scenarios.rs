@@ -410,6 +410,34 @@ pub fn scenarios() -> Vec<Scenario> {
                 ),
             ],
         ),
+        s(
+            &["1.5 ca in current attribution", "1.3 payment"],
+            "a late payment belongs to the attribution current at its timestamp",
+            vec![
+                (ev("i1", Install, 0.0).from("acme"), Fires(&["acme.install", "orbit.all-install"])),
+                (ev("l1", Launch, 40.0).from("zeta"), Fires(&["zeta.reengagement"])),
+                // stamped on day 20, arriving after the reattribution of day 40
+                (
+                    ev("p1", Payment, 20.0).pay("1.00", false),
+                    Fires(&[
+                        "acme.first-payment",
+                        "acme.first-payment-ca",
+                        "acme.payment",
+                        "acme.payment-ca",
+                        "orbit.all-payment",
+                    ]),
+                ),
+                (
+                    ev("p2", Payment, 41.0).pay("1.00", false),
+                    Fires(&["acme.payment", "orbit.all-payment", "zeta.first-payment-ca", "zeta.payment-ca"]),
+                ),
+                // another late one: acme's first CA payment already fired
+                (
+                    ev("p3", Payment, 21.0).pay("1.00", false),
+                    Fires(&["acme.payment", "acme.payment-ca", "orbit.all-payment"]),
+                ),
+            ],
+        ),
         s(&["1.3 payment"], "a purchase reported again is one transaction, however many events came between", {
             let mut steps = vec![
                 (ev("i1", Install, 0.0).from("acme"), Fires(&["acme.install", "orbit.all-install"])),
