@@ -171,10 +171,11 @@ fn bench_config(bootstrap: &str, topic: &str, state: &Path) -> config::Config {
         "[kafka]\nbootstrap_servers = \"{bootstrap}\"\ninstance_id = \"bench\"\ngroup_id = \"{prefix}.group\"\n\
          [topics]\nevents = \"{topic}\"\nevents_dlq = \"{prefix}.dlq\"\nuser_activity = \"{prefix}.user-activity\"\ndevice_events = \"{prefix}.device-events\"\nlayout = \"{prefix}.layout\"\n\
          device_changelog = \"{prefix}.device-changelog\"\nuser_changelog = \"{prefix}.user-changelog\"\njobs = \"{prefix}.jobs\"\n\
-         [process]\nstate_dir = \"{}\"\nmax_batch = {}\ncommit_interval = \"{}\"\n",
+         [process]\nstate_dir = \"{}\"\n{}{}",
         state.display(),
-        std::env::var("BENCH_MAX_BATCH").unwrap_or_else(|_| "20000".into()),
-        std::env::var("BENCH_COMMIT_INTERVAL").unwrap_or_else(|_| "200ms".into()),
+        // the shipped defaults unless asked otherwise
+        std::env::var("BENCH_MAX_BATCH").map_or(String::new(), |v| format!("max_batch = {v}\n")),
+        std::env::var("BENCH_COMMIT_INTERVAL").map_or(String::new(), |v| format!("commit_interval = \"{v}\"\n")),
     );
     let example = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/postback.toml"))
         .expect("example config");

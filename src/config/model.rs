@@ -145,7 +145,10 @@ pub struct ProcessConfig {
     pub state_dir: PathBuf,
     /// Most records in one transaction.
     pub max_batch: usize,
-    /// Longest time a batch collects records before it commits.
+    /// Most bytes (keys + values read) in one transaction.
+    pub max_batch_bytes: usize,
+    /// Longest a batch's first record waits for its transaction to begin
+    /// (batches are otherwise cut when the previous commit settles).
     pub commit_interval: HumanDuration,
     /// How long a job may wait for delivery (per partner overridable).
     pub job_ttl: HumanDuration,
@@ -162,7 +165,8 @@ impl Default for ProcessConfig {
     fn default() -> Self {
         ProcessConfig {
             state_dir: PathBuf::from("./state"),
-            max_batch: 5000,
+            max_batch: 20_000,
+            max_batch_bytes: 16 * 1024 * 1024,
             commit_interval: HumanDuration::millis(100),
             job_ttl: HumanDuration::secs(24 * 3600),
             shutdown_deadline: HumanDuration::secs(20),

@@ -106,6 +106,9 @@ fn check_sections(raw: &FileConfig, errors: &mut Errors) {
     if raw.process.max_batch == 0 {
         err("process.max_batch", "must be at least 1".into());
     }
+    if raw.process.max_batch_bytes < 65_536 {
+        err("process.max_batch_bytes", "must be at least 65536".into());
+    }
     let s = &raw.send;
     if s.retry_delays.is_empty() {
         err("send.retry_delays", "needs at least one tier".into());

@@ -104,6 +104,11 @@ impl InFlight {
         Ok(InFlight { batch, handle })
     }
 
+    /// Whether the commit has an outcome (`wait` would not block).
+    pub fn is_settled(&self) -> bool {
+        self.handle.is_finished()
+    }
+
     /// Waits for the commit's outcome.
     pub fn wait(self) -> (Committing, Result<ChangelogOffsets, Stop>) {
         let result = self.handle.join().unwrap_or(Err(Stop::Failed(rdkafka::error::KafkaError::Canceled)));

@@ -50,6 +50,9 @@ const POSITIONS_EVERY: Duration = Duration::from_secs(1);
 /// Longest wait on the group's consumer while the repartition topic is
 /// read too (its records wait at most this long to join a batch).
 const SIDE_POLL: Duration = Duration::from_millis(10);
+/// How often a batch being collected looks whether the commit in flight
+/// has settled (then it is cut and the next transaction begins).
+const COMMIT_CHECK: Duration = Duration::from_millis(2);
 
 pub use crate::config::reload::SharedConfig;
 
@@ -234,11 +237,18 @@ impl Runner {
         self.parts.close();
     }
 
-    /// Collects up to `max_batch` records or `commit_interval` worth.
+    /// Collects a batch that adapts to the commit in flight: it takes what
+    /// arrives while the previous transaction commits and is cut as soon as
+    /// that commit is settled and nothing more is waiting — so the next
+    /// transaction starts at once, and batches grow with load by
+    /// themselves. `max_batch` records, `max_batch_bytes` and
+    /// `commit_interval` (since the batch's first record) bound it.
     fn poll_batch(&mut self) -> Result<Vec<InRecord>, ProcessError> {
         let max = self.fixed.process.max_batch;
+        let max_bytes = self.fixed.process.max_batch_bytes;
         let interval = self.fixed.process.commit_interval.0;
         let mut records = Vec::with_capacity(max.min(4096));
+        let mut bytes = 0usize;
         let mut first_at: Option<Instant> = None;
         loop {
             let mut timeout = first_at.map_or(interval, |t| interval.saturating_sub(t.elapsed()));
@@ -248,6 +258,11 @@ impl Runner {
                 timeout = timeout.min(SIDE_POLL);
                 first_at = first_at.or((!records.is_empty()).then(Instant::now));
             }
+            let slot_free = self.in_flight.as_ref().is_none_or(InFlight::is_settled);
+            if !records.is_empty() {
+                // with a batch in hand: look again soon whether the commit slot freed
+                timeout = timeout.min(if slot_free { Duration::ZERO } else { COMMIT_CHECK });
+            }
             let polled = self.consumer.poll(timeout);
             let got = match polled {
                 None => false,
@@ -255,6 +270,7 @@ impl Runner {
                     let rec = accept(&mut self.parts, &self.fixed.topics, &msg);
                     drop(msg);
                     if let Some(rec) = rec {
+                        bytes += rec.key.as_ref().map_or(0, Vec::len) + rec.value.as_ref().map_or(0, Vec::len);
                         records.push(rec);
                         first_at.get_or_insert_with(Instant::now);
                     }
@@ -271,9 +287,10 @@ impl Runner {
             };
             self.handle_assignments(&mut records)?;
             self.parts.poll_restores(&self.consumer)?;
-            let full = records.len() >= max;
+            let full = records.len() >= max || bytes >= max_bytes;
             let due = first_at.is_some_and(|t| t.elapsed() >= interval);
-            if full || due || (!got && records.is_empty()) || self.shutdown.is_cancelled() {
+            let drained = !got && (records.is_empty() || slot_free);
+            if full || due || drained || self.shutdown.is_cancelled() {
                 return Ok(records);
             }
         }
