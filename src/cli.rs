@@ -45,6 +45,11 @@ pub enum Command {
         #[command(flatten)]
         load: LoadArgs,
     },
+    /// Create every topic postback uses (the input too, when missing).
+    Topics {
+        #[command(subcommand)]
+        command: TopicsCommand,
+    },
     /// The processor's state layout: show it, or change its partition counts.
     State {
         #[command(subcommand)]
@@ -131,6 +136,19 @@ pub struct InspectArgs {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::config::units::parse_duration(s)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopicsCommand {
+    /// Create the missing topics of CONFIG and print every topic's partitions.
+    Create {
+        /// The TOML config file.
+        config: PathBuf,
+        /// Partitions of the input topic when it is created (the others
+        /// follow the config: `topics.*_partitions`, or as the input).
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(i32).range(1..=10_000))]
+        partitions: i32,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -25,7 +25,7 @@ pub enum InspectError {
     UnknownApp(String),
     #[error("state directory {0}: {1}")]
     StateDir(String, String),
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("stored state of {0} is unreadable: {1}")]
     Corrupt(String, String),

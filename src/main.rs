@@ -1,7 +1,7 @@
 //! The `postback` binary: parse arguments, load config, run a command.
 
 use clap::Parser;
-use postback::cli::{Cli, Command, DlqCommand, InspectTarget, StateCommand};
+use postback::cli::{Cli, Command, DlqCommand, InspectTarget, StateCommand, TopicsCommand};
 use postback::config;
 use postback::demo::Options;
 use postback::send::replay::Filter;
@@ -10,15 +10,19 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json = matches!(cli.log_format, postback::telemetry::logging::LogFormat::Json);
     // the demo prints its own progress; its logs only say what went wrong
     let default_filter = if matches!(cli.command, Command::Demo { .. }) { "error" } else { "info" };
     postback::telemetry::logging::init(cli.log_format, default_filter);
     match cli.command {
         Command::CheckConfig { file, load } => check_config(&file, load.options()),
-        Command::Process { config, load } => service(&config, load.options(), Stages { process: true, send: false }),
-        Command::Send { config, load } => service(&config, load.options(), Stages { process: false, send: true }),
-        Command::Run { config, load } => service(&config, load.options(), Stages { process: true, send: true }),
+        Command::Process { config, load } => {
+            service(&config, load.options(), Stages { process: true, send: false }, json)
+        }
+        Command::Send { config, load } => service(&config, load.options(), Stages { process: false, send: true }, json),
+        Command::Run { config, load } => service(&config, load.options(), Stages { process: true, send: true }, json),
         Command::State { command } => state(command),
+        Command::Topics { command: TopicsCommand::Create { config, partitions } } => topics_create(&config, partitions),
         Command::Dlq { command: DlqCommand::Replay { config, partner, reason, since, until } } => {
             dlq_replay(&config, Filter { partner, reason, since_ms: since, until_ms: until })
         }
@@ -108,6 +112,28 @@ fn partner_mock(listen: std::net::SocketAddr) -> ExitCode {
     }
 }
 
+fn topics_create(path: &std::path::Path, partitions: i32) -> ExitCode {
+    let config = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match postback::kafka::admin::create_all(&config, partitions) {
+        Ok(topics) => {
+            for (topic, n) in topics {
+                println!("{topic:<40} {n} partitions");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("postback: topics create: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn state(command: StateCommand) -> ExitCode {
     use postback::process::rescale::{self, Request};
     let path = match &command {
@@ -172,11 +198,16 @@ fn dlq_replay(path: &std::path::Path, filter: Filter) -> ExitCode {
     }
 }
 
-fn service(config: &std::path::Path, load: config::LoadOptions, stages: Stages) -> ExitCode {
+/// Runs stages as a service; a failure is said once: as a JSON log record
+/// with `--log-format json`, else as one plain line.
+fn service(config: &std::path::Path, load: config::LoadOptions, stages: Stages, json: bool) -> ExitCode {
     match server::run(config, load, stages) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(e) if json => {
             tracing::error!(error = format!("{e:#}"), "postback failed");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
             eprintln!("postback: {e:#}");
             ExitCode::FAILURE
         }

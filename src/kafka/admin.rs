@@ -71,8 +71,13 @@ pub enum AdminError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("cannot reach the Kafka brokers at {bootstrap} (kafka.bootstrap_servers): {source}")]
     Unreachable { bootstrap: String, source: rdkafka::error::KafkaError },
-    #[error("topic '{0}' does not exist; create it, or set topics.create = true")]
+    #[error("topic '{0}' does not exist: run `postback topics create CONFIG`, or set topics.create = true")]
     Missing(String),
+    #[error(
+        "input topic '{0}' does not exist: create it with `postback topics create CONFIG --partitions N` \
+         (it creates every topic postback uses) or with your own tooling"
+    )]
+    MissingInput(String),
     #[error("{0}")]
     Layout(String),
     #[error("creating topic '{topic}': {reason}")]
@@ -93,6 +98,12 @@ pub enum AdminError {
          the setting applies only when that topic is created; remove it or set it to {have}"
     )]
     StatePartitions { wanted: i32, have: i32, changelog: String },
+    #[error(
+        "repartition topic '{topic}' has {partitions} partitions but the device state has {state} (topic '{changelog}'): \
+         they must match; delete '{topic}' if the processors are stopped and it holds nothing unconsumed (it is recreated), \
+         or give it {state} partitions"
+    )]
+    RepartitionMismatch { topic: String, partitions: i32, state: i32, changelog: String },
     #[error(
         "the device state has {state} partitions (topic '{changelog}') but the input '{events}' has only {events_partitions}: \
          add partitions to the input (kafka-topics --alter --partitions {state})"
@@ -137,7 +148,7 @@ pub fn partitions<C: rdkafka::consumer::ConsumerContext>(
 pub fn ensure_processor_topics(config: &Config) -> Result<Layout, AdminError> {
     let consumer = reach(config)?;
     let t = &config.topics;
-    let events = partitions(&consumer, &t.events)?.ok_or_else(|| AdminError::Missing(t.events.clone()))?;
+    let events = partitions(&consumer, &t.events)?.ok_or_else(|| AdminError::MissingInput(t.events.clone()))?;
     let device_state = device_state(config, &consumer, events)?;
     let ua_wanted = t.user_activity_partitions.unwrap_or(events);
     let user_activity = ensure(config, &consumer, &t.user_activity, ua_wanted, false)?;
@@ -145,19 +156,23 @@ pub fn ensure_processor_topics(config: &Config) -> Result<Layout, AdminError> {
     // oversized jobs go straight to the job DLQ
     let jobs_dlq = ensure(config, &consumer, &t.jobs_dlq, t.jobs_partitions, false)?;
     let events_dlq = ensure(config, &consumer, &t.events_dlq, events, false)?;
-    for (topic, source, n, compact) in [
-        (&t.device_events, &t.device_changelog, device_state, false),
-        (&t.user_changelog, &t.user_activity, user_activity, true),
-    ] {
-        let got = ensure(config, &consumer, topic, n, compact)?;
-        if got != n {
-            return Err(AdminError::Mismatch {
-                changelog: topic.clone(),
-                changelog_partitions: got,
-                source_topic: source.clone(),
-                source_partitions: n,
-            });
-        }
+    let got = ensure(config, &consumer, &t.device_events, device_state, false)?;
+    if got != device_state {
+        return Err(AdminError::RepartitionMismatch {
+            topic: t.device_events.clone(),
+            partitions: got,
+            state: device_state,
+            changelog: t.device_changelog.clone(),
+        });
+    }
+    let got = ensure(config, &consumer, &t.user_changelog, user_activity, true)?;
+    if got != user_activity {
+        return Err(AdminError::Mismatch {
+            changelog: t.user_changelog.clone(),
+            changelog_partitions: got,
+            source_topic: t.user_activity.clone(),
+            source_partitions: user_activity,
+        });
     }
     let limits = record_limits(config)?;
     check_state_fits(config, &limits)?;
@@ -195,6 +210,33 @@ fn device_state(config: &Config, consumer: &BaseConsumer, events: i32) -> Result
         ensure(config, consumer, &t.device_changelog, have, true)?;
     }
     Ok(have)
+}
+
+/// `postback topics create`: the input with `input_partitions` (when
+/// missing) and every topic both stages use, whatever `topics.create`
+/// says. Returns each topic with its partition count.
+pub fn create_all(config: &Config, input_partitions: i32) -> Result<Vec<(String, i32)>, AdminError> {
+    let mut config = config.clone();
+    config.topics.create = true;
+    let consumer = reach(&config)?;
+    ensure(&config, &consumer, &config.topics.events, input_partitions, false)?;
+    ensure_processor_topics(&config)?;
+    ensure_sender_topics(&config)?;
+    let t = &config.topics;
+    let mut names = vec![
+        &t.events,
+        &t.events_dlq,
+        &t.user_activity,
+        &t.device_events,
+        &t.device_changelog,
+        &t.user_changelog,
+        &t.jobs,
+        &t.jobs_dlq,
+        &t.deliveries,
+    ];
+    let retries = config.retry_topics();
+    names.extend(retries.iter());
+    names.into_iter().map(|n| Ok((n.clone(), partitions(&consumer, n)?.unwrap_or(0)))).collect()
 }
 
 /// Reads every output topic's `max.message.bytes`.

@@ -40,11 +40,11 @@ use tokio_util::sync::CancellationToken;
 pub enum ProcessError {
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
-    #[error("{0}")]
+    #[error(transparent)]
     Admin(#[from] AdminError),
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
+    #[error(transparent)]
     Restore(#[from] RestoreError),
     #[error("cannot create process.state_dir {path}: {source}")]
     StateDir { path: String, source: std::io::Error },

@@ -37,7 +37,7 @@ pub struct Request {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RescaleError {
-    #[error("{0}")]
+    #[error(transparent)]
     Admin(#[from] AdminError),
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),

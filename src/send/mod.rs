@@ -44,7 +44,7 @@ pub const STARTING: &str = "sender: starting";
 pub enum SendError {
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
-    #[error("{0}")]
+    #[error(transparent)]
     Admin(#[from] AdminError),
     #[error("http client: {0}")]
     Http(#[from] reqwest::Error),

@@ -43,7 +43,7 @@ pub struct Summary {
 pub enum ReplayError {
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
-    #[error("{0}")]
+    #[error(transparent)]
     Admin(#[from] admin::AdminError),
 }
 

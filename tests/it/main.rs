@@ -7,6 +7,7 @@ mod demo;
 mod doors;
 mod layout;
 mod mock;
+mod newcomer;
 mod ops;
 mod outage;
 mod process;
