@@ -78,6 +78,11 @@ pub enum Command {
         /// Admin (metrics) address.
         #[arg(long, default_value = "127.0.0.1:9464")]
         admin: String,
+        /// Run against this Kafka broker (e.g. from `scripts/kafka start`)
+        /// instead of the embedded mock cluster; the demo's topics get a
+        /// fresh `demo-<time>.` prefix there.
+        #[arg(long)]
+        bootstrap: Option<String>,
     },
     /// Explain a device's or user's state and which postbacks its next event would fire.
     Inspect {

@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         Command::Dlq { command: DlqCommand::Replay { config, partner, reason, since, until } } => {
             dlq_replay(&config, Filter { partner, reason, since_ms: since, until_ms: until })
         }
-        Command::Demo { devices, events, duration, keep_running, admin } => demo(Options {
+        Command::Demo { devices, events, duration, keep_running, admin, bootstrap } => demo(Options {
             devices,
             events: if duration.is_some() && events == 20_000 { usize::MAX } else { events },
             duration,
@@ -34,6 +34,7 @@ fn main() -> ExitCode {
             admin,
             seed: 7,
             progress: true,
+            bootstrap,
         }),
         Command::Inspect { target } => inspect(target),
         Command::PartnerMock { listen } => partner_mock(listen),
@@ -42,8 +43,9 @@ fn main() -> ExitCode {
 
 fn demo(opts: Options) -> ExitCode {
     println!(
-        "postback demo: {} devices, embedded Kafka (mock cluster), both stages, a partner endpoint on 127.0.0.1",
-        opts.devices
+        "postback demo: {} devices, {}, both stages, a partner endpoint on 127.0.0.1",
+        opts.devices,
+        opts.bootstrap.as_ref().map_or_else(|| "embedded Kafka (mock cluster)".to_owned(), |b| format!("Kafka at {b}"))
     );
     match postback::demo::run(&opts) {
         Ok(report) => {

@@ -34,6 +34,9 @@ pub struct Options {
     pub seed: u64,
     /// Print progress lines.
     pub progress: bool,
+    /// A real broker instead of the embedded mock cluster: the demo's
+    /// topics and groups get a fresh prefix there (`demo-<time>.`).
+    pub bootstrap: Option<String>,
 }
 
 const TOPICS: &[(&str, i32)] = &[
@@ -54,6 +57,36 @@ const TOPICS: &[(&str, i32)] = &[
 /// The demo's config: the example config's apps, partners and postbacks,
 /// with partner URLs pointing at the local endpoint and fast retry tiers.
 pub fn config_text(bootstrap: &str, sink: &str, state_dir: &Path, admin: &str) -> String {
+    config_text_with(bootstrap, sink, state_dir, admin, "")
+}
+
+/// The demo config; with a `prefix`, every topic and group name carries it
+/// (a run on a real broker must not meet an earlier run's records).
+pub fn config_text_with(bootstrap: &str, sink: &str, state_dir: &Path, admin: &str, prefix: &str) -> String {
+    let topics = if prefix.is_empty() {
+        String::new()
+    } else {
+        let names = [
+            ("events", "tracker.events"),
+            ("events_dlq", "tracker.events.dlq"),
+            ("user_activity", "postback.user-activity"),
+            ("device_events", "postback.device-events"),
+            ("device_changelog", "postback.device-state-changelog"),
+            ("user_changelog", "postback.user-state-changelog"),
+            ("jobs", "postback.jobs"),
+            ("jobs_retry_prefix", "postback.jobs.retry"),
+            ("jobs_dlq", "postback.jobs.dlq"),
+            ("deliveries", "postback.deliveries"),
+            ("layout", "postback.layout"),
+        ];
+        let lines: String = names.iter().map(|(k, v)| format!("{k} = \"{prefix}{v}\"\n")).collect();
+        format!("[topics]\njobs_partitions = 4\n{lines}")
+    };
+    let groups = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("group_id = \"{prefix}postback\"\nsender_group_id = \"{prefix}postback-sender\"\n")
+    };
     let example = include_str!("../../examples/postback.toml");
     let rules = example.split("# ---- apps ----").nth(1).expect("the example config has an apps section");
     let rules = rules
@@ -62,7 +95,7 @@ pub fn config_text(bootstrap: &str, sink: &str, state_dir: &Path, admin: &str) -
         .replace("https://orbit.example", &format!("{sink}/orbit"))
         .replace("rate_limit = \"3000/m\"", "rate_limit = \"2000/s\"");
     format!(
-        "[kafka]\nbootstrap_servers = \"{bootstrap}\"\ninstance_id = \"demo\"\n\
+        "[kafka]\nbootstrap_servers = \"{bootstrap}\"\ninstance_id = \"demo\"\n{groups}{topics}\
          [input]\npartitioned_by = \"custom\"\n\
          [process]\nstate_dir = \"{}\"\ncommit_interval = \"50ms\"\n\
          [send]\nretry_delays = [\"1s\", \"2s\", \"4s\"]\nallow_networks = [\"127.0.0.0/8\"]\ncommit_interval = \"200ms\"\n\
@@ -77,19 +110,23 @@ pub fn events(opts: &Options) -> Generator {
 }
 
 pub fn run(opts: &Options) -> anyhow::Result<Report> {
+    let state = tempfile::tempdir()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    if let Some(bootstrap) = &opts.bootstrap {
+        let prefix = format!("demo-{}.", crate::clock::now_ms() / 1000);
+        return rt.block_on(pipeline(opts, bootstrap, state.path(), &prefix));
+    }
     let mock = MockCluster::new(1)?;
     for (topic, partitions) in TOPICS {
         mock.create_topic(topic, *partitions, 1)?;
     }
     let bootstrap = mock.bootstrap_servers();
-    let state = tempfile::tempdir()?;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let report = rt.block_on(pipeline(opts, &bootstrap, state.path()));
+    let report = rt.block_on(pipeline(opts, &bootstrap, state.path(), ""));
     drop(mock);
     report
 }
 
-async fn pipeline(opts: &Options, bootstrap: &str, state: &Path) -> anyhow::Result<Report> {
+async fn pipeline(opts: &Options, bootstrap: &str, state: &Path, prefix: &str) -> anyhow::Result<Report> {
     let sink = partner::start_demo().await?;
     let listener = match tokio::net::TcpListener::bind(&opts.admin).await {
         Ok(l) => l,
@@ -97,9 +134,15 @@ async fn pipeline(opts: &Options, bootstrap: &str, state: &Path) -> anyhow::Resu
     };
     let admin_addr = listener.local_addr()?;
     drop(listener);
-    let text = config_text(bootstrap, &sink, state, &admin_addr.to_string());
+    let text = config_text_with(bootstrap, &sink, state, &admin_addr.to_string(), prefix);
     let config: Config = config::load_str(&text, Path::new("demo.toml"), Vec::<(String, String)>::new())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !prefix.is_empty() {
+        // a real broker: the demo's own topics, 4 partitions like the mock's
+        let c = config.clone();
+        tokio::task::spawn_blocking(move || crate::kafka::admin::create_all(&c, 4)).await??;
+    }
+    let topics = config.topics.clone();
     let shared = shared(config);
     let health = Health::new();
     let (addr, _admin) = admin::serve(&admin_addr.to_string(), admin::router(health.clone())).await?;
@@ -113,9 +156,9 @@ async fn pipeline(opts: &Options, bootstrap: &str, state: &Path) -> anyhow::Resu
     supervisor.spawn("sender", crate::send::run(Arc::clone(&shared), health.clone(), token.clone()));
     let mut stages = tokio::spawn(supervisor.wait());
     let work = async {
-        let produced = produce(opts, bootstrap).await?;
+        let produced = produce(opts, bootstrap, &topics.events).await?;
         settle(opts, produced).await;
-        let report = report::collect(bootstrap, produced, metrics_url.clone())?;
+        let report = report::collect(bootstrap, &topics, produced, metrics_url.clone())?;
         if opts.keep_running {
             println!("{}\nmetrics: {metrics_url}  (Ctrl-C to stop)", report.table());
             let _ = tokio::signal::ctrl_c().await;
@@ -135,7 +178,7 @@ async fn pipeline(opts: &Options, bootstrap: &str, state: &Path) -> anyhow::Resu
 }
 
 /// Produces the generated events; returns how many.
-async fn produce(opts: &Options, bootstrap: &str) -> anyhow::Result<usize> {
+async fn produce(opts: &Options, bootstrap: &str, topic: &str) -> anyhow::Result<usize> {
     use rdkafka::producer::{FutureProducer, FutureRecord};
     let producer: FutureProducer =
         rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap).set("linger.ms", "5").create()?;
@@ -147,8 +190,7 @@ async fn produce(opts: &Options, bootstrap: &str) -> anyhow::Result<usize> {
         let e = stream.next_event();
         let value = crate::codec::encode_event_json(&e);
         let partition = crate::kafka::partition_for(stream.partition_key(&e).as_bytes(), 4);
-        let mut record =
-            FutureRecord::to("tracker.events").partition(partition).key(e.device_id.as_bytes()).payload(&value);
+        let mut record = FutureRecord::to(topic).partition(partition).key(e.device_id.as_bytes()).payload(&value);
         // enqueue now (the future owns nothing borrowed); wait when the queue is full
         let delivery = loop {
             match producer.send_result(record) {

@@ -56,11 +56,16 @@ fn read(bootstrap: &str, topic: &str) -> Result<Vec<Vec<u8>>, KafkaError> {
     Ok(out)
 }
 
-pub fn collect(bootstrap: &str, events: usize, metrics_url: String) -> Result<Report, KafkaError> {
-    let jobs: Vec<Job> = read(bootstrap, "postback.jobs")?.iter().filter_map(|v| decode_job(v).ok()).collect();
+pub fn collect(
+    bootstrap: &str,
+    topics: &crate::config::TopicsConfig,
+    events: usize,
+    metrics_url: String,
+) -> Result<Report, KafkaError> {
+    let jobs: Vec<Job> = read(bootstrap, &topics.jobs)?.iter().filter_map(|v| decode_job(v).ok()).collect();
     // per job: (saw a retry, final outcome)
     let mut fate: HashMap<String, (bool, String)> = HashMap::new();
-    for v in read(bootstrap, "postback.deliveries")? {
+    for v in read(bootstrap, &topics.deliveries)? {
         let Ok(d) = serde_json::from_slice::<serde_json::Value>(&v) else { continue };
         let id = d["job_id"].as_str().unwrap_or_default().to_owned();
         let outcome = d["outcome"].as_str().unwrap_or_default().to_owned();

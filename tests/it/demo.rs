@@ -11,9 +11,25 @@ use std::sync::Arc;
 
 #[test]
 fn the_demo_summary_matches_the_jobs_it_produced() {
+    check_demo(&[]);
+}
+
+#[test]
+fn the_demo_runs_against_a_real_broker_too() {
+    let bootstrap = crate::support::kafka::bootstrap();
+    let stdout = check_demo(&["--bootstrap", bootstrap]);
+    assert!(stdout.contains(&format!("Kafka at {bootstrap}")), "{stdout}");
+    // a second run meets none of the first run's records
+    check_demo(&["--bootstrap", bootstrap]);
+}
+
+/// Runs the demo with `extra` arguments and checks its table against the
+/// rules engine; returns its output.
+fn check_demo(extra: &[&str]) -> String {
     let (devices, count) = (150, 1500);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_postback"))
         .args(["demo", "--devices", &devices.to_string(), "--events", &count.to_string(), "--admin", "127.0.0.1:0"])
+        .args(extra)
         .output()
         .expect("run the demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -44,6 +60,7 @@ fn the_demo_summary_matches_the_jobs_it_produced() {
         admin: String::new(),
         seed: 7,
         progress: false,
+        bootstrap: None,
     };
     let text = config_text("127.0.0.1:1", "http://127.0.0.1:1", Path::new("/tmp"), "127.0.0.1:0");
     let config = config::load_str(&text, Path::new("demo.toml"), Vec::<(String, String)>::new()).unwrap();
@@ -72,4 +89,5 @@ fn the_demo_summary_matches_the_jobs_it_produced() {
         "some zeta jobs were retried"
     );
     assert!(stdout.contains("/metrics"), "the metrics URL is printed");
+    stdout.into_owned()
 }
