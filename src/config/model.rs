@@ -403,6 +403,9 @@ pub struct PostbackConfig {
     /// Payments: store-verified purchases only.
     #[serde(default)]
     pub verified_only: bool,
+    /// Fire only within this long after the start of the attribution the
+    /// postback is sent in (e.g. "7d").
+    pub window: Option<HumanDuration>,
     #[serde(default = "default_method")]
     pub method: Method,
     pub url: String,

@@ -177,6 +177,11 @@ fn check_durations(raw: &FileConfig, errors: &mut Errors) {
             }
         }
     }
+    for (i, pc) in raw.postbacks.iter().enumerate() {
+        if let Some(w) = pc.window {
+            checks.push((format!("postbacks[{i}].window"), w, MIN, 3650 * DAY));
+        }
+    }
     for (key, d, min, max) in checks {
         if d.0 < min || d.0 > max {
             errors.push((
@@ -340,6 +345,7 @@ fn build_postback(
         apps: app_ids,
         campaigns: pc.campaigns.clone(),
         verified_only: pc.verified_only,
+        window_ms: pc.window.map(|w| w.ms()),
         method: pc.method,
         url,
         headers,

@@ -185,6 +185,8 @@ pub struct Postback {
     /// Campaign-only postback when not empty.
     pub campaigns: Vec<String>,
     pub verified_only: bool,
+    /// Fires only this long after the start of the attribution it is sent in.
+    pub window_ms: Option<i64>,
     pub method: Method,
     pub url: Template,
     pub headers: Vec<(String, Template)>,

@@ -44,6 +44,12 @@ pub enum Skip {
     OtherPartner(String),
     /// A campaign-only postback and the attribution is another campaign.
     CampaignNotIncluded(String),
+    /// The event came later than the postback's window after the start of
+    /// the attribution (ms after it, window ms).
+    OutsideWindow {
+        after_ms: i64,
+        window_ms: i64,
+    },
 }
 
 impl fmt::Display for Skip {
@@ -57,6 +63,12 @@ impl fmt::Display for Skip {
             Skip::Organic => f.write_str("sending = attributed and the attribution is organic"),
             Skip::OtherPartner(p) => write!(f, "sending = attributed and the attribution belongs to partner '{p}'"),
             Skip::CampaignNotIncluded(c) => write!(f, "campaign '{c}' is not in the postback's campaigns"),
+            Skip::OutsideWindow { after_ms, window_ms } => write!(
+                f,
+                "the event came {} after the attribution began, outside the postback's window of {}",
+                super::time::human_ms(*after_ms),
+                super::time::human_ms(*window_ms)
+            ),
         }
     }
 }
@@ -93,6 +105,12 @@ pub fn decide<'a>(pb: &Postback, trigger: Trigger, input: &RouteInput<'a>) -> Re
     }
     if !pb.campaigns.is_empty() && !pb.campaigns.iter().any(|c| c == attributed.campaign()) {
         return Err(Skip::CampaignNotIncluded(attributed.campaign().to_owned()));
+    }
+    if let Some(window_ms) = pb.window_ms {
+        let after_ms = input.event.timestamp_ms.saturating_sub(attributed.at_ms);
+        if after_ms > window_ms {
+            return Err(Skip::OutsideWindow { after_ms, window_ms });
+        }
     }
     Ok(attributed)
 }

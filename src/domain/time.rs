@@ -30,3 +30,29 @@ mod tests {
         assert_eq!(super::format_ms(1_709_208_000_500), "2024-02-29T12:00:00Z");
     }
 }
+
+/// A span for people: `7d`, `36h`, `2.5d`, `90s` (the largest unit, with one
+/// decimal when it does not divide evenly).
+pub fn human_ms(ms: i64) -> String {
+    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+        if ms >= size {
+            return if ms % size == 0 {
+                format!("{}{unit}", ms / size)
+            } else {
+                format!("{:.1}{unit}", ms as f64 / size as f64)
+            };
+        }
+    }
+    format!("{ms}ms")
+}
+
+#[cfg(test)]
+mod human_tests {
+    #[test]
+    fn spans_read_as_people_write_them() {
+        assert_eq!(super::human_ms(7 * 86_400_000), "7d");
+        assert_eq!(super::human_ms(8 * 86_400_000 + 43_200_000), "8.5d");
+        assert_eq!(super::human_ms(90_000), "1.5m");
+        assert_eq!(super::human_ms(250), "250ms");
+    }
+}

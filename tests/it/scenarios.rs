@@ -745,3 +745,63 @@ pub fn scripted_events() -> Vec<postback::domain::Event> {
     }
     out
 }
+
+/// `window`: a postback fires only within its window after the start of
+/// the attribution it is sent in (lifetime: the first; CA: the current).
+#[test]
+fn postback_windows_count_from_the_attribution_they_are_sent_in() {
+    let text = r#"
+[[apps]]
+id = "m"
+platform = "mobile"
+
+[[partners]]
+id = "acme"
+
+[[postbacks]]
+id = "lt-7d"
+name = "acme | payment within 7 days of install"
+partner = "acme"
+event = "payment"
+window = "7d"
+url = "https://pb.example/lt?ev={event_id}"
+
+[[postbacks]]
+id = "ca-7d"
+name = "acme | payment within 7 days of the current attribution"
+partner = "acme"
+event = "payment"
+attribution = "ca"
+window = "7d"
+url = "https://pb.example/ca?ev={event_id}"
+"#;
+    let config =
+        postback::config::load_str(text, std::path::Path::new("w.toml"), Vec::<(String, String)>::new()).unwrap();
+    let mut engine = Engine::new(Arc::clone(&config.rules));
+    let steps: Vec<(Ev, &[&str])> = vec![
+        (ev("i1", Install, 0.0).from("acme"), &[]),
+        (ev("p1", Payment, 6.9).pay("1.00", false), &["ca-7d", "lt-7d"]),
+        (ev("p2", Payment, 7.1).pay("1.00", false), &[]),
+        // re-engaged through acme on day 40: a new current attribution
+        (ev("l1", Launch, 40.0).from("acme"), &[]),
+        (ev("p3", Payment, 42.0).pay("1.00", false), &["ca-7d"]),
+        (ev("p4", Payment, 47.5).pay("1.00", false), &[]),
+    ];
+    for (e, want) in steps {
+        let mut got: Vec<String> =
+            engine.process(&e.0, T0 + 400 * DAY).unwrap().into_iter().map(|j| j.postback_id).collect();
+        got.sort();
+        assert_eq!(got, want, "event {}", e.0.event_id);
+    }
+    let refused = postback::config::load_str(
+        &text.replace(
+            "window = \"7d\"\nurl = \"https://pb.example/lt",
+            "window = \"10s\"\nurl = \"https://pb.example/lt",
+        ),
+        std::path::Path::new("w.toml"),
+        Vec::<(String, String)>::new(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(refused.contains("postbacks[0].window: 10s is out of range: must be between 1m and 3650d"), "{refused}");
+}
