@@ -406,6 +406,9 @@ pub struct PostbackConfig {
     /// Fire only within this long after the start of the attribution the
     /// postback is sent in (e.g. "7d").
     pub window: Option<HumanDuration>,
+    /// With `sending = "all"`: also render another partner's click details.
+    #[serde(default)]
+    pub share_other_attribution: bool,
     #[serde(default = "default_method")]
     pub method: Method,
     pub url: String,

@@ -326,6 +326,12 @@ fn build_postback(
         SendingName::Attributed => Sending::Attributed,
         SendingName::All => Sending::All,
     };
+    if pc.share_other_attribution && sending != Sending::All {
+        err(
+            ".share_other_attribution",
+            "only a postback with sending = \"all\" sees other partners' attributions".into(),
+        );
+    }
     if !pc.campaigns.is_empty() && sending != Sending::Attributed {
         err(".campaigns", "a campaign-only postback must use sending = \"attributed\"".into());
     }
@@ -346,6 +352,7 @@ fn build_postback(
         campaigns: pc.campaigns.clone(),
         verified_only: pc.verified_only,
         window_ms: pc.window.map(|w| w.ms()),
+        share_other_attribution: pc.share_other_attribution,
         method: pc.method,
         url,
         headers,

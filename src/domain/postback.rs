@@ -187,6 +187,9 @@ pub struct Postback {
     pub verified_only: bool,
     /// Fires only this long after the start of the attribution it is sent in.
     pub window_ms: Option<i64>,
+    /// `sending = "all"`: render another partner's attribution details
+    /// (click id, campaign, sub-ids, click parameters) instead of empty.
+    pub share_other_attribution: bool,
     pub method: Method,
     pub url: Template,
     pub headers: Vec<(String, Template)>,
@@ -196,6 +199,14 @@ pub struct Postback {
 }
 
 impl Postback {
+    /// Whether rendering in `attributed` must leave out its details: a
+    /// send-all postback and an attribution of another partner.
+    pub fn hides(&self, attributed: &super::state::Attributed) -> bool {
+        self.sending == Sending::All
+            && !self.share_other_attribution
+            && attributed.source.as_ref().is_some_and(|a| a.partner_id != self.partner_id)
+    }
+
     /// The one trigger this postback fires on.
     pub fn trigger(&self) -> Trigger {
         let ca = self.routing == Routing::Ca;

@@ -136,6 +136,14 @@ pub fn build_job(
 ) -> Job {
     let ev = input.event;
     let id = job_id(&ev.app_id, &ev.device_id, &ev.user_id, &ev.event_id, &pb.id, trigger.name());
+    // a send-all postback does not leak another partner's click details
+    let hidden;
+    let attributed = if pb.hides(attributed) {
+        hidden = attributed.without_details();
+        &hidden
+    } else {
+        attributed
+    };
     let ctx = RenderCtx {
         event: ev,
         attribution: attributed,

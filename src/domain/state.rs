@@ -22,6 +22,17 @@ impl Attributed {
         self.source.as_ref().map_or("", |a| a.partner_id.as_str())
     }
 
+    /// The same attribution with only its partner and times: what a
+    /// send-all postback of another partner may see.
+    pub fn without_details(&self) -> Attributed {
+        let source = self.source.as_ref().map(|a| super::event::Attribution {
+            partner_id: a.partner_id.clone(),
+            touch_ms: a.touch_ms,
+            ..Default::default()
+        });
+        Attributed { source, at_ms: self.at_ms }
+    }
+
     pub fn campaign(&self) -> &str {
         self.source.as_ref().map_or("", |a| a.campaign_id.as_str())
     }

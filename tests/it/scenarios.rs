@@ -805,3 +805,61 @@ url = "https://pb.example/ca?ev={event_id}"
     .to_string();
     assert!(refused.contains("postbacks[0].window: 10s is out of range: must be between 1m and 3650d"), "{refused}");
 }
+
+/// `sending = "all"` without `share_other_attribution`: another partner's
+/// click details render empty; its own attributions render in full.
+#[test]
+fn send_all_postbacks_do_not_leak_other_partners_click_details() {
+    let text = r#"
+[[apps]]
+id = "m"
+platform = "mobile"
+
+[[partners]]
+id = "acme"
+
+[[partners]]
+id = "orbit"
+
+[[postbacks]]
+id = "private"
+name = "orbit | all installs"
+partner = "orbit"
+event = "install"
+sending = "all"
+url = "https://pb.example/a?p={partner}&c={click_id}&cmp={campaign_id}"
+
+[[postbacks]]
+id = "shared"
+name = "orbit | all installs, shared"
+partner = "orbit"
+event = "install"
+sending = "all"
+share_other_attribution = true
+url = "https://pb.example/b?p={partner}&c={click_id}&cmp={campaign_id}"
+"#;
+    let load = |t: &str| postback::config::load_str(t, std::path::Path::new("s.toml"), Vec::<(String, String)>::new());
+    let config = load(text).unwrap();
+    let mut engine = Engine::new(Arc::clone(&config.rules));
+    let urls = |engine: &mut Engine, e: Ev| -> Vec<String> {
+        let mut u: Vec<String> = engine.process(&e.0, T0 + 400 * DAY).unwrap().into_iter().map(|j| j.url).collect();
+        u.sort();
+        u
+    };
+    assert_eq!(
+        urls(&mut engine, ev("i1", Install, 0.0).campaign("acme", "cmp-1")),
+        ["https://pb.example/a?p=acme&c=&cmp=", "https://pb.example/b?p=acme&c=clk-i1&cmp=cmp-1"]
+    );
+    assert_eq!(
+        urls(&mut engine, ev("i2", Install, 0.0).dev("d2").campaign("orbit", "cmp-2")),
+        ["https://pb.example/a?p=orbit&c=clk-i2&cmp=cmp-2", "https://pb.example/b?p=orbit&c=clk-i2&cmp=cmp-2"]
+    );
+    let refused =
+        load(&text.replace("sending = \"all\"\nshare_other_attribution", "share_other_attribution")).unwrap_err();
+    assert!(
+        refused.to_string().contains(
+            "postbacks[1].share_other_attribution: only a postback with sending = \"all\" sees other partners' attributions"
+        ),
+        "{refused}"
+    );
+}
