@@ -37,6 +37,8 @@ pub enum Macro {
     Currency,
     TransactionId,
     PostbackId,
+    /// The advertising id of the device's platform.
+    IdfaOrGaid,
 }
 
 /// (name, description) of every macro, for the README and `--help` texts.
@@ -47,6 +49,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     ("idfv", "iOS vendor id"),
     ("gaid", "Google advertising id"),
     ("android_id", "Android id"),
+    (
+        "idfa_or_gaid",
+        "the advertising id of the device's platform: idfa on iOS, gaid on Android, else whichever is set",
+    ),
     ("oaid", "Open Anonymous Device Identifier"),
     ("app_set_id", "Android app set id"),
     ("ip", "device IP address"),
@@ -126,6 +132,7 @@ impl Macro {
             "currency" => Macro::Currency,
             "transaction_id" => Macro::TransactionId,
             "postback_id" => Macro::PostbackId,
+            "idfa_or_gaid" => Macro::IdfaOrGaid,
             _ => return Err(format!("unknown macro '{name}'")),
         };
         Ok(m)
@@ -171,8 +178,17 @@ impl Macro {
             Macro::Currency => Cow::Borrowed(ev.revenue.as_ref().map_or("", |r| r.currency.as_str())),
             Macro::TransactionId => Cow::Borrowed(ev.revenue.as_ref().map_or("", |r| r.transaction_id.as_str())),
             Macro::PostbackId => Cow::Borrowed(ctx.job_id),
+            Macro::IdfaOrGaid => Cow::Borrowed(advertising_id(&ev.device)),
         }
     }
+}
+
+/// idfa on iOS, gaid on Android (by `os`); without a known os, whichever
+/// is set (idfa first).
+fn advertising_id(d: &DeviceInfo) -> &str {
+    let os = d.os.to_ascii_lowercase();
+    let ios = os.starts_with("ios") || os.starts_with("ipados");
+    if !ios && (os.starts_with("android") || d.idfa.is_empty()) { &d.gaid } else { &d.idfa }
 }
 
 /// Unix seconds; a zero time (unknown) renders empty rather than 1970.

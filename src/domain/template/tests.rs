@@ -202,3 +202,18 @@ fn a_value_can_never_walk_up_the_path() {
         "column 1: the URL path has a '.' or '..' segment"
     );
 }
+
+#[test]
+fn idfa_or_gaid_follows_the_devices_platform() {
+    let attr = attributed();
+    let with = |os: &str, idfa: &str, gaid: &str| {
+        let mut ev = event();
+        (ev.device.os, ev.device.idfa, ev.device.gaid) = (os.into(), idfa.into(), gaid.into());
+        render_with("https://x.example/?a={idfa_or_gaid}", Place::Url, &ev, &attr)
+    };
+    assert_eq!(with("iOS", "I-1", "G-1"), "https://x.example/?a=I-1");
+    assert_eq!(with("android", "I-1", "G-1"), "https://x.example/?a=G-1");
+    assert_eq!(with("", "", "G-1"), "https://x.example/?a=G-1");
+    assert_eq!(with("", "I-1", "G-1"), "https://x.example/?a=I-1");
+    assert_eq!(with("iOS", "", "G-1"), "https://x.example/?a=", "an iOS device's gaid is not its advertising id");
+}
