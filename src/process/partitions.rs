@@ -177,11 +177,6 @@ impl Partitions {
         }
     }
 
-    /// Every partition assigned: ready, restoring, or about to resume.
-    pub fn assigned(&self) -> Vec<Part> {
-        self.stores.keys().chain(self.restoring.keys()).chain(self.to_resume.keys()).copied().collect()
-    }
-
     pub fn is_ready(&self, part: Part) -> bool {
         self.stores.contains_key(&part)
     }

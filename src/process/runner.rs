@@ -198,30 +198,20 @@ impl Runner {
         self.open_transaction(out, moved, Instant::now(), 0)
     }
 
-    /// The consumer was fenced by a member with our `group.instance.id`.
-    /// Right after our session expired (a broker away), that member is our
-    /// own rejoin racing a request made before it: a new consumer takes
-    /// over, as after a restart. Otherwise another instance took our
-    /// identity, and the stage stops.
+    /// The consumer was fenced by a member with our `group.instance.id`:
+    /// after our session expired (a broker away longer than
+    /// `session.timeout.ms`), that member is our own rejoin racing a request
+    /// made before it; otherwise another instance took our identity. Either
+    /// way the stage stops: a consumer replaced in-process was seen to stall
+    /// under load, while a restart rejoins as the same static member at once
+    /// and resumes from the committed offsets.
     fn consumer_fenced(&mut self, code: RDKafkaErrorCode, reason: String) -> Result<(), ProcessError> {
-        if !self.consumer.context().lost_within(SELF_FENCE_WINDOW) {
-            return Err(ProcessError::FatalConsumer(format!("{code:?}: {reason}")));
-        }
-        tracing::warn!(%reason, "consumer fenced by its own rejoin after its session expired; replacing it");
-        if let Some(in_flight) = self.in_flight.take() {
-            // its offsets belong to the fenced membership: it cannot commit
-            let _ = in_flight.wait();
-            let _ = self.stall.during("abort_transaction", || txn::abort(&self.producer, &self.shutdown));
-        }
-        for part in self.parts.assigned() {
-            self.parts.revoke(part);
-        }
-        self.committed.lock().expect("committed offsets lock").clear();
-        self.health.block(NOT_JOINED);
-        self.consumer = new_consumer(&self.fixed, self.layout, &self.commit_env.gate, &self.committed)?;
-        let t = &self.fixed.topics;
-        self.consumer.subscribe(&[&t.events, &t.user_activity])?;
-        Ok(())
+        let why = if self.consumer.context().lost_within(SELF_FENCE_WINDOW) {
+            "its session expired while the broker was away; a restart rejoins as the same static member"
+        } else {
+            "another instance joined with the same instance_id"
+        };
+        Err(ProcessError::FatalConsumer(format!("{code:?}: {reason} ({why})")))
     }
 
     /// Leaves the group (the revocation closes every store) and closes.

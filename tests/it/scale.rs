@@ -37,15 +37,23 @@ fn produce_by_device(env: &TestEnv, events: &[Event], partitions: i32) {
     p.flush();
 }
 
-/// Samples `/readyz` every 200 ms until `done`; returns how often it was not ready.
+/// Samples `/readyz` and the consumer lag every 200 ms until `done`;
+/// returns how often it was not ready, and prints the lag seen.
 fn not_ready_while(p: &Instance, mut done: impl FnMut() -> bool) -> usize {
-    let mut misses = 0;
+    let (mut misses, mut samples, mut max_lag) = (0, 0, 0.0f64);
+    let started = std::time::Instant::now();
     while !done() {
+        samples += 1;
         if !p.ready() {
             misses += 1;
         }
+        max_lag = max_lag.max(p.metric("postback_consumer_lag", &[]));
         std::thread::sleep(Duration::from_millis(200));
     }
+    eprintln!(
+        "input change: {samples} samples over {:.1}s, {misses} not ready, largest consumer lag {max_lag} records",
+        started.elapsed().as_secs_f64()
+    );
     misses
 }
 
@@ -186,7 +194,11 @@ fn state_rescale_moves_the_state_to_new_partitions() {
 #[test]
 fn a_rescale_killed_midway_is_resumed_to_completion() {
     let (env, done, phase3) = grown_and_stopped("rescale-kill");
-    let crash = env.topic("user-changelog");
+    // a point of the rescale picked at random: after one of the four copies
+    let points = ["device-changelog", "user-changelog", "device-events", "user-activity"];
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let crash = env.topic(points[nanos as usize % points.len()]);
+    eprintln!("rescale killed after copying {crash}");
     let (code, _, err) =
         state_cmd(&env, &["rescale", "--partitions", "16"], &[("POSTBACK_RESCALE_CRASH_AFTER", crash.as_str())]);
     assert_eq!(code, None, "killed by the failpoint: {err}");
