@@ -114,14 +114,13 @@ fn partner_mock(listen: std::net::SocketAddr) -> ExitCode {
     }
 }
 
+/// The config of a one-shot command; its errors are printed (file, key, reason).
+fn load_or_say(path: &std::path::Path) -> Option<config::Config> {
+    config::load(path).inspect_err(|e| eprintln!("{e}")).ok()
+}
+
 fn topics_create(path: &std::path::Path, partitions: i32) -> ExitCode {
-    let config = match config::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let Some(config) = load_or_say(path) else { return ExitCode::FAILURE };
     match postback::kafka::admin::create_all(&config, partitions) {
         Ok(topics) => {
             for (topic, n) in topics {
@@ -141,13 +140,7 @@ fn state(command: StateCommand) -> ExitCode {
     let path = match &command {
         StateCommand::Show { config } | StateCommand::Rescale { config, .. } => config,
     };
-    let config = match config::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let Some(config) = load_or_say(path) else { return ExitCode::FAILURE };
     let result = match command {
         StateCommand::Show { .. } => rescale::show(&config).map(|text| print!("{text}")),
         StateCommand::Rescale { partitions, user_partitions, resume, .. } => {
@@ -178,13 +171,7 @@ fn state(command: StateCommand) -> ExitCode {
 }
 
 fn dlq_replay(path: &std::path::Path, filter: Filter) -> ExitCode {
-    let config = match config::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let Some(config) = load_or_say(path) else { return ExitCode::FAILURE };
     match postback::send::replay::replay(&config, &filter) {
         Ok(s) => {
             println!(
