@@ -8,7 +8,7 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::config::reload::SharedConfig;
 use crate::domain::binary::{decode_device, decode_user};
-use crate::domain::engine::state_key;
+use crate::domain::engine::{state_key, user_key};
 use crate::domain::explain::{self, Line};
 use crate::process::Stage;
 use crate::store::{RocksStore, Store};
@@ -81,13 +81,14 @@ pub fn device_report(config: &Config, state_dir: &Path, app_id: &str, device: &s
 /// The whole report for a user.
 pub fn user_report(config: &Config, state_dir: &Path, app_id: &str, user: &str) -> Result<String, InspectError> {
     let app = config.rules.app(app_id).ok_or_else(|| InspectError::UnknownApp(app_id.to_owned()))?;
-    let key = state_key(app_id, user);
+    let key = user_key(app, user);
     let state = find(state_dir, Stage::User, &key)?
         .map(|v| decode_user(&v).map_err(|e| InspectError::Corrupt(key.clone(), e.to_string())))
         .transpose()?;
+    let who = format!("user {user} of project {} (as seen from app {app_id}, {})", app.project, app.platform);
     let head = match &state {
-        Some(st) => format!("user {user} of app {app_id} ({})\n{}\n\n", app.platform, explain::describe_user(st)),
-        None => format!("user {user} of app {app_id} ({}): no stored state (never seen)\n\n", app.platform),
+        Some(st) => format!("{who}\n{}\n\n", explain::describe_user(st)),
+        None => format!("{who}: no stored state (never seen)\n\n"),
     };
     Ok(head + &table(&explain::explain_user(&config.rules, app, user, state.as_ref(), now_ms())))
 }

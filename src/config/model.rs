@@ -316,6 +316,10 @@ pub struct AppConfig {
     /// keeps the previous one.
     #[serde(default = "yes")]
     pub reattribute_to_organic: bool,
+    /// The project the app's users belong to (default: one project for all
+    /// apps).
+    #[serde(default)]
+    pub project: Option<String>,
 }
 
 fn default_window() -> HumanDuration {

@@ -4,6 +4,7 @@
 
 use super::model::*;
 use super::{Config, HumanDuration, MAX_RECORD_BYTES, STATE_COPIES};
+use crate::domain::app::DEFAULT_PROJECT;
 use crate::domain::template::{Place, Template};
 use crate::domain::{App, PartnerParams, Postback, PostbackEvent, Routing, Rules, Scope, Sending};
 use ipnet::IpNet;
@@ -220,11 +221,16 @@ fn build_apps(raw: &[AppConfig], errors: &mut Errors) -> Vec<App> {
         } else if !seen.insert(a.id.as_str()) {
             errors.push((format!("{key}.id"), format!("app id '{}' is used twice", a.id)));
         }
+        let project = a.project.clone().unwrap_or_else(|| DEFAULT_PROJECT.to_owned());
+        if !valid_id(&project) {
+            errors.push((format!("{key}.project"), format!("project '{project}' {ID_RULE}")));
+        }
         apps.push(App {
             id: a.id.clone(),
             platform: a.platform.into(),
             inactivity_window_ms: a.inactivity_window.ms(),
             reattribute_to_organic: a.reattribute_to_organic,
+            project,
         });
     }
     apps

@@ -37,7 +37,13 @@ pub struct App {
     /// true: an organic return starts a new organic attribution; false: it
     /// keeps the previous one.
     pub reattribute_to_organic: bool,
+    /// The project the app belongs to: users are counted per project, so a
+    /// user who moves between its apps (mobile and web) is one user.
+    pub project: String,
 }
+
+/// The project of apps that name none: all of them form one.
+pub const DEFAULT_PROJECT: &str = "default";
 
 impl App {
     pub fn new(id: &str, platform: Platform) -> App {
@@ -46,6 +52,7 @@ impl App {
             platform,
             inactivity_window_ms: DEFAULT_INACTIVITY_WINDOW_MS,
             reattribute_to_organic: true,
+            project: DEFAULT_PROJECT.to_owned(),
         }
     }
 }

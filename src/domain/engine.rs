@@ -85,6 +85,12 @@ pub fn state_key(app_id: &str, id: &str) -> String {
     key
 }
 
+/// State key of a user: `project:user` — a user is one user across the
+/// apps of a project (DESIGN §1.4; the seed counts new users per project).
+pub fn user_key(app: &App, user_id: &str) -> String {
+    state_key(&app.project, user_id)
+}
+
 /// The whole processing stage in memory: the reference model.
 #[derive(Debug, Clone, Default)]
 pub struct Engine {
@@ -109,7 +115,7 @@ impl Engine {
         let step = device_step(&rules, app, &mut state, event, now_ms, &mut jobs);
         self.devices.insert(key, state.expect("device state"));
         if let Some(act) = step.activity {
-            let key = state_key(&event.app_id, &event.user_id);
+            let key = user_key(app, &event.user_id);
             let mut user = self.users.remove(&key);
             user_step(&rules, app, &mut user, &act, now_ms, &mut jobs);
             self.users.insert(key, user.expect("user state"));

@@ -230,7 +230,7 @@ impl DeviceState {
 /// markers: (hash of the device id, attribution sequence).
 pub type AttributionRef = (u64, u32);
 
-/// State of one (app, user), fed by the user-activity repartition topic.
+/// State of one (project, user), fed by the user-activity repartition topic.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserState {
     pub first_seen_ms: i64,

@@ -10,7 +10,7 @@ use super::app::App;
 use super::device::money_streams;
 use super::event::Event;
 use super::hash::fnv1a64;
-use super::state::{Attributed, UserState};
+use super::state::{Attributed, USER_CA_MARKS, UserState};
 use super::trigger::{Trigger, Triggers};
 
 /// One event with a user id, as carried by the user-activity topic.
@@ -58,7 +58,7 @@ pub fn apply_user(state: &mut Option<UserState>, act: &UserActivity, app: &App) 
         }
     };
 
-    let attribution_ref = (fnv1a64(&[event.device_id.as_bytes()]), act.device_seq);
+    let attribution_ref = (device_ref(&event.app_id, &event.device_id), act.device_seq);
     for &money in money_streams(event) {
         let flag = money.lifetime_flag();
         if !st.has(flag) {
@@ -77,6 +77,47 @@ pub fn apply_user(state: &mut Option<UserState>, act: &UserActivity, app: &App) 
     out
 }
 
+/// A device of an app, as the by-user marks remember it. Two apps of a
+/// project can see one device id (iOS gives a vendor's apps one IDFV), so
+/// the app is part of it; it is mixed in by XOR so that marks stored
+/// before projects (device only) can be moved over: `old ^ app_salt(app)`.
+pub fn device_ref(app_id: &str, device_id: &str) -> u64 {
+    fnv1a64(&[device_id.as_bytes()]) ^ app_salt(app_id)
+}
+
+/// The app's part of [`device_ref`].
+pub fn app_salt(app_id: &str) -> u64 {
+    fnv1a64(&[b"app", app_id.as_bytes()])
+}
+
+/// One user's states from several apps of a project as one: how `state
+/// rescale` re-keys user state written before projects (`app:user`). The
+/// earliest first appearance gives the user's first device and attribution;
+/// the rest is the union (last activity: the latest; lifetime flags: any;
+/// CA marks: all, moved to [`device_ref`]'s form, at most [`USER_CA_MARKS`]).
+pub fn merge_users(mut parts: Vec<(String, UserState)>) -> Option<UserState> {
+    parts.sort_by_key(|(_, st)| st.first_seen_ms);
+    let mut merged = parts.first()?.1.clone();
+    merged.ca_marks = Default::default();
+    for (app, st) in &parts {
+        merged.last_activity_ms = merged.last_activity_ms.max(st.last_activity_ms);
+        merged.flags |= st.flags;
+        for (stream, marks) in st.ca_marks.iter().enumerate() {
+            for &(device, seq) in marks {
+                let moved = (device ^ app_salt(app), seq);
+                if !merged.ca_marks[stream].contains(&moved) {
+                    merged.ca_marks[stream].push(moved);
+                }
+            }
+        }
+    }
+    for marks in &mut merged.ca_marks {
+        let extra = marks.len().saturating_sub(USER_CA_MARKS);
+        marks.drain(..extra);
+    }
+    Some(merged)
+}
+
 /// Activity after at least the inactivity window without activity on any of
 /// the user's devices.
 pub fn is_user_dormant(st: &UserState, event: &Event, app: &App) -> bool {
@@ -84,4 +125,56 @@ pub fn is_user_dormant(st: &UserState, event: &Event, app: &App) -> bool {
         && st
             .last_activity_ms
             .is_some_and(|last| event.timestamp_ms >= last && event.timestamp_ms - last >= app.inactivity_window_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::app::{App, Platform};
+    use crate::domain::event::{Event, Kind, Revenue};
+
+    fn pay(app: &str, device: &str, seq: u32, t: i64) -> UserActivity {
+        let mut event = Event::new(&format!("p-{app}-{t}"), app, device, Kind::Payment, t);
+        event.user_id = "u1".into();
+        event.revenue = Some(Revenue { amount: "1.00".into(), currency: "USD".into(), ..Default::default() });
+        UserActivity {
+            event,
+            device_first: Attributed::new(None, t),
+            device_current: Attributed::new(None, t),
+            device_seq: seq,
+            install_ms: t,
+        }
+    }
+
+    /// The state a user had under the old keys: marks were the device
+    /// hash alone.
+    fn legacy(app: &str, device: &str, seq: u32, t: i64) -> UserState {
+        let mut st = None;
+        apply_user(&mut st, &pay(app, device, seq, t), &App::new(app, Platform::Mobile));
+        let mut st = st.unwrap();
+        for marks in &mut st.ca_marks {
+            for m in marks.iter_mut() {
+                m.0 ^= app_salt(app);
+            }
+        }
+        st
+    }
+
+    #[test]
+    fn merged_users_keep_the_earliest_start_and_every_mark() {
+        let game = legacy("game", "d1", 1, 2_000);
+        let shop = legacy("shop", "d1", 1, 1_000);
+        let mut merged = Some(merge_users(vec![("game".into(), game), ("shop".into(), shop)]).unwrap());
+        let st = merged.as_ref().unwrap();
+        assert_eq!((st.first_seen_ms, st.last_activity_ms), (1_000, Some(2_000)));
+        // paying again in either app's attribution fires no second CA
+        for app in ["game", "shop"] {
+            let out = apply_user(&mut merged, &pay(app, "d1", 1, 3_000), &App::new(app, Platform::Mobile));
+            assert!(out.triggers.is_empty(), "{app}: {:?}", out.triggers);
+        }
+        // a new attribution does
+        let out = apply_user(&mut merged, &pay("game", "d1", 2, 4_000), &App::new("game", Platform::Mobile));
+        assert_eq!(out.triggers.len(), 1);
+        assert_eq!(merge_users(Vec::new()), None);
+    }
 }

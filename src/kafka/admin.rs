@@ -393,3 +393,17 @@ fn create(config: &Config, topic: &str, n: i32, compact: bool) -> Result<(), Adm
     }
     Ok(())
 }
+
+/// Whether any partition of `topic` holds a record (false when the topic
+/// does not exist).
+pub fn holds_records(config: &Config, topic: &str) -> Result<bool, AdminError> {
+    let consumer = reach(config)?;
+    let Some(count) = partitions(&consumer, topic)? else { return Ok(false) };
+    for p in 0..count {
+        let (low, high) = consumer.fetch_watermarks(topic, p, TIMEOUT)?;
+        if high > low {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}

@@ -15,16 +15,40 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 const KEY: &[u8] = b"layout";
 const TIMEOUT: Duration = Duration::from_secs(15);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateLayout {
     pub generation: u32,
     pub device_partitions: i32,
     pub user_partitions: i32,
+    /// How user state is keyed. Records written before projects existed
+    /// have no such field: their users are keyed by app.
+    #[serde(default)]
+    pub user_keys: UserKeys,
+    /// The project of every app whose users the state holds: moving an app
+    /// to another project would orphan its users, so a start refuses it.
+    #[serde(default)]
+    pub projects: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserKeys {
+    /// `app:user`, before projects; `state rescale` re-keys it.
+    #[default]
+    App,
+    /// `project:user`.
+    Project,
+}
+
+/// The configured app → project map.
+pub fn projects_of(config: &Config) -> BTreeMap<String, String> {
+    config.rules.apps().map(|a| (a.id.clone(), a.project.clone())).collect()
 }
 
 /// A state topic's name in `generation`.

@@ -19,13 +19,14 @@ mod stall;
 pub mod stats;
 pub mod step;
 mod txn;
+mod users;
 
 pub use restore::RestoreError;
 pub use stage::{Part, Stage};
 
 use crate::config::Config;
 use crate::kafka::admin::{self, AdminError};
-use crate::kafka::layout;
+use crate::kafka::layout::{self, StateLayout};
 use crate::store::StoreError;
 use crate::telemetry::Health;
 use crate::telemetry::metrics::metrics;
@@ -66,6 +67,16 @@ pub enum ProcessError {
          see the README's runbook (add partitions to the input)"
     )]
     InputGrew { partition: i32, state: i32 },
+    #[error(
+        "the user state in '{topic}' is keyed by app (written before projects): stop every processor and run \
+         `postback state rescale CONFIG` once to re-key it by project (README: Projects)"
+    )]
+    UsersKeyedByApp { topic: String },
+    #[error(
+        "app '{app}' moved from project '{from}' to '{to}': its users are counted in '{from}', and moving them \
+         would count each one again; set its project back to '{from}' (apps cannot change project)"
+    )]
+    ProjectMoved { app: String, from: String, to: String },
     #[error("cannot rewind {topic}/{partition} to offset {offset}: {source}")]
     Rewind { topic: String, partition: i32, offset: i64, source: KafkaError },
 }
@@ -74,9 +85,9 @@ pub enum ProcessError {
 /// layout's generation (generation 0: as configured). Stores of another
 /// generation live in their own directory, so none is mistaken for the
 /// state of a changelog it was not restored from.
-fn with_layout(configured: &Config) -> Result<(Config, u32), ProcessError> {
+fn with_layout(configured: &Config) -> Result<(Config, Option<StateLayout>), ProcessError> {
     let mut fixed = configured.clone();
-    let Some(recorded) = layout::read(configured)? else { return Ok((fixed, 0)) };
+    let Some(recorded) = layout::read(configured)? else { return Ok((fixed, None)) };
     let g = recorded.generation;
     fixed.topics = layout::topics_of(&configured.topics, g);
     if g > 0 {
@@ -84,7 +95,7 @@ fn with_layout(configured: &Config) -> Result<(Config, u32), ProcessError> {
         // the recorded layout says how many partitions the state has
         fixed.process.state_partitions = None;
     }
-    Ok((fixed, g))
+    Ok((fixed, Some(recorded)))
 }
 
 /// Checks and creates topics, then runs the processing loop on its own
@@ -97,10 +108,12 @@ pub fn start(
     health.block(runner::PRODUCER_NOT_READY);
     health.block(runner::NOT_JOINED);
     let configured: Arc<Config> = Arc::clone(&config.read().expect("config lock"));
-    let (fixed, generation) = with_layout(&configured)?;
+    let (fixed, recorded) = with_layout(&configured)?;
+    let generation = recorded.as_ref().map_or(0, |l| l.generation);
     std::fs::create_dir_all(&fixed.process.state_dir)
         .map_err(|source| ProcessError::StateDir { path: fixed.process.state_dir.display().to_string(), source })?;
     let layout = admin::ensure_processor_topics(&fixed)?;
+    users::check(&configured, &fixed, recorded, generation, &layout)?;
     tracing::info!(?layout, generation, "topics ready");
     metrics().layout(i64::from(generation), layout.events, layout.device_state, layout.user_activity);
     let runner = Runner::new(config, Arc::new(fixed), layout, health, shutdown)?;

@@ -11,8 +11,8 @@ use super::stage::{Part, Stage};
 use crate::codec;
 use crate::domain::binary::{self, BinaryError};
 use crate::domain::check::check_event;
-use crate::domain::engine::{device_step, state_key, user_step};
-use crate::domain::{DeviceState, Event, Job, UserActivity, UserState};
+use crate::domain::engine::{device_step, state_key, user_key, user_step};
+use crate::domain::{DeviceState, Event, Job, Rules, UserActivity, UserState};
 use crate::store::StoreError;
 use std::collections::HashMap;
 
@@ -26,8 +26,8 @@ pub trait StageStep {
 
     /// Decodes and checks a record; a rejection sends it to the DLQ.
     fn decode(r: &InRecord, env: &BatchEnv<'_>) -> Result<Self::Input, Rejected>;
-    /// The state key the input touches (`app:device`, `app:user`).
-    fn key(input: &Self::Input) -> String;
+    /// The state key the input touches (`app:device`, `project:user`).
+    fn key(input: &Self::Input, rules: &Rules) -> String;
     fn decode_state(bytes: &[u8]) -> Result<Self::State, BinaryError>;
     fn encode_state(state: &Self::State, out: &mut Vec<u8>);
     /// Applies the input to its key's state and emits what it fires (jobs,
@@ -64,7 +64,7 @@ impl StageStep for DeviceStep {
         Ok(event)
     }
 
-    fn key(event: &Event) -> String {
+    fn key(event: &Event, _rules: &Rules) -> String {
         state_key(&event.app_id, &event.device_id)
     }
 
@@ -94,7 +94,7 @@ impl StageStep for DeviceStep {
         if let Some(act) = step.activity {
             let mut value = Vec::with_capacity(512);
             binary::encode_activity(&act, &mut value);
-            let key = state_key(&act.event.app_id, &act.event.user_id).into_bytes();
+            let key = user_key(app, &act.event.user_id).into_bytes();
             out.forward(Stage::User, key, value, env.layout.user_activity);
         }
         true
@@ -141,8 +141,9 @@ impl StageStep for UserStep {
         Ok(act)
     }
 
-    fn key(act: &UserActivity) -> String {
-        state_key(&act.event.app_id, &act.event.user_id)
+    fn key(act: &UserActivity, rules: &Rules) -> String {
+        let app = rules.app(&act.event.app_id).expect("checked by decode");
+        user_key(app, &act.event.user_id)
     }
 
     fn decode_state(bytes: &[u8]) -> Result<UserState, BinaryError> {
@@ -196,10 +197,10 @@ pub fn run<S: StageStep>(
             Err(rejected) => out.dead_letter(r, rejected, env),
         }
     }
-    let mut overlays = load::<S>(&valid, view)?;
+    let mut overlays = load::<S>(&valid, view, env.rules)?;
     let mut jobs = Vec::new();
     for (r, input) in &valid {
-        let key = S::key(input);
+        let key = S::key(input, env.rules);
         let slot = overlays.get_mut(&r.partition).and_then(|o| o.get_mut(&key)).expect("loaded");
         match slot {
             Slot::Corrupt(reason) => out.dead_letter(r, ("corrupt_state", reason.clone()), env),
@@ -229,13 +230,14 @@ pub fn run<S: StageStep>(
 fn load<S: StageStep>(
     items: &[(&InRecord, S::Input)],
     view: StateView<'_>,
+    rules: &Rules,
 ) -> Result<HashMap<i32, Overlay<S::State>>, StoreError> {
     let mut overlays: HashMap<i32, Overlay<S::State>> = HashMap::new();
     let mut wanted: HashMap<i32, Vec<String>> = HashMap::new();
     for (r, input) in items {
         let part = Part::new(S::STAGE, r.partition);
         let overlay = overlays.entry(r.partition).or_default();
-        let key = S::key(input);
+        let key = S::key(input, rules);
         if overlay.contains_key(&key) {
             continue;
         }

@@ -1,5 +1,5 @@
 //! Partition state stores: one per assigned partition of a stage, keyed by
-//! `app:device` or `app:user`, holding `domain::binary` values. RocksDB in
+//! `app:device` or `project:user`, holding `domain::binary` values. RocksDB in
 //! production; [`MemStore`], with the same contract, in tests.
 //!
 //! Guarantee: a store only ever holds state whose Kafka transaction has

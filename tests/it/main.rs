@@ -11,6 +11,7 @@ mod newcomer;
 mod ops;
 mod outage;
 mod process;
+mod projects;
 mod properties;
 mod robust;
 mod scale;

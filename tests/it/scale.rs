@@ -126,7 +126,7 @@ fn the_input_grows_and_the_processor_is_killed_right_after() {
 }
 
 /// Runs `postback state <args>` to completion: (exit code, stdout, stderr).
-fn state_cmd(env: &TestEnv, args: &[&str], extra: &[(&str, &str)]) -> (Option<i32>, String, String) {
+pub fn state_cmd(env: &TestEnv, args: &[&str], extra: &[(&str, &str)]) -> (Option<i32>, String, String) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_postback"));
     cmd.arg("state").arg(args[0]).arg(&env.config_path).args(&args[1..]);
     cmd.env("POSTBACK__INPUT__PARTITIONED_BY", env.partitioned_by).env("RUST_LOG", "warn");
@@ -178,7 +178,10 @@ fn state_rescale_moves_the_state_to_new_partitions() {
     for (args, reason) in [
         (&["rescale", "--partitions", "0"][..], "--partitions must be at least 1"),
         (&["rescale", "--partitions", "32"][..], "--partitions 32 is more than the input's 16 partitions"),
-        (&["rescale", "--partitions", "8"][..], "already has 8 device and 8 user partitions: nothing to do"),
+        (
+            &["rescale", "--partitions", "8"][..],
+            "already has 8 device and 8 user partitions, keyed by project: nothing to do",
+        ),
     ] {
         let (code, _, err) = state_cmd(&env, args, &[]);
         assert_eq!(code, Some(1), "{err}");

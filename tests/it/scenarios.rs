@@ -51,6 +51,7 @@ const BULLETS: &[&str] = &[
     "1.4 user re-engagement",
     "1.4 first payment by user",
     "1.4 user across two devices",
+    "1.4 users of a project",
     "1.5 lt in first attribution",
     "1.5 ca in current attribution",
     "1.6 web apps",
@@ -502,6 +503,69 @@ pub fn scenarios() -> Vec<Scenario> {
                 (
                     ev("p3", Payment, 4.0).user("u1").pay("5.00", false),
                     Fires(&["acme.payment", "acme.payment-ca", "orbit.all-payment"]),
+                ),
+            ],
+        ),
+        s(
+            &["1.4 users of a project", "1.4 new user"],
+            "a user is one user across the apps of a project: mobile then web is one new user",
+            vec![
+                (
+                    ev("i1", Install, 0.0).user("u1").from("acme"),
+                    Fires(&["acme.install", "acme.new-user", "orbit.all-install"]),
+                ),
+                (
+                    ev("r1", Registration, 0.1).user("u1"),
+                    Fires(&["acme.first-registration", "acme.registration", "acme.registration-ca"]),
+                ),
+                (ev("v1", Visit, 5.0).app("w").dev("web-1").from("zeta"), Fires(&[])),
+                (
+                    ev("g1", Login, 5.1).app("w").dev("web-1").user("u1"),
+                    Fires(&["zeta.first-login", "zeta.login", "zeta.login-ca"]),
+                ),
+                // another project counts its users on its own
+                (
+                    ev("i2", Install, 6.0).app("solo").dev("s-1").user("u1").from("zeta"),
+                    Fires(&["orbit.all-install", "zeta.install", "zeta.new-user"]),
+                ),
+            ],
+        ),
+        s(
+            &["1.4 users of a project", "1.4 first payment by user", "1.4 user re-engagement"],
+            "by-user payments and re-engagement count over the project's apps",
+            vec![
+                (
+                    ev("i1", Install, 0.0).user("u1").from("acme"),
+                    Fires(&["acme.install", "acme.new-user", "orbit.all-install"]),
+                ),
+                (
+                    ev("c1", CustomPayment, 1.0).user("u1").pay("5.00", false),
+                    Fires(&[
+                        "acme.custom-payment",
+                        "acme.custom-payment-ca",
+                        "acme.first-custom-payment",
+                        "acme.first-custom-payment-ca",
+                        "acme.first-custom-payment-user",
+                    ]),
+                ),
+                // the same device id in another app of the project is another device
+                (ev("v1", Visit, 2.0).app("w").from("zeta").user("u1"), Fires(&[])),
+                (
+                    ev("c2", CustomPayment, 2.1).app("w").user("u1").pay("5.00", false),
+                    Fires(&[
+                        "zeta.custom-payment",
+                        "zeta.custom-payment-ca",
+                        "zeta.first-custom-payment",
+                        "zeta.first-custom-payment-ca",
+                    ]),
+                ),
+                // active on the site in between: the app's launch is not a user re-engagement
+                (ev("v2", Visit, 30.0).app("w").user("u1"), Fires(&[])),
+                (ev("l1", Launch, 35.0).user("u1").from("acme"), Fires(&["acme.reengagement"])),
+                // 30 days without activity anywhere in the project
+                (
+                    ev("l2", Launch, 66.0).user("u1").from("acme"),
+                    Fires(&["acme.reengagement", "acme.reengagement-user"]),
                 ),
             ],
         ),

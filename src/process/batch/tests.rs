@@ -171,7 +171,10 @@ fn a_user_event_is_forwarded_with_the_devices_snapshot() {
     let out = run(&[record(Stage::Device, 0, 0, "d2", install("e2", "d2", "u1"))], &stores, &Prior::default());
     let forwarded = of(&out, Dest::Input(Stage::User));
     assert_eq!(forwarded.len(), 1);
-    assert_eq!((forwarded[0].key.as_slice(), forwarded[0].partition), (&b"m:u1"[..], partition_for(b"m:u1", 4)));
+    assert_eq!(
+        (forwarded[0].key.as_slice(), forwarded[0].partition),
+        (&b"default:u1"[..], partition_for(b"default:u1", 4))
+    );
     let act = decode_activity(&forwarded[0].value).unwrap();
     assert_eq!((act.event.event_id.as_str(), act.event.user_id.as_str()), ("e2", "u1"));
     assert_eq!((act.device_first.partner(), act.device_current.partner(), act.device_seq), ("acme", "acme", 0));
@@ -191,9 +194,9 @@ fn a_user_event_is_forwarded_with_the_devices_snapshot() {
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].job_id, job_id("m", "d2", "u1", "e2", "acme-new-user", "new_user"));
     assert_eq!(jobs[0].url, "https://pb.acme.example/u?c=clk-1&u=u1");
-    assert_eq!(of(&out, Dest::Jobs)[0].key, b"m:u1".to_vec(), "user jobs are keyed by app:user");
+    assert_eq!(of(&out, Dest::Jobs)[0].key, b"default:u1".to_vec(), "user jobs are keyed by project:user");
     let changelog = of(&out, Dest::Changelog(Stage::User));
-    assert_eq!((changelog.len(), changelog[0].partition), (1, partition_for(b"m:u1", 4)));
+    assert_eq!((changelog.len(), changelog[0].partition), (1, partition_for(b"default:u1", 4)));
 }
 
 #[test]

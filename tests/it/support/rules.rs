@@ -44,6 +44,7 @@ pub fn config_text(sink: &str) -> String {
         "[[apps]]\nid = \"m\"\nplatform = \"mobile\"\n\n\
          [[apps]]\nid = \"m2\"\nplatform = \"mobile\"\nreattribute_to_organic = false\n\n\
          [[apps]]\nid = \"w\"\nplatform = \"web\"\ninactivity_window = \"30d\"\n\n\
+         [[apps]]\nid = \"solo\"\nplatform = \"mobile\"\nproject = \"other\"\n\n\
          [[partners]]\nid = \"acme\"\n[partners.campaign_params]\n\"cmp-7\" = { key = \"k7\" }\n\n\
          [[partners]]\nid = \"zeta\"\n\n[[partners]]\nid = \"orbit\"\n\n",
     );
