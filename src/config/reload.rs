@@ -108,7 +108,8 @@ pub fn apply(loaded: Result<Config, ConfigErrors>, config: &SharedConfig) -> boo
 }
 
 /// A reload that drops every postback of a running config is far likelier
-/// a file caught mid-write than an intent.
+/// a file caught mid-write than an intent; one that moves an app to another
+/// project would count its users again.
 fn complete(old: &Config, new: Config) -> Result<Config, ConfigErrors> {
     let (before, after) = (old.rules.postbacks().len(), new.rules.postbacks().len());
     if before > 0 && after == 0 && !old.allow_empty {
@@ -119,6 +120,18 @@ fn complete(old: &Config, new: Config) -> Result<Config, ConfigErrors> {
                 "the new config has no postbacks (the running one has {before}): refused as a partial write (start with --allow-empty to allow it)"
             ),
         }]));
+    }
+    for app in new.rules.apps() {
+        if let Some(was) = old.rules.app(&app.id).filter(|was| was.project != app.project) {
+            return Err(ConfigErrors(vec![ConfigError {
+                file: new.path.display().to_string(),
+                key: format!("apps.{}.project", app.id),
+                reason: format!(
+                    "app '{}' cannot move from project '{}' to '{}': its users are counted in '{}'",
+                    app.id, was.project, app.project, was.project
+                ),
+            }]));
+        }
     }
     Ok(new)
 }
@@ -165,6 +178,20 @@ mod tests {
         let running = shared(allowing);
         assert!(apply(Ok(config(BASE)), &running));
         assert!(running.read().unwrap().rules.postbacks().is_empty());
+    }
+
+    #[test]
+    fn a_reload_that_moves_an_app_to_another_project_is_refused() {
+        let running = shared(config(&format!("{BASE}{POSTBACK}")));
+        let moved = BASE.replace("platform = \"mobile\"\n", "platform = \"mobile\"\nproject = \"p2\"\n");
+        assert!(!apply(Ok(config(&format!("{moved}{POSTBACK}"))), &running));
+        assert_eq!(running.read().unwrap().rules.app("game").unwrap().project, "default");
+        let refused = complete(&running.read().unwrap(), config(&format!("{moved}{POSTBACK}"))).unwrap_err();
+        assert_eq!(refused.0[0].key, "apps.game.project");
+        assert_eq!(
+            refused.0[0].reason,
+            "app 'game' cannot move from project 'default' to 'p2': its users are counted in 'default'"
+        );
     }
 
     #[tokio::test]
