@@ -204,3 +204,52 @@ proptest! {
         prop_assert_eq!(unique.len(), a.len());
     }
 }
+
+/// Payments of two users over four devices in two apps of one project
+/// (user `u{dev % 2}`, device `d{dev}` in app `m` or `m2`).
+fn project_payments(raw: &[Raw]) -> Vec<Event> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, &(dev, kind, day, partner, _))| {
+            let kind = if kind % 3 == 0 { Kind::Launch } else { Kind::Payment };
+            let app = if dev < 2 { "m" } else { "m2" };
+            let mut e = Event::new(&format!("e{i}"), app, &format!("d{dev}"), kind, T0 + i64::from(day) * DAY / 2);
+            e.user_id = format!("u{}", dev % 2);
+            if partner > 0 {
+                let p = PARTNERS[partner - 1];
+                e.attribution =
+                    Some(Attribution { partner_id: p.into(), campaign_id: format!("{p}-c"), ..Default::default() });
+            }
+            if kind == Kind::Payment {
+                e.revenue = Some(Revenue { amount: "1.00".into(), currency: "USD".into(), ..Default::default() });
+            }
+            e
+        })
+        .collect()
+}
+
+proptest! {
+    #[test]
+    fn by_user_payments_count_once_per_user_and_attribution_across_a_project(raw in raw_events(4, 80)) {
+        let config = config("https://pb.example");
+        let mut engine = Engine::new(Arc::clone(&config.rules));
+        let mut lifetime: HashSet<(String, String)> = HashSet::new();
+        let mut per_attribution: HashSet<(String, String, u32)> = HashSet::new();
+        for e in project_payments(&raw) {
+            let jobs = engine.process(&e, T0 + 400 * DAY).unwrap();
+            let key = state_key(&e.app_id, &e.device_id);
+            let (_, seq, _) = engine.devices[&key].attribution_at(e.timestamp_ms);
+            for j in &jobs {
+                if j.postback_id.ends_with(".first-payment-user") {
+                    prop_assert!(lifetime.insert((j.partner_id.clone(), e.user_id.clone())), "second lt for {}", e.user_id);
+                }
+                if j.postback_id.ends_with(".first-payment-user-ca") {
+                    prop_assert!(per_attribution.insert((e.user_id.clone(), key.clone(), seq)), "second CA in {key} #{seq}");
+                }
+            }
+        }
+        // one lifetime first payment per user of the project, whichever app it paid in
+        let payers: HashSet<&str> = lifetime.iter().map(|(_, u)| u.as_str()).collect();
+        prop_assert_eq!(payers.len(), lifetime.len());
+    }
+}
