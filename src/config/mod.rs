@@ -6,6 +6,7 @@
 //! reload runs again on a change: a config that fails here never replaces a
 //! running one.
 
+mod conditions;
 mod env;
 pub mod model;
 pub mod reload;

@@ -30,6 +30,23 @@ pub struct FileConfig {
     pub partners: Vec<PartnerConfig>,
     #[serde(default)]
     pub postbacks: Vec<PostbackConfig>,
+    /// USD per unit of a currency (`EUR = "1.08"`), for `{revenue_usd}` and
+    /// revenue filters in another currency.
+    #[serde(default)]
+    pub currency_rates: BTreeMap<String, String>,
+}
+
+/// `[postbacks.when]`: every condition given must hold.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WhenConfig {
+    pub country: Vec<String>,
+    pub os: Vec<String>,
+    pub campaigns: Vec<String>,
+    /// `"5.00 USD"`.
+    pub revenue_min: Option<String>,
+    pub revenue_max: Option<String>,
+    pub event_params: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -413,6 +430,12 @@ pub struct PostbackConfig {
     /// With `sending = "all"`: also render another partner's click details.
     #[serde(default)]
     pub share_other_attribution: bool,
+    /// Conditions on the event (`[postbacks.when]`).
+    #[serde(default)]
+    pub when: Option<WhenConfig>,
+    /// Fire only on the nth event of the kind (1-based).
+    #[serde(default)]
+    pub occurrence: Option<u32>,
     #[serde(default = "default_method")]
     pub method: Method,
     pub url: String,

@@ -2,10 +2,12 @@
 //! referenced apps and partners exist, ids are unique, events fit their apps'
 //! platforms, templates parse.
 
+use super::conditions;
 use super::model::*;
 use super::{Config, HumanDuration, MAX_RECORD_BYTES, STATE_COPIES};
 use crate::domain::app::DEFAULT_PROJECT;
 use crate::domain::template::{Place, Template};
+use crate::domain::when::Rates;
 use crate::domain::{App, PartnerParams, Postback, PostbackEvent, Routing, Rules, Scope, Sending};
 use ipnet::IpNet;
 use std::collections::HashSet;
@@ -23,7 +25,8 @@ pub fn build(raw: FileConfig, path: &Path) -> Result<Config, Errors> {
     let apps = build_apps(&raw.apps, &mut errors);
     check_partners(&raw.partners, &mut errors);
     let allow_networks = parse_networks(&raw.send.allow_networks, &mut errors);
-    let postbacks = build_postbacks(&raw, &apps, &mut errors);
+    let rates = conditions::rates(&raw.currency_rates, &mut |k, r| errors.push((k, r)));
+    let postbacks = build_postbacks(&raw, &apps, &rates, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -34,7 +37,7 @@ pub fn build(raw: FileConfig, path: &Path) -> Result<Config, Errors> {
         .collect();
     Ok(Config {
         path: path.to_owned(),
-        rules: Arc::new(Rules::new(apps, params, postbacks)),
+        rules: Arc::new(Rules::new(apps, params, postbacks).with_rates(rates)),
         kafka: raw.kafka,
         topics: raw.topics,
         process: raw.process,
@@ -273,13 +276,13 @@ fn parse_networks(raw: &[String], errors: &mut Errors) -> Vec<IpNet> {
     nets
 }
 
-fn build_postbacks(raw: &FileConfig, apps: &[App], errors: &mut Errors) -> Vec<Postback> {
+fn build_postbacks(raw: &FileConfig, apps: &[App], rates: &Rates, errors: &mut Errors) -> Vec<Postback> {
     let mut ids = HashSet::new();
     let mut out = Vec::new();
     for (i, pc) in raw.postbacks.iter().enumerate() {
         let key = format!("postbacks[{i}]");
         let before = errors.len();
-        let pb = build_postback(pc, &key, raw, apps, errors);
+        let pb = build_postback(pc, &key, (raw, apps, rates), errors);
         if let Some(pb) = pb.filter(|_| errors.len() == before) {
             if !ids.insert(pb.id.clone()) {
                 let k = if pc.id.is_some() { format!("{key}.id") } else { format!("{key}.name") };
@@ -307,8 +310,7 @@ pub fn slug(name: &str) -> String {
 fn build_postback(
     pc: &PostbackConfig,
     key: &str,
-    raw: &FileConfig,
-    apps: &[App],
+    (raw, apps, rates): (&FileConfig, &[App], &Rates),
     errors: &mut Errors,
 ) -> Option<Postback> {
     let mut err = |k: &str, r: String| errors.push((format!("{key}{k}"), r));
@@ -344,6 +346,10 @@ fn build_postback(
     let app_ids = resolve_apps(pc, &event, apps, &mut err);
     let ttl = partner.and_then(|p| p.job_ttl).unwrap_or(raw.process.job_ttl);
     let (url, headers, body) = parse_templates(pc, &mut err)?;
+    let when = conditions::when(pc, &event, rates, &mut err);
+    let occurrence = conditions::occurrence(pc, &event, &mut err);
+    let templates: Vec<&Template> = [&url].into_iter().chain(headers.iter().map(|(_, t)| t)).chain(&body).collect();
+    conditions::check_macros(&templates, rates, &mut err);
     Some(Postback {
         id,
         name: pc.name.clone(),
@@ -359,6 +365,8 @@ fn build_postback(
         verified_only: pc.verified_only,
         window_ms: pc.window.map(|w| w.ms()),
         share_other_attribution: pc.share_other_attribution,
+        when,
+        occurrence,
         method: pc.method,
         url,
         headers,

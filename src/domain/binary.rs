@@ -7,7 +7,8 @@
 
 use super::event::{Attribution, Custom, DeviceInfo, Event, Kind, Revenue};
 use super::state::{
-    ATTRIBUTIONS_KEPT, Attributed, DeviceState, Earlier, RECENT_EVENTS, TRANSACTIONS_KEPT, USER_CA_MARKS, UserState,
+    ATTRIBUTIONS_KEPT, Attributed, COUNTS_KEPT, Count, DeviceState, Earlier, RECENT_EVENTS, TRANSACTIONS_KEPT,
+    USER_CA_MARKS, UserState,
 };
 use super::user::UserActivity;
 use std::collections::BTreeMap;
@@ -34,10 +35,19 @@ pub enum BinaryError {
 /// Device state with transaction ids or earlier attributions needs
 /// version 2 (two trailing lists); without, it keeps the v1 bytes.
 const DEVICE_HISTORY: u8 = 2;
+/// Version 3 adds the event counts (postbacks on the nth event).
+const DEVICE_COUNTS: u8 = 3;
 
 pub fn encode_device(st: &DeviceState, out: &mut Vec<u8>) {
-    let v2 = !st.transactions.is_empty() || !st.earlier.is_empty();
-    out.push(if v2 { DEVICE_HISTORY } else { VERSION });
+    let v3 = !st.counts.is_empty();
+    let v2 = v3 || !st.transactions.is_empty() || !st.earlier.is_empty();
+    out.push(if v3 {
+        DEVICE_COUNTS
+    } else if v2 {
+        DEVICE_HISTORY
+    } else {
+        VERSION
+    });
     put_i64(out, st.first_seen_ms);
     put_i64(out, st.install_ms);
     put_attributed(out, &st.first);
@@ -71,10 +81,19 @@ pub fn encode_device(st: &DeviceState, out: &mut Vec<u8>) {
             out.push(e.ca_fired);
         }
     }
+    if v3 {
+        put_u64(out, st.counts.len() as u64);
+        for c in &st.counts {
+            out.extend_from_slice(&c.key.to_le_bytes());
+            for n in [c.lifetime, c.seq, c.in_attribution] {
+                put_u64(out, u64::from(n));
+            }
+        }
+    }
 }
 
 pub fn decode_device(bytes: &[u8]) -> Result<DeviceState, BinaryError> {
-    let mut r = Reader::versioned_up_to(bytes, DEVICE_HISTORY)?;
+    let mut r = Reader::versioned_up_to(bytes, DEVICE_COUNTS)?;
     let version = bytes[0];
     let first_seen_ms = r.i64()?;
     let install_ms = r.i64()?;
@@ -116,6 +135,16 @@ pub fn decode_device(bytes: &[u8]) -> Result<DeviceState, BinaryError> {
             earlier.push(Earlier { attribution, seq: r.u32()?, ca_fired: r.u8()? });
         }
     }
+    let mut counts = Vec::new();
+    if version >= DEVICE_COUNTS {
+        let n = r.u64()?;
+        if n > COUNTS_KEPT as u64 {
+            return Err(r.invalid("event count entries"));
+        }
+        for _ in 0..n {
+            counts.push(Count { key: r.fixed_u64()?, lifetime: r.u32()?, seq: r.u32()?, in_attribution: r.u32()? });
+        }
+    }
     r.finish()?;
     Ok(DeviceState {
         first_seen_ms,
@@ -130,6 +159,7 @@ pub fn decode_device(bytes: &[u8]) -> Result<DeviceState, BinaryError> {
         recent_next,
         transactions,
         earlier,
+        counts,
     })
 }
 
@@ -523,6 +553,29 @@ mod tests {
         let mut buf = Vec::new();
         encode_device(st, &mut buf);
         decode_device(&buf).unwrap()
+    }
+
+    #[test]
+    fn event_counts_round_trip_in_version_3_and_their_absence_keeps_older_bytes() {
+        let mut st = device();
+        let mut buf = Vec::new();
+        encode_device(&st, &mut buf);
+        assert_eq!(buf[0], VERSION);
+        for key in 0..(COUNTS_KEPT as u64 + 3) {
+            st.count(key, 2);
+        }
+        st.count(5, 1);
+        assert_eq!(st.counts.len(), COUNTS_KEPT);
+        buf.clear();
+        encode_device(&st, &mut buf);
+        assert_eq!(buf[0], DEVICE_COUNTS);
+        assert_eq!(decode_device(&buf).unwrap(), st);
+        // a count list longer than kept is corrupt, not a huge allocation
+        let mut bad = st.clone();
+        bad.counts.push(Count::default());
+        buf.clear();
+        encode_device(&bad, &mut buf);
+        assert!(decode_device(&buf).is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use super::app::{App, Platform};
 use super::event::{Event, Kind};
 use super::hash::fnv1a64;
-use super::state::{Attributed, DeviceState, Money, flags};
+use super::state::{Attributed, DeviceState, Money, Occurrence, flags};
 use super::trigger::{Trigger, Triggers};
 
 /// What applying one event to a device did.
@@ -25,6 +25,9 @@ pub struct DeviceOutcome {
     pub transaction_forgotten: bool,
     /// A late event older than every attribution the device remembers.
     pub beyond_history: bool,
+    /// Which one of its kind the event is (registrations, logins, payments,
+    /// custom payments, custom events by name; zero for other kinds).
+    pub occurrence: Occurrence,
     pub triggers: Triggers,
 }
 
@@ -86,7 +89,11 @@ pub fn apply_device(state: &mut Option<DeviceState>, event: &Event, app: &App) -
     }
 
     kind_triggers(st, event, &mut out.triggers);
-    out.beyond_history = st.attribution_at(t).2;
+    let (_, seq, beyond) = st.attribution_at(t);
+    out.beyond_history = beyond;
+    if let Some(key) = count_key(event) {
+        out.occurrence = st.count(key, seq);
+    }
 
     if event.kind.is_activity() {
         // late events never move the clock backwards
@@ -97,6 +104,12 @@ pub fn apply_device(state: &mut Option<DeviceState>, event: &Event, app: &App) -
         out.transaction_forgotten = st.remember_transaction(t);
     }
     out
+}
+
+/// The counter an event adds to, for postbacks on the nth event.
+fn count_key(event: &Event) -> Option<u64> {
+    matches!(event.kind, Kind::Registration | Kind::Login | Kind::Payment | Kind::CustomPayment | Kind::CustomEvent)
+        .then(|| fnv1a64(&[b"count", event.kind.as_str().as_bytes(), event.custom_name().as_bytes()]))
 }
 
 fn new_device(event: &Event) -> DeviceState {

@@ -40,7 +40,15 @@ pub fn device_step(
     let st = state.as_ref().expect("apply_device leaves a state");
     // CA postbacks of a late event go to the attribution of its time
     let (current, seq, _) = st.attribution_at(event.timestamp_ms);
-    let input = RouteInput { event, app, first: &st.first, current, install_ms: st.install_ms, now_ms };
+    let input = RouteInput {
+        event,
+        app,
+        first: &st.first,
+        current,
+        install_ms: st.install_ms,
+        now_ms,
+        occurrence: outcome.occurrence,
+    };
     route(rules, &outcome.triggers, &input, jobs);
     let activity = (!event.user_id.is_empty()).then(|| UserActivity {
         event: event.clone(),
@@ -70,6 +78,7 @@ pub fn user_step(
         current: &act.device_current,
         install_ms: act.install_ms,
         now_ms,
+        occurrence: Default::default(),
     };
     route(rules, &outcome.triggers, &input, jobs);
     outcome

@@ -119,6 +119,7 @@ pub fn explain_device(rules: &Rules, app: &App, device: &str, state: Option<&Dev
                 current: &s.current,
                 install_ms: s.install_ms,
                 now_ms,
+                occurrence: outcome.occurrence,
             };
             verdict(pb, trigger, &input)
         };
@@ -206,7 +207,15 @@ pub fn explain_user(rules: &Rules, app: &App, user: &str, state: Option<&UserSta
             (false, user_no_trigger(trigger, state, app))
         } else {
             let s = st.as_ref().expect("state after apply");
-            let input = RouteInput { event: &event, app, first: &s.first, current: &current, install_ms: 0, now_ms };
+            let input = RouteInput {
+                event: &event,
+                app,
+                first: &s.first,
+                current: &current,
+                install_ms: 0,
+                now_ms,
+                occurrence: Default::default(),
+            };
             verdict(pb, trigger, &input)
         };
         out.push(Line {

@@ -11,6 +11,7 @@
 pub mod app;
 pub mod binary;
 pub mod check;
+pub mod decimal;
 pub mod device;
 pub mod engine;
 pub mod event;
@@ -25,6 +26,7 @@ pub mod template;
 pub mod time;
 pub mod trigger;
 pub mod user;
+pub mod when;
 
 pub use app::{App, Platform};
 pub use event::{Attribution, Custom, DeviceInfo, Event, Kind, Revenue};

@@ -5,6 +5,7 @@ use super::app::Platform;
 use super::state::Money;
 use super::template::Template;
 use super::trigger::{MoneyKind, Trigger};
+use super::when::When;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -190,6 +191,11 @@ pub struct Postback {
     /// `sending = "all"`: render another partner's attribution details
     /// (click id, campaign, sub-ids, click parameters) instead of empty.
     pub share_other_attribution: bool,
+    /// Conditions on the event (`[postbacks.when]`).
+    pub when: When,
+    /// Fires only on this one of the device's events of its kind (in the
+    /// attribution it is sent in for `ca`, over the lifetime for `lt`).
+    pub occurrence: Option<u32>,
     pub method: Method,
     pub url: Template,
     pub headers: Vec<(String, Template)>,

@@ -9,7 +9,7 @@ use super::event::Event;
 use super::job::{Job, job_id};
 use super::postback::{Postback, PostbackEvent, Routing, Sending};
 use super::rules::Rules;
-use super::state::Attributed;
+use super::state::{Attributed, Occurrence};
 use super::template::RenderCtx;
 use super::trigger::Trigger;
 use std::fmt;
@@ -26,6 +26,8 @@ pub struct RouteInput<'a> {
     pub current: &'a Attributed,
     pub install_ms: i64,
     pub now_ms: i64,
+    /// Which one of its kind the event is on its device.
+    pub occurrence: Occurrence,
 }
 
 /// Why a postback does not fire for a trigger.
@@ -50,6 +52,13 @@ pub enum Skip {
         after_ms: i64,
         window_ms: i64,
     },
+    /// A condition of `[postbacks.when]` does not hold (which, and why).
+    Filtered(String),
+    /// The postback fires on another occurrence (this one, wanted).
+    OtherOccurrence {
+        nth: u32,
+        wanted: u32,
+    },
 }
 
 impl fmt::Display for Skip {
@@ -69,6 +78,15 @@ impl fmt::Display for Skip {
                 super::time::human_ms(*after_ms),
                 super::time::human_ms(*window_ms)
             ),
+            Skip::Filtered(why) => f.write_str(why),
+            Skip::OtherOccurrence { nth: 0, wanted } => write!(
+                f,
+                "a late event of an earlier attribution is not counted in it; the postback fires on the {}",
+                ordinal(*wanted)
+            ),
+            Skip::OtherOccurrence { nth, wanted } => {
+                write!(f, "this is the {} such event, the postback fires on the {}", ordinal(*nth), ordinal(*wanted))
+            }
         }
     }
 }
@@ -112,7 +130,29 @@ pub fn decide<'a>(pb: &Postback, trigger: Trigger, input: &RouteInput<'a>) -> Re
             return Err(Skip::OutsideWindow { after_ms, window_ms });
         }
     }
+    pb.when.check(input.event, attributed).map_err(Skip::Filtered)?;
+    if let Some(wanted) = pb.occurrence {
+        let nth = match pb.event.routing(pb.routing) {
+            Routing::Lt => input.occurrence.lifetime,
+            Routing::Ca => input.occurrence.attribution,
+        };
+        if nth != wanted {
+            return Err(Skip::OtherOccurrence { nth, wanted });
+        }
+    }
     Ok(attributed)
+}
+
+/// 1st, 2nd, 3rd, 4th, 11th, 21st, ...
+fn ordinal(n: u32) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }
 
 /// Appends the jobs the triggers fire to `jobs`.
@@ -152,6 +192,7 @@ pub fn build_job(
         postback_event: pb.event_name(),
         partner_params: rules.partner_params(&pb.partner_id, attributed.campaign()),
         job_id: &id,
+        usd_rates: rules.usd_rates(),
     };
     Job {
         url: pb.url.render(&ctx),

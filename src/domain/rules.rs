@@ -4,6 +4,7 @@
 use super::app::App;
 use super::postback::Postback;
 use super::trigger::Trigger;
+use super::when::Rates;
 use std::collections::{BTreeMap, HashMap};
 
 /// Per-partner values routing needs.
@@ -20,6 +21,8 @@ pub struct Rules {
     partners: HashMap<String, PartnerParams>,
     postbacks: Vec<Postback>,
     by_trigger: HashMap<Trigger, Vec<usize>>,
+    /// `[currency_rates]`, for `{revenue_usd}`.
+    usd_rates: Rates,
 }
 
 impl Rules {
@@ -33,7 +36,17 @@ impl Rules {
             partners: partners.into_iter().collect(),
             postbacks,
             by_trigger,
+            usd_rates: Rates::default(),
         }
+    }
+
+    pub fn with_rates(mut self, rates: Rates) -> Rules {
+        self.usd_rates = rates;
+        self
+    }
+
+    pub fn usd_rates(&self) -> &Rates {
+        &self.usd_rates
     }
 
     pub fn app(&self, id: &str) -> Option<&App> {

@@ -125,6 +125,33 @@ pub struct DeviceState {
     /// [`ATTRIBUTIONS_KEPT`]. A late event is routed to the one that was
     /// current at its timestamp.
     pub earlier: Vec<Earlier>,
+    /// Events counted per kind (custom events: per name), for postbacks
+    /// that fire on the nth one; at most [`COUNTS_KEPT`], least recently
+    /// counted dropped first.
+    pub counts: Vec<Count>,
+}
+
+/// How many events of one kind (or custom event name) a device had.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Count {
+    /// Hash of the kind and custom event name.
+    pub key: u64,
+    pub lifetime: u32,
+    /// The attribution (`current_seq`) `in_attribution` counts in.
+    pub seq: u32,
+    pub in_attribution: u32,
+}
+
+/// Kinds (and custom event names) counted per device for `occurrence`;
+/// past this many, the least recently counted is forgotten and starts over.
+pub const COUNTS_KEPT: usize = 16;
+
+/// Which one of its kind an event is: over the device's lifetime, and in
+/// the attribution it belongs to (0: a late event of an earlier one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Occurrence {
+    pub lifetime: u32,
+    pub attribution: u32,
 }
 
 /// An attribution the device had before its current one.
@@ -191,6 +218,28 @@ impl DeviceState {
             }
             _ => false,
         }
+    }
+
+    /// Counts an event of `key` belonging to attribution `seq`.
+    pub fn count(&mut self, key: u64, seq: u32) -> Occurrence {
+        let mut c = match self.counts.iter().position(|c| c.key == key) {
+            Some(i) => self.counts.remove(i),
+            None => Count { key, seq: self.current_seq, ..Count::default() },
+        };
+        if self.counts.len() >= COUNTS_KEPT {
+            self.counts.remove(0);
+        }
+        c.lifetime = c.lifetime.saturating_add(1);
+        let mut attribution = 0;
+        if seq == self.current_seq {
+            if c.seq != seq {
+                (c.seq, c.in_attribution) = (seq, 0);
+            }
+            c.in_attribution = c.in_attribution.saturating_add(1);
+            attribution = c.in_attribution;
+        }
+        self.counts.push(c);
+        Occurrence { lifetime: c.lifetime, attribution }
     }
 
     pub fn seen_transaction(&self, id_hash: u64) -> bool {

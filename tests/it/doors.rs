@@ -262,6 +262,7 @@ fn a_value_of_dot_dot_stays_in_its_path_segment_on_the_wire() {
         postback_event: "install",
         partner_params: None,
         job_id: "dots",
+        usd_rates: &Default::default(),
     };
     env.produce_jobs(&[job("dots", "acme", template.render(&ctx))]);
     let mut s = sender(&env, "s1", &[]);

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod conditions;
 mod demo;
 mod doors;
 mod layout;

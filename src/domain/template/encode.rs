@@ -3,14 +3,15 @@
 //! parameter, end a JSON string, or start a new header line.
 
 use super::RenderCtx;
-use super::macros::Macro;
+use crate::domain::decimal::Decimal;
 use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::fmt::Write;
 
-/// A filter of a macro (`{idfa|or:gaid|lower|sha1}`), applied left to right.
+/// A filter of a macro (`{idfa|lower|sha1}`), applied left to right.
+/// `or:` and `default:` are not filters but alternatives (see `parse_macro`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Filter {
     Upper,
@@ -18,10 +19,9 @@ pub enum Filter {
     Sha1,
     Sha256,
     Md5,
-    /// When the value so far is empty, use this macro's value.
-    Or(Macro),
-    /// When the value so far is empty, use this text.
-    Default(String),
+    /// `revenue_share:30`: this percentage of a decimal value, exactly; a
+    /// value that is not a decimal renders empty.
+    RevenueShare(Decimal),
 }
 
 impl Filter {
@@ -36,9 +36,11 @@ impl Filter {
             ("sha1", None) => Ok(Filter::Sha1),
             ("sha256", None) => Ok(Filter::Sha256),
             ("md5", None) => Ok(Filter::Md5),
-            ("or", Some(other)) => Macro::parse(other).map(Filter::Or),
-            ("default", Some(text)) => Ok(Filter::Default(text.to_owned())),
-            ("or" | "default", None) => Err(format!("filter '{name}' needs an argument ({name}:...)")),
+            ("revenue_share", Some(pct)) => match Decimal::parse(pct) {
+                Some(p) if p <= Decimal::parse("100").expect("a decimal") => Ok(Filter::RevenueShare(p)),
+                _ => Err(format!("revenue_share:{pct}: the percentage must be a decimal from 0 to 100")),
+            },
+            ("revenue_share", None) => Err("filter 'revenue_share' needs a percentage (revenue_share:30)".into()),
             ("upper" | "lower" | "sha1" | "sha256" | "md5", Some(_)) => {
                 Err(format!("filter '{name}' takes no argument"))
             }
@@ -46,11 +48,13 @@ impl Filter {
         }
     }
 
-    pub fn apply<'a>(&self, value: Cow<'a, str>, ctx: &RenderCtx<'a>) -> Cow<'a, str> {
+    /// Whether the filter hides the value (a partner expects a hash).
+    pub fn hashes(&self) -> bool {
+        matches!(self, Filter::Sha1 | Filter::Sha256 | Filter::Md5)
+    }
+
+    pub fn apply<'a>(&self, value: Cow<'a, str>, _ctx: &RenderCtx<'a>) -> Cow<'a, str> {
         match self {
-            Filter::Or(other) if value.is_empty() => other.resolve(ctx),
-            Filter::Default(text) if value.is_empty() => Cow::Owned(text.clone()),
-            Filter::Or(_) | Filter::Default(_) => value,
             // hashing or casing nothing stays nothing: a hash of "" would
             // look like a real identifier to the partner
             _ if value.is_empty() => value,
@@ -59,6 +63,9 @@ impl Filter {
             Filter::Sha1 => Cow::Owned(hex_digest(Sha1::digest(value.as_bytes()).as_slice())),
             Filter::Sha256 => Cow::Owned(hex_digest(Sha256::digest(value.as_bytes()).as_slice())),
             Filter::Md5 => Cow::Owned(hex_digest(Md5::digest(value.as_bytes()).as_slice())),
+            Filter::RevenueShare(pct) => {
+                Cow::Owned(Decimal::parse(&value).map_or_else(String::new, |v| v.mul(pct).percent().to_string()))
+            }
         }
     }
 }
@@ -153,9 +160,11 @@ mod tests {
 
     #[test]
     fn filter_arguments_are_checked() {
-        assert_eq!(Filter::parse("or").unwrap_err(), "filter 'or' needs an argument (or:...)");
         assert_eq!(Filter::parse("upper:x").unwrap_err(), "filter 'upper' takes no argument");
         assert_eq!(Filter::parse("rot13").unwrap_err(), "unknown filter 'rot13'");
-        assert_eq!(Filter::parse("or:nope").unwrap_err(), "unknown macro 'nope'");
+        assert_eq!(
+            Filter::parse("revenue_share").unwrap_err(),
+            "filter 'revenue_share' needs a percentage (revenue_share:30)"
+        );
     }
 }

@@ -3,7 +3,9 @@
 //! partner URLs; the README lists them from `CATALOGUE`.
 
 use super::RenderCtx;
+use crate::domain::decimal::Decimal;
 use crate::domain::event::DeviceInfo;
+use crate::domain::when::Rates;
 use std::borrow::Cow;
 
 /// A value a template can refer to.
@@ -39,6 +41,8 @@ pub enum Macro {
     PostbackId,
     /// The advertising id of the device's platform.
     IdfaOrGaid,
+    /// The revenue in USD by `[currency_rates]`.
+    RevenueUsd,
 }
 
 /// (name, description) of every macro, for the README and `--help` texts.
@@ -83,6 +87,7 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     ("event_ts", "unix seconds of the event"),
     ("event_ts_ms", "unix milliseconds of the event"),
     ("revenue", "payment amount, as sent (decimal string)"),
+    ("revenue_usd", "payment amount in USD by [currency_rates], exact (empty for a currency without a rate)"),
     ("currency", "ISO 4217 currency code"),
     ("transaction_id", "store transaction id"),
     ("postback_id", "the job id: stable across retries, for de-duplication"),
@@ -133,6 +138,7 @@ impl Macro {
             "transaction_id" => Macro::TransactionId,
             "postback_id" => Macro::PostbackId,
             "idfa_or_gaid" => Macro::IdfaOrGaid,
+            "revenue_usd" => Macro::RevenueUsd,
             _ => return Err(format!("unknown macro '{name}'")),
         };
         Ok(m)
@@ -179,6 +185,7 @@ impl Macro {
             Macro::TransactionId => Cow::Borrowed(ev.revenue.as_ref().map_or("", |r| r.transaction_id.as_str())),
             Macro::PostbackId => Cow::Borrowed(ctx.job_id),
             Macro::IdfaOrGaid => Cow::Borrowed(advertising_id(&ev.device)),
+            Macro::RevenueUsd => Cow::Owned(revenue_usd(ev, ctx.usd_rates)),
         }
     }
 }
@@ -189,6 +196,11 @@ fn advertising_id(d: &DeviceInfo) -> &str {
     let os = d.os.to_ascii_lowercase();
     let ios = os.starts_with("ios") || os.starts_with("ipados");
     if !ios && (os.starts_with("android") || d.idfa.is_empty()) { &d.gaid } else { &d.idfa }
+}
+
+fn revenue_usd(ev: &crate::domain::event::Event, rates: &Rates) -> String {
+    let Some(r) = &ev.revenue else { return String::new() };
+    Decimal::parse(&r.amount).and_then(|a| rates.to_usd(&a, &r.currency)).map_or_else(String::new, |v| v.to_string())
 }
 
 /// Unix seconds; a zero time (unknown) renders empty rather than 1970.

@@ -16,6 +16,8 @@ pub use macros::{CATALOGUE, Macro};
 use super::app::Platform;
 use super::event::Event;
 use super::state::Attributed;
+use super::when::Rates;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -44,7 +46,23 @@ impl fmt::Display for TemplateError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
     Literal(String),
-    Value { source: Macro, filters: Vec<Filter>, escape: Escape },
+    Value(Value),
+}
+
+/// `{idfa|upper|or:gaid|lower|default:none}`: the first branch that renders
+/// non-empty, else the default, then escaped for its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Value {
+    branches: Vec<Branch>,
+    default: Option<String>,
+    escape: Escape,
+}
+
+/// A macro with the filters written after it (before the next `or:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Branch {
+    source: Macro,
+    filters: Vec<Filter>,
 }
 
 /// A parsed template.
@@ -69,6 +87,8 @@ pub struct RenderCtx<'a> {
     /// The partner's parameters for the attribution's campaign.
     pub partner_params: Option<&'a BTreeMap<String, String>>,
     pub job_id: &'a str,
+    /// `[currency_rates]`, for `{revenue_usd}`.
+    pub usd_rates: &'a Rates,
 }
 
 impl Template {
@@ -86,11 +106,11 @@ impl Template {
         &self.source
     }
 
-    /// The macros used, for `check-config` and the docs.
+    /// The macros used (every branch of every `or:`), for load checks.
     pub fn macros(&self) -> impl Iterator<Item = &Macro> {
-        self.segments.iter().filter_map(|s| match s {
-            Segment::Value { source, .. } => Some(source),
-            Segment::Literal(_) => None,
+        self.segments.iter().flat_map(|s| match s {
+            Segment::Value(v) => v.branches.iter().map(|b| &b.source).collect(),
+            Segment::Literal(_) => Vec::new(),
         })
     }
 
@@ -105,13 +125,7 @@ impl Template {
         for segment in &self.segments {
             match segment {
                 Segment::Literal(text) => out.push_str(text),
-                Segment::Value { source, filters, escape } => {
-                    let mut value = source.resolve(ctx);
-                    for filter in filters {
-                        value = filter.apply(value, ctx);
-                    }
-                    escape.write(&value, out);
-                }
+                Segment::Value(v) => v.escape.write(&v.resolve(ctx), out),
             }
         }
         if self.path_macros {
@@ -126,7 +140,7 @@ impl Template {
         for segment in &self.segments {
             match segment {
                 Segment::Literal(text) => sample.push_str(text),
-                Segment::Value { .. } => sample.push('x'),
+                Segment::Value(_) => sample.push('x'),
             }
         }
         let err = |reason: String| TemplateError { column: 1, reason };
@@ -150,8 +164,8 @@ fn has_path_macro(segments: &[Segment]) -> bool {
     for segment in segments {
         match segment {
             Segment::Literal(t) => text.push_str(t),
-            Segment::Value { .. } if host_ended(&text) && !text.contains(['?', '#']) => return true,
-            Segment::Value { .. } => text.push('x'),
+            Segment::Value(_) if host_ended(&text) && !text.contains(['?', '#']) => return true,
+            Segment::Value(_) => text.push('x'),
         }
     }
     false
@@ -258,13 +272,52 @@ fn escape_for(place: Place) -> Escape {
     }
 }
 
+impl Value {
+    fn resolve<'a>(&self, ctx: &RenderCtx<'a>) -> Cow<'a, str> {
+        for branch in &self.branches {
+            let mut value = branch.source.resolve(ctx);
+            for filter in &branch.filters {
+                value = filter.apply(value, ctx);
+            }
+            if !value.is_empty() {
+                return value;
+            }
+        }
+        self.default.as_deref().map_or(Cow::Borrowed(""), |d| Cow::Owned(d.to_owned()))
+    }
+}
+
+/// `name|filter|or:other|filter|default:text`. The filters written after a
+/// macro apply to it; a branch without filters of its own takes those of
+/// the last branch, so `{idfa|or:gaid|lower}` lowers both and
+/// `{idfa|upper|or:gaid|lower}` only gaid.
 fn parse_macro(body: &str, escape: Escape) -> Result<Segment, String> {
     let mut parts = body.split('|');
-    let name = parts.next().unwrap_or("").trim();
-    if name.is_empty() {
+    let first = parts.next().unwrap_or("").trim();
+    if first.is_empty() {
         return Err("empty macro '{}'".into());
     }
-    let source = Macro::parse(name)?;
-    let filters = parts.map(Filter::parse).collect::<Result<Vec<_>, _>>()?;
-    Ok(Segment::Value { source, filters, escape })
+    let mut branches = vec![Branch { source: Macro::parse(first)?, filters: Vec::new() }];
+    let mut default = None;
+    for part in parts {
+        let (name, arg) = part.split_once(':').map_or((part, None), |(n, a)| (n, Some(a)));
+        match (name, arg) {
+            ("or" | "default", None) => return Err(format!("filter '{name}' needs an argument ({name}:...)")),
+            (_, _) if default.is_some() => return Err("'default:' must come last".into()),
+            ("or", Some(other)) => branches.push(Branch { source: Macro::parse(other)?, filters: Vec::new() }),
+            ("default", Some(text)) => default = Some(text.to_owned()),
+            _ => branches.last_mut().expect("one branch").filters.push(Filter::parse(part)?),
+        }
+    }
+    let shared = branches.last().expect("one branch").filters.clone();
+    for branch in branches.iter_mut().filter(|b| b.filters.is_empty()) {
+        branch.filters.clone_from(&shared);
+    }
+    let hashed: Vec<bool> = branches.iter().map(|b| b.filters.iter().any(Filter::hashes)).collect();
+    if hashed.iter().any(|h| *h) && !hashed.iter().all(|h| *h) {
+        return Err("one side of 'or:' is hashed and another is not: the partner would get a raw identifier where it \
+             expects a hash (hash every branch, e.g. {idfa|sha1|or:gaid|sha1})"
+            .into());
+    }
+    Ok(Segment::Value(Value { branches, default, escape }))
 }

@@ -1,5 +1,7 @@
 use super::*;
+use crate::domain::decimal::Decimal;
 use crate::domain::event::{Attribution, Custom, Kind, Revenue};
+use crate::domain::when::Rates;
 
 fn event() -> Event {
     let mut e = Event::new("ev-1", "game-ios", "dev-1", Kind::Payment, 1_700_000_123_456);
@@ -28,6 +30,7 @@ fn attributed() -> Attributed {
 fn render_with(source: &str, place: Place, ev: &Event, attr: &Attributed) -> String {
     let t = Template::parse(source, place).unwrap_or_else(|e| panic!("{source}: {e}"));
     let params = [("sdk_key".to_owned(), "k-123".to_owned())].into();
+    let rates = Rates([("EUR".to_owned(), Decimal::parse("1.0842").unwrap())].into());
     let ctx = RenderCtx {
         event: ev,
         attribution: attr,
@@ -36,6 +39,7 @@ fn render_with(source: &str, place: Place, ev: &Event, attr: &Attributed) -> Str
         postback_event: "payment",
         partner_params: Some(&params),
         job_id: "job-1",
+        usd_rates: &rates,
     };
     t.render(&ctx)
 }
@@ -216,4 +220,52 @@ fn idfa_or_gaid_follows_the_devices_platform() {
     assert_eq!(with("", "", "G-1"), "https://x.example/?a=G-1");
     assert_eq!(with("", "I-1", "G-1"), "https://x.example/?a=I-1");
     assert_eq!(with("iOS", "", "G-1"), "https://x.example/?a=", "an iOS device's gaid is not its advertising id");
+}
+
+#[test]
+fn or_takes_a_filtered_macro() {
+    let mut ev = event();
+    // each branch with its own filters
+    assert_eq!(render("https://x.example/?a={idfa|lower|or:gaid|upper}"), "https://x.example/?a=aaaa-bbbb");
+    assert_eq!(render("https://x.example/?a={oaid|lower|or:gaid|upper}"), "https://x.example/?a=G-1");
+    // a branch without filters takes the last branch's
+    assert_eq!(render("https://x.example/?a={idfa|or:gaid|lower}"), "https://x.example/?a=aaaa-bbbb");
+    ev.device.idfa.clear();
+    let r = |s: &str| render_with(s, Place::Url, &ev, &attributed());
+    assert_eq!(r("https://x.example/?a={idfa|upper|or:gaid|lower}"), "https://x.example/?a=g-1");
+    assert_eq!(r("https://x.example/?a={idfa|or:oaid|or:gaid|sha1}"), r("https://x.example/?a={gaid|sha1}"));
+    assert_eq!(r("https://x.example/?a={idfa|or:oaid|default:none}"), "https://x.example/?a=none");
+    assert!(parse_err("https://x.example/?a={idfa|or:nope}", Place::Url).contains("unknown macro 'nope'"));
+    assert!(parse_err("https://x.example/?a={idfa|or}", Place::Url).contains("filter 'or' needs an argument (or:...)"));
+    assert!(
+        parse_err("https://x.example/?a={idfa|lower|or:gaid|sha1}", Place::Url)
+            .contains("one side of 'or:' is hashed and another is not")
+    );
+    assert!(
+        parse_err("https://x.example/?a={idfa|default:x|or:gaid}", Place::Url).contains("'default:' must come last")
+    );
+}
+
+#[test]
+fn revenue_share_and_usd_are_exact_decimals() {
+    let mut ev = event();
+    assert_eq!(render("https://x.example/?r={revenue|revenue_share:30}"), "https://x.example/?r=1.497");
+    assert_eq!(render("https://x.example/?r={revenue|revenue_share:12.5}"), "https://x.example/?r=0.62375");
+    assert_eq!(render("https://x.example/?r={revenue_usd}"), "https://x.example/?r=4.99");
+    ev.revenue.as_mut().unwrap().currency = "EUR".into();
+    let r = |s: &str| render_with(s, Place::Url, &ev, &attributed());
+    // 4.99 EUR × 1.0842 = 5.410158 USD; 70% of it
+    assert_eq!(
+        r("https://x.example/?r={revenue_usd}&s={revenue_usd|revenue_share:70}"),
+        "https://x.example/?r=5.410158&s=3.7871106"
+    );
+    ev.revenue.as_mut().unwrap().currency = "GBP".into();
+    let r = |s: &str| render_with(s, Place::Url, &ev, &attributed());
+    assert_eq!(r("https://x.example/?r={revenue_usd|default:na}"), "https://x.example/?r=na");
+    // not a number: nothing rather than a wrong amount
+    assert_eq!(render("https://x.example/?r={event_id|revenue_share:50}"), "https://x.example/?r=");
+    for bad in ["revenue_share", "revenue_share:101", "revenue_share:-5", "revenue_share:abc"] {
+        let e = parse_err(&format!("https://x.example/?r={{revenue|{bad}}}"), Place::Url);
+        assert!(e.contains("revenue_share"), "{bad}: {e}");
+    }
 }

@@ -125,6 +125,27 @@ impl Ev {
         }
         self
     }
+    pub fn country(mut self, country: &str) -> Ev {
+        self.0.device.country = country.into();
+        self
+    }
+    pub fn os(mut self, os: &str) -> Ev {
+        self.0.device.os = os.into();
+        self
+    }
+    pub fn param(mut self, name: &str, value: &str) -> Ev {
+        if let Some(c) = &mut self.0.custom {
+            c.params.insert(name.into(), value.into());
+        }
+        self
+    }
+    /// The payment's currency (USD by default).
+    pub fn currency(mut self, code: &str) -> Ev {
+        if let Some(r) = &mut self.0.revenue {
+            r.currency = code.into();
+        }
+        self
+    }
     pub fn named(mut self, name: &str) -> Ev {
         self.0.custom = Some(Custom { name: name.into(), params: Default::default() });
         self
