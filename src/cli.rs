@@ -89,6 +89,21 @@ pub enum Command {
         #[command(subcommand)]
         target: InspectTarget,
     },
+    /// Run events through the rules on a copy of the state and print the postbacks they would fire.
+    Test {
+        /// The TOML config file.
+        config: PathBuf,
+        /// Events, one JSON object per line.
+        events: PathBuf,
+        /// Read state from this processor state directory (default: empty state); never written.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Send the postbacks to their partners and print each answer.
+        #[arg(long)]
+        send: bool,
+        #[command(flatten)]
+        load: LoadArgs,
+    },
     /// A partner endpoint that answers 200 to everything (docker-compose, tests).
     PartnerMock {
         /// Address to listen on.

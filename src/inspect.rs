@@ -32,7 +32,7 @@ pub enum InspectError {
 }
 
 /// The stored value of `key` in any store of `stage` under `state_dir`.
-fn find(state_dir: &Path, stage: Stage, key: &str) -> Result<Option<Vec<u8>>, InspectError> {
+pub(crate) fn find(state_dir: &Path, stage: Stage, key: &str) -> Result<Option<Vec<u8>>, InspectError> {
     let prefix = format!("{}-", stage.name());
     let entries = std::fs::read_dir(state_dir)
         .map_err(|e| InspectError::StateDir(state_dir.display().to_string(), e.to_string()))?;

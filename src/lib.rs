@@ -25,6 +25,8 @@
 //!   retry tiers, the DLQ and the delivery log; its decisions are pure
 //!   functions under a thin async shell.
 //! - [`inspect`]: why a postback did or did not fire, from stored state.
+//! - [`trial`]: `postback test`, events through the rules on a copy of the
+//!   state, the would-be postbacks printed (and sent, if asked).
 //! - [`supervisor`]: runs a process's stages together; the first to fail
 //!   stops the others and makes the process exit non-zero.
 //! - [`server`]: runs the stages as a service (admin server, reload, signals).
@@ -44,6 +46,7 @@ pub mod server;
 pub mod store;
 pub mod supervisor;
 pub mod telemetry;
+pub mod trial;
 
 /// mimalloc for every binary built on this crate (the service, the
 /// benchmarks, the tests): both stages allocate per record, and glibc's

@@ -37,6 +37,9 @@ fn main() -> ExitCode {
             bootstrap,
         }),
         Command::Inspect { target } => inspect(target),
+        Command::Test { config, events, state_dir, send, load } => {
+            trial(&config, &events, state_dir.as_deref(), send, load.options())
+        }
         Command::PartnerMock { listen } => partner_mock(listen),
     }
 }
@@ -115,6 +118,39 @@ fn partner_mock(listen: std::net::SocketAddr) -> ExitCode {
 }
 
 /// The config of a one-shot command; its errors are printed (file, key, reason).
+fn trial(
+    path: &std::path::Path,
+    events: &std::path::Path,
+    state_dir: Option<&std::path::Path>,
+    send: bool,
+    load: config::LoadOptions,
+) -> ExitCode {
+    let config = match config::load_with(path, load) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let text = match std::fs::read_to_string(events) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("postback test: {}: {e}", events.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    match postback::trial::run(&config, &text, state_dir, send, postback::clock::now_ms()) {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("postback test: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn load_or_say(path: &std::path::Path) -> Option<config::Config> {
     config::load(path).inspect_err(|e| eprintln!("{e}")).ok()
 }

@@ -2,6 +2,7 @@
 //! broker use `POSTBACK_TEST_BOOTSTRAP` (set by `make test`) or start one.
 
 mod support;
+mod trial;
 
 mod conditions;
 mod demo;
