@@ -53,6 +53,8 @@ pub struct WireAttribution {
     pub click_params: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub touch_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub medium: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -85,6 +87,9 @@ pub struct WireDevice {
     pub lang: Option<String>,
     #[serde(default)]
     pub model: Option<String>,
+    /// Not in the Avro device record (see `AvroEvent::device_waid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waid: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -129,7 +134,7 @@ pub fn decode_event_with(bytes: &[u8], opts: &DecodeOptions) -> Result<Event, De
     let wire = match framing(bytes, opts.format)? {
         Framing::Json => json(bytes)?,
         Framing::Unframed => unframed(bytes)?,
-        f => avro::decode::<AvroEvent>(bytes, f, &avro::EVENT_SCHEMA)?.into(),
+        f => decode_avro(bytes, f)?.into(),
     };
     let event = wire.into_event()?;
     check_lengths(&event, opts.max_field_bytes)?;
@@ -141,7 +146,7 @@ fn json(bytes: &[u8]) -> Result<WireEvent, DecodeError> {
 }
 
 fn raw_avro(bytes: &[u8]) -> Result<WireEvent, DecodeError> {
-    avro::decode::<AvroEvent>(bytes, Framing::RawAvro, &avro::EVENT_SCHEMA).map(WireEvent::from)
+    decode_avro(bytes, Framing::RawAvro).map(WireEvent::from)
 }
 
 /// `input.format = "auto"`. Text that opens a JSON value is read as JSON,
@@ -184,11 +189,13 @@ fn check_lengths(e: &Event, max: usize) -> Result<(), DecodeError> {
         for (i, sub) in a.subs.iter().enumerate() {
             check(&format!("attribution.sub{}", i + 1), sub)?;
         }
+        check("attribution.medium", &a.medium)?;
         check_map("attribution.click_params", &a.click_params)?;
     }
     for (name, value) in DeviceInfo::FIELDS.iter().zip(e.device.fields()) {
         check(&format!("device.{name}"), value)?;
     }
+    check("device.waid", &e.device.waid)?;
     if let Some(r) = &e.revenue {
         check("revenue.transaction_id", &r.transaction_id)?;
     }
@@ -264,6 +271,7 @@ impl WireAttribution {
             subs: [self.sub1, self.sub2, self.sub3, self.sub4, self.sub5].map(Option::unwrap_or_default),
             click_params: self.click_params.unwrap_or_default(),
             touch_ms: self.touch_ms.unwrap_or(0),
+            medium: self.medium.unwrap_or_default(),
         })
     }
 }
@@ -286,7 +294,7 @@ impl WireDevice {
             self.lang,
             self.model,
         ];
-        let mut info = DeviceInfo::default();
+        let mut info = DeviceInfo { waid: self.waid.unwrap_or_default(), ..DeviceInfo::default() };
         for (slot, v) in info.fields_mut().into_iter().zip(values) {
             *slot = v.unwrap_or_default();
         }
@@ -339,6 +347,14 @@ fn opt(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
 
+/// Reads a datum of the event schema, or of its first version: the second
+/// only adds fields at the end, so a first-version record is exactly the
+/// second's prefix, fails it at its end, and then reads as the first.
+fn decode_avro(bytes: &[u8], f: Framing) -> Result<AvroEvent, DecodeError> {
+    avro::decode::<AvroEvent>(bytes, f, &avro::EVENT_SCHEMA)
+        .or_else(|current| avro::decode::<AvroEvent>(bytes, f, &avro::EVENT_SCHEMA_V1).map_err(|_| current))
+}
+
 impl From<&Event> for WireEvent {
     fn from(e: &Event) -> WireEvent {
         WireEvent {
@@ -361,6 +377,7 @@ impl From<&Event> for WireEvent {
                 sub5: opt(&a.subs[4]),
                 click_params: (!a.click_params.is_empty()).then(|| a.click_params.clone()),
                 touch_ms: (a.touch_ms != 0).then_some(a.touch_ms),
+                medium: opt(&a.medium),
             }),
             device: (e.device != DeviceInfo::default()).then(|| {
                 let f = e.device.fields();
@@ -379,6 +396,7 @@ impl From<&Event> for WireEvent {
                     country: opt(f[11]),
                     lang: opt(f[12]),
                     model: opt(f[13]),
+                    waid: opt(&e.device.waid),
                 }
             }),
             revenue: e.revenue.as_ref().map(|r| WireRevenue {
@@ -410,6 +428,12 @@ struct AvroEvent {
     device: Option<WireDevice>,
     revenue: Option<AvroRevenue>,
     custom: Option<AvroCustom>,
+    /// The schema's second version: at the end, so that first-version
+    /// records read unchanged (absent there: `None`).
+    #[serde(default)]
+    device_waid: Option<String>,
+    #[serde(default)]
+    attribution_medium: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -464,8 +488,13 @@ impl From<AvroEvent> for WireEvent {
                 sub5: x.sub5,
                 click_params: x.click_params,
                 touch_ms: x.touch_ms,
+                medium: a.attribution_medium,
             }),
-            device: a.device,
+            device: match (a.device, a.device_waid) {
+                (Some(d), waid) => Some(WireDevice { waid, ..d }),
+                (None, Some(waid)) => Some(WireDevice { waid: Some(waid), ..WireDevice::default() }),
+                (None, None) => None,
+            },
             revenue: a.revenue.map(|r| WireRevenue {
                 amount: Some(r.amount),
                 currency: Some(r.currency),
@@ -478,8 +507,12 @@ impl From<AvroEvent> for WireEvent {
 }
 
 impl From<WireEvent> for AvroEvent {
-    fn from(w: WireEvent) -> AvroEvent {
+    fn from(mut w: WireEvent) -> AvroEvent {
+        let device_waid = w.device.as_mut().and_then(|d| d.waid.take());
+        let attribution_medium = w.attribution.as_mut().and_then(|a| a.medium.take());
         AvroEvent {
+            device_waid,
+            attribution_medium,
             event_id: w.event_id.unwrap_or_default(),
             app_id: w.app_id.unwrap_or_default(),
             device_id: w.device_id.unwrap_or_default(),

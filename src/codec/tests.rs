@@ -200,15 +200,42 @@ fn non_events_are_labelled_by_what_they_look_like() {
 }
 
 #[test]
+fn waid_and_medium_travel_in_json_and_in_the_second_avro_version() {
+    let mut e = full_event();
+    e.device.waid = "W-1".into();
+    e.attribution.as_mut().unwrap().medium = "cpc".into();
+    let json = encode_event_json(&e);
+    let text = String::from_utf8_lossy(&json);
+    assert!(text.contains("\"waid\":\"W-1\"") && text.contains("\"medium\":\"cpc\""), "{text}");
+    assert_eq!(decode_event(&json), Ok(e.clone()));
+    for framed in [encode_event_avro(&e), encode_event_confluent(&e, 7), encode_event_single_object(&e)] {
+        assert_eq!(decode_event(&framed), Ok(e.clone()));
+    }
+    // a first-version record (a producer on the old schema) still reads
+    let v2 = encode_event_avro(&full_event());
+    assert_eq!(&v2[v2.len() - 2..], &[0, 0], "two null unions at the end");
+    assert_eq!(decode_event(&v2[..v2.len() - 2]), Ok(full_event()));
+    let v1 = crate::codec::avro::single_object(&crate::codec::avro::EVENT_SCHEMA_V1, &v2[..v2.len() - 2]);
+    assert_eq!(decode_event(&v1), Ok(full_event()));
+}
+
+#[test]
 fn every_truncation_of_an_avro_event_is_an_error() {
-    for framed in [
-        encode_event_avro(&full_event()),
-        encode_event_confluent(&full_event(), 7),
-        encode_event_single_object(&full_event()),
+    for (framed, v1_end) in [
+        (encode_event_avro(&full_event()), None),
+        (encode_event_confluent(&full_event(), 7), None),
+        (encode_event_single_object(&full_event()), Some(0)),
     ] {
+        // the first schema version ends two bytes (two null unions) early:
+        // that cut is a whole first-version record, the same event
+        let v1_end = v1_end.unwrap_or(framed.len() - 2);
         for cut in 1..framed.len() {
             let result = decode_event(&framed[..cut]);
-            assert!(result.is_err(), "cut at {cut} of {} decoded: {result:?}", framed.len());
+            if cut == v1_end {
+                assert_eq!(result, Ok(full_event()));
+            } else {
+                assert!(result.is_err(), "cut at {cut} of {} decoded: {result:?}", framed.len());
+            }
         }
     }
     // cut inside click_id: apache-avro alone would read the rest as nulls

@@ -228,22 +228,32 @@ pub fn decode_user(bytes: &[u8]) -> Result<UserState, BinaryError> {
 
 // ---- user activity (repartition topic) ----
 
+/// An activity whose event has a `waid` needs version 2 (it trails).
+const ACTIVITY_WAID: u8 = 2;
+
 pub fn encode_activity(act: &UserActivity, out: &mut Vec<u8>) {
-    out.push(VERSION);
+    let waid = !act.event.device.waid.is_empty();
+    out.push(if waid { ACTIVITY_WAID } else { VERSION });
     put_event(out, &act.event);
     put_attributed(out, &act.device_first);
     put_attributed(out, &act.device_current);
     put_u64(out, u64::from(act.device_seq));
     put_i64(out, act.install_ms);
+    if waid {
+        put_str(out, &act.event.device.waid);
+    }
 }
 
 pub fn decode_activity(bytes: &[u8]) -> Result<UserActivity, BinaryError> {
-    let mut r = Reader::versioned(bytes)?;
-    let event = r.event()?;
+    let mut r = Reader::versioned_up_to(bytes, ACTIVITY_WAID)?;
+    let mut event = r.event()?;
     let device_first = r.attributed()?;
     let device_current = r.attributed()?;
     let device_seq = r.u32()?;
     let install_ms = r.i64()?;
+    if bytes[0] >= ACTIVITY_WAID {
+        event.device.waid = r.string()?;
+    }
     r.finish()?;
     Ok(UserActivity { event, device_first, device_current, device_seq, install_ms })
 }
@@ -297,11 +307,22 @@ fn put_map(out: &mut Vec<u8>, map: &BTreeMap<String, String>) {
 
 fn put_attributed(out: &mut Vec<u8>, a: &Attributed) {
     put_i64(out, a.at_ms);
-    match &a.source {
+    put_source(out, a.source.as_ref());
+}
+
+/// Tag 0: organic; 1: an attribution; 2: one with a medium, which follows
+/// it. Bytes written before mediums existed read unchanged.
+fn put_source(out: &mut Vec<u8>, source: Option<&Attribution>) {
+    match source {
         None => out.push(0),
-        Some(src) => {
+        Some(src) if src.medium.is_empty() => {
             out.push(1);
             put_attribution(out, src);
+        }
+        Some(src) => {
+            out.push(2);
+            put_attribution(out, src);
+            put_str(out, &src.medium);
         }
     }
 }
@@ -323,13 +344,7 @@ fn put_event(out: &mut Vec<u8>, e: &Event) {
     }
     out.push(e.kind.code());
     put_i64(out, e.timestamp_ms);
-    match &e.attribution {
-        None => out.push(0),
-        Some(a) => {
-            out.push(1);
-            put_attribution(out, a);
-        }
-    }
+    put_source(out, e.attribution.as_ref());
     for s in e.device.fields() {
         put_str(out, s);
     }
@@ -361,10 +376,6 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn versioned(bytes: &'a [u8]) -> Result<Reader<'a>, BinaryError> {
-        Reader::versioned_up_to(bytes, VERSION)
-    }
-
     /// A record of format version 1 to `newest`.
     fn versioned_up_to(bytes: &'a [u8], newest: u8) -> Result<Reader<'a>, BinaryError> {
         match bytes.first() {
@@ -457,12 +468,21 @@ impl<'a> Reader<'a> {
 
     fn attributed(&mut self) -> Result<Attributed, BinaryError> {
         let at_ms = self.i64()?;
-        let source = match self.u8()? {
-            0 => None,
-            1 => Some(self.attribution()?),
-            _ => return Err(self.invalid("attribution tag")),
-        };
+        let source = self.source()?;
         Ok(Attributed { source, at_ms })
+    }
+
+    fn source(&mut self) -> Result<Option<Attribution>, BinaryError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.attribution()?)),
+            2 => {
+                let mut a = self.attribution()?;
+                a.medium = self.string()?;
+                Ok(Some(a))
+            }
+            _ => Err(self.invalid("attribution tag")),
+        }
     }
 
     fn attribution(&mut self) -> Result<Attribution, BinaryError> {
@@ -474,7 +494,17 @@ impl<'a> Reader<'a> {
         let subs = [self.string()?, self.string()?, self.string()?, self.string()?, self.string()?];
         let click_params = self.map()?;
         let touch_ms = self.i64()?;
-        Ok(Attribution { partner_id, campaign_id, click_id, adset, creative, subs, click_params, touch_ms })
+        Ok(Attribution {
+            partner_id,
+            campaign_id,
+            click_id,
+            adset,
+            creative,
+            subs,
+            click_params,
+            touch_ms,
+            medium: String::new(),
+        })
     }
 
     fn event(&mut self) -> Result<Event, BinaryError> {
@@ -484,11 +514,7 @@ impl<'a> Reader<'a> {
         let user_id = self.string()?;
         let kind = Kind::from_code(self.u8()?).ok_or_else(|| self.invalid("event kind"))?;
         let timestamp_ms = self.i64()?;
-        let attribution = match self.u8()? {
-            0 => None,
-            1 => Some(self.attribution()?),
-            _ => return Err(self.invalid("attribution tag")),
-        };
+        let attribution = self.source()?;
         let mut device = DeviceInfo::default();
         for field in device.fields_mut() {
             *field = self.string()?;
@@ -650,6 +676,34 @@ mod tests {
         encode_user(&many, &mut buf);
         assert_eq!(buf[0], 2);
         assert_eq!(decode_user(&buf).unwrap(), many);
+    }
+
+    #[test]
+    fn a_medium_and_a_waid_round_trip_and_older_bytes_read_unchanged() {
+        let mut st = device();
+        let mut buf = Vec::new();
+        encode_device(&st, &mut buf);
+        let without = buf.clone();
+        st.current.source.as_mut().unwrap().medium = "cpc".into();
+        st.current_seq = 3;
+        buf.clear();
+        encode_device(&st, &mut buf);
+        assert_eq!(decode_device(&buf).unwrap(), st);
+        assert_ne!(buf, without);
+        let mut event = Event::new("e", "m", "d", Kind::Launch, 5);
+        event.device.waid = "W-1".into();
+        event.attribution = Some(Attribution { partner_id: "p".into(), medium: "cpc".into(), ..Default::default() });
+        let act = UserActivity {
+            event,
+            device_first: attributed("p", 1),
+            device_current: attributed("p", 2),
+            device_seq: 1,
+            install_ms: 1,
+        };
+        buf.clear();
+        encode_activity(&act, &mut buf);
+        assert_eq!(buf[0], ACTIVITY_WAID);
+        assert_eq!(decode_activity(&buf).unwrap(), act);
     }
 
     #[test]

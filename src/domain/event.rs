@@ -86,6 +86,8 @@ pub struct Attribution {
     pub creative: String,
     /// sub1..sub5 of the tracking link.
     pub subs: [String; 5],
+    /// The tracking link's medium (a sub-id beside campaign, adset, creative).
+    pub medium: String,
     /// Every GET parameter of the partner's tracking link, for `{click_param:NAME}`.
     pub click_params: BTreeMap<String, String>,
     /// When the touch (click or impression) happened; 0 when unknown.
@@ -109,6 +111,9 @@ pub struct DeviceInfo {
     pub country: String,
     pub lang: String,
     pub model: String,
+    /// Windows advertising id. Not in [`DeviceInfo::FIELDS`]: that order is
+    /// the first schema's, and `waid` came later (see the codecs).
+    pub waid: String,
 }
 
 impl DeviceInfo {

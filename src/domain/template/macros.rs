@@ -43,6 +43,10 @@ pub enum Macro {
     IdfaOrGaid,
     /// The revenue in USD by `[currency_rates]`.
     RevenueUsd,
+    /// Windows advertising id.
+    Waid,
+    /// The tracking link's medium.
+    Medium,
 }
 
 /// (name, description) of every macro, for the README and `--help` texts.
@@ -58,6 +62,7 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "the advertising id of the device's platform: idfa on iOS, gaid on Android, else whichever is set",
     ),
     ("oaid", "Open Anonymous Device Identifier"),
+    ("waid", "Windows advertising id"),
     ("app_set_id", "Android app set id"),
     ("ip", "device IP address"),
     ("user_agent", "device user agent"),
@@ -74,6 +79,7 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     ("click_id", "click id of that attribution"),
     ("adset", "ad set of that attribution"),
     ("creative", "creative of that attribution"),
+    ("medium", "medium of that attribution's tracking link"),
     ("sub1 .. sub5", "sub-ids of the tracking link"),
     ("click_param:NAME", "any GET parameter of the partner's tracking link"),
     ("partner_param:NAME", "per-campaign partner parameter from [partners.campaign_params]"),
@@ -139,6 +145,8 @@ impl Macro {
             "postback_id" => Macro::PostbackId,
             "idfa_or_gaid" => Macro::IdfaOrGaid,
             "revenue_usd" => Macro::RevenueUsd,
+            "waid" => Macro::Waid,
+            "medium" => Macro::Medium,
             _ => return Err(format!("unknown macro '{name}'")),
         };
         Ok(m)
@@ -186,6 +194,8 @@ impl Macro {
             Macro::PostbackId => Cow::Borrowed(ctx.job_id),
             Macro::IdfaOrGaid => Cow::Borrowed(advertising_id(&ev.device)),
             Macro::RevenueUsd => Cow::Owned(revenue_usd(ev, ctx.usd_rates)),
+            Macro::Waid => Cow::Borrowed(&ev.device.waid),
+            Macro::Medium => from_attr(|a| &a.medium),
         }
     }
 }

@@ -269,3 +269,22 @@ fn revenue_share_and_usd_are_exact_decimals() {
         assert!(e.contains("revenue_share"), "{bad}: {e}");
     }
 }
+
+#[test]
+fn waid_and_medium() {
+    let mut ev = event();
+    ev.device.waid = "W-1".into();
+    let mut attr = attributed();
+    attr.source.as_mut().unwrap().medium = "cpc".into();
+    assert_eq!(
+        render_with("https://x.example/?w={waid}&m={medium}&i={idfa|or:waid|lower}", Place::Url, &ev, &attr),
+        "https://x.example/?w=W-1&m=cpc&i=aaaa-bbbb"
+    );
+    ev.device.idfa.clear();
+    assert_eq!(
+        render_with("https://x.example/?i={idfa|or:waid|lower}", Place::Url, &ev, &attr),
+        "https://x.example/?i=w-1"
+    );
+    // another partner's attribution in a send-all postback hides its medium
+    assert_eq!(attr.without_details().source.unwrap().medium, "");
+}
