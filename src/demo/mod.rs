@@ -52,6 +52,8 @@ const TOPICS: &[(&str, i32)] = &[
     ("postback.jobs.retry-3", 4),
     ("postback.jobs.dlq", 4),
     ("postback.deliveries", 4),
+    // the mock cluster does not answer CreateTopics: every topic is made here
+    ("postback.layout", 1),
 ];
 
 /// The demo's config: the example config's apps, partners and postbacks,

@@ -174,6 +174,8 @@ pub fn ensure_processor_topics(config: &Config) -> Result<Layout, AdminError> {
             source_partitions: user_activity,
         });
     }
+    // the state layout record: how users are keyed, each app's project
+    ensure(config, &consumer, &t.layout, 1, true)?;
     let limits = record_limits(config)?;
     check_state_fits(config, &limits)?;
     Ok(Layout { events, device_state, user_activity, jobs, jobs_dlq, events_dlq, limits })
@@ -233,6 +235,7 @@ pub fn create_all(config: &Config, input_partitions: i32) -> Result<Vec<(String,
         &t.jobs,
         &t.jobs_dlq,
         &t.deliveries,
+        &t.layout,
     ];
     let retries = config.retry_topics();
     names.extend(retries.iter());

@@ -32,6 +32,7 @@ fn the_processing_loop_runs_on_the_mock_cluster() {
         ("jobs", 3),
         ("jobs.dlq", 3),
         ("events.dlq", 2),
+        ("layout", 1),
     ] {
         mock.create_topic(&format!("m.{topic}"), partitions, 1).expect("create topic");
     }
@@ -39,7 +40,7 @@ fn the_processing_loop_runs_on_the_mock_cluster() {
     let text = format!(
         "[kafka]\nbootstrap_servers = \"{bootstrap}\"\ninstance_id = \"mock-1\"\ngroup_id = \"m.group\"\n\
          [topics]\nevents = \"m.events\"\nevents_dlq = \"m.events.dlq\"\nuser_activity = \"m.user-activity\"\ndevice_events = \"m.device-events\"\n\
-         device_changelog = \"m.device-changelog\"\nuser_changelog = \"m.user-changelog\"\njobs = \"m.jobs\"\njobs_dlq = \"m.jobs.dlq\"\njobs_partitions = 3\n\
+         device_changelog = \"m.device-changelog\"\nuser_changelog = \"m.user-changelog\"\njobs = \"m.jobs\"\njobs_dlq = \"m.jobs.dlq\"\nlayout = \"m.layout\"\njobs_partitions = 3\n\
          [input]\npartitioned_by = \"custom\"\n[process]\nstate_dir = \"{}\"\n\n{}",
         state.path().display(),
         rules::config_text("https://pb.example")

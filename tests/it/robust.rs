@@ -151,6 +151,8 @@ fn oversized_and_foreign_records_go_to_a_dlq_and_the_partition_moves_on() {
 fn a_config_truncated_mid_write_is_refused_and_no_event_is_lost() {
     let env = TestEnv::new("truncate", 1, SINK, "");
     let mut p = env.start("p1");
+    // the rewrites are of a running processor's file
+    assert!(wait_until(Duration::from_secs(60), || p.ready()), "{}", tail(&p.log()));
     let original = std::fs::read(&env.config_path).unwrap();
     let events: Vec<Event> = (0..600).map(|i| install(&format!("t{i}"), &format!("td{i}"))).collect();
     let path = env.config_path.clone();
