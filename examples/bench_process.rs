@@ -2,7 +2,9 @@
 //! `scripts/bench-process`, which starts the broker):
 //!
 //! 1. produce N generated events (realistic mix) to an 8-partition topic;
-//! 2. baseline: a consumer that does nothing reads the whole topic;
+//! 2. baselines: a consumer that does nothing reads the whole topic, and an
+//!    exactly-once copy (consume, produce one record per event, commit in a
+//!    transaction; no state) — the floor of any transactional processor;
 //! 3. the processor, from empty state, processes the same topic: events/s
 //!    from ready to fully committed;
 //! 4. latency: with the processor caught up, M more events at a steady rate;
@@ -16,6 +18,8 @@
 //! Usage: bench_process BOOTSTRAP [EVENTS] [DEVICES]
 
 mod common;
+#[path = "bench/copy.rs"]
+mod copy;
 
 use common::{client, create_topic};
 use postback::codec::encode_event_json;
@@ -51,6 +55,8 @@ fn main() {
 
     let raw = raw_consume_rate(&bootstrap, &topic, n);
     eprintln!("raw consume: {raw:.0} events/s");
+    let floor = copy::eos_copy_rate(&bootstrap, &topic, PARTITIONS, n);
+    eprintln!("exactly-once copy: {floor:.0} events/s");
 
     let state = tempfile::tempdir().expect("tempdir");
     let config = bench_config(&bootstrap, &topic, state.path());
@@ -78,7 +84,9 @@ fn main() {
     println!("events={n} devices={devices} partitions={PARTITIONS} mode={mode}");
     println!("raw_consume_events_per_s={raw:.0}");
     println!("processor_events_per_s={rate:.0}");
+    println!("eos_copy_events_per_s={floor:.0}");
     println!("ratio={:.2}", rate / raw);
+    println!("ratio_to_eos_copy={:.2}", rate / floor);
     println!("latency_samples={samples} p50_ms={p50:.1} p99_ms={p99:.1}");
     let metric = |name: &str, stage: &str| postback::telemetry::metrics::sum(name, &[("stage", stage)]);
     for stage in ["process", "commit"] {
