@@ -3,9 +3,37 @@
 use super::Config;
 use crate::domain::Postback;
 
-const HEADERS: [&str; 9] = ["name", "partner", "event", "attribution", "sending", "apps", "campaigns", "method", "url"];
+const HEADERS: [&str; 10] =
+    ["name", "partner", "event", "attribution", "sending", "apps", "campaigns", "conditions", "method", "url"];
 
-fn row(pb: &Postback) -> [String; 9] {
+/// The postback's window, occurrence and `when` filters, in short.
+fn conditions(pb: &Postback) -> String {
+    let mut parts = Vec::new();
+    if let Some(ms) = pb.window_ms {
+        parts.push(format!("within {}", crate::domain::time::human_ms(ms)));
+    }
+    if let Some(n) = pb.occurrence {
+        parts.push(format!("occurrence {n}"));
+    }
+    let w = &pb.when;
+    for (name, list) in [("country", &w.country), ("os", &w.os), ("campaign", &w.campaigns)] {
+        if !list.is_empty() {
+            parts.push(format!("{name} {}", list.join("|")));
+        }
+    }
+    if let Some(m) = &w.revenue_min {
+        parts.push(format!("revenue >= {} {}", m.amount, m.currency));
+    }
+    if let Some(m) = &w.revenue_max {
+        parts.push(format!("revenue <= {} {}", m.amount, m.currency));
+    }
+    for (k, v) in &w.event_params {
+        parts.push(format!("{k}={v}"));
+    }
+    if parts.is_empty() { "-".to_owned() } else { parts.join("; ") }
+}
+
+fn row(pb: &Postback) -> [String; 10] {
     let attribution = if pb.event.has_fixed_routing() {
         format!("{} (fixed)", pb.event.routing(pb.routing).as_str())
     } else {
@@ -20,6 +48,7 @@ fn row(pb: &Postback) -> [String; 9] {
         pb.sending.as_str().to_owned(),
         pb.apps.join(","),
         if pb.campaigns.is_empty() { "all".to_owned() } else { pb.campaigns.join(",") },
+        conditions(pb),
         pb.method.as_str().to_owned(),
         pb.url.source().to_owned(),
     ]
@@ -27,7 +56,7 @@ fn row(pb: &Postback) -> [String; 9] {
 
 /// Renders the postback table with aligned columns.
 pub fn postback_table(config: &Config) -> String {
-    let rows: Vec<[String; 9]> = config.rules.postbacks().iter().map(row).collect();
+    let rows: Vec<[String; 10]> = config.rules.postbacks().iter().map(row).collect();
     let mut widths = HEADERS.map(|h| h.chars().count());
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r) {
@@ -50,4 +79,38 @@ pub fn postback_table(config: &Config) -> String {
         line(&r.iter().map(String::as_str).collect::<Vec<_>>());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_are_summed_up_in_one_column() {
+        let text = r#"
+[[apps]]
+id = "game"
+platform = "mobile"
+[[partners]]
+id = "acme"
+[[postbacks]]
+name = "acme | big payment"
+partner = "acme"
+event = "payment"
+attribution = "ca"
+window = "7d"
+occurrence = 2
+url = "https://pb.acme.example/p"
+[postbacks.when]
+country = ["US", "CA"]
+revenue_min = "10.00 USD"
+"#;
+        let config =
+            crate::config::load_str(text, std::path::Path::new("t.toml"), Vec::<(String, String)>::new()).unwrap();
+        assert_eq!(
+            conditions(&config.rules.postbacks()[0]),
+            "within 7d; occurrence 2; country US|CA; revenue >= 10 USD"
+        );
+        assert!(postback_table(&config).lines().next().unwrap().contains("campaigns  conditions"));
+    }
 }
