@@ -34,7 +34,7 @@ fn the_processor_rides_out_broker_outages() {
 
     let mut produced = 500;
     let mut reported = 0;
-    for (i, pause) in [60u64, 20, 20, 20, 20, 20].into_iter().enumerate() {
+    for (i, pause) in [90u64, 20, 20, 20, 20, 20].into_iter().enumerate() {
         // events in flight when the broker stops answering
         env.produce_part(chunks[i + 1], &events);
         produced += chunks[i + 1].len();
