@@ -7,7 +7,7 @@
 CARGO_TARGET_DIR ?= $(HOME)/.cache/postback/target
 export CARGO_TARGET_DIR
 
-.PHONY: setup demo test lint unit build bench-hot bench-process bench-send kafka-start kafka-stop
+.PHONY: setup demo test test-outage lint unit build bench-hot bench-process bench-send kafka-start kafka-stop
 
 setup:
 	scripts/setup
@@ -20,6 +20,10 @@ demo:
 ## test: setup, formatting, lints, and every test (a real Kafka broker included)
 test: setup lint
 	scripts/test
+
+## test-outage: the broker-outage test alone (known stall open; not in `make test`)
+test-outage: setup
+	scripts/test-outage
 
 ## unit: the tests that need no broker (mock cluster, rules, codecs)
 unit:
