@@ -67,6 +67,14 @@ fn the_processor_rides_out_broker_outages() {
         if let Err(panic) = checked {
             if std::env::var("POSTBACK_TEST_SHOW_LOG").is_ok() {
                 std::fs::write("/tmp/outage-failure.log", p.log()).unwrap();
+                if let Some(pid) = p.pid() {
+                    let bt = std::process::Command::new("gdb")
+                        .args(["-p", &pid.to_string(), "-batch", "-ex", "thread apply all bt"])
+                        .output();
+                    if let Ok(out) = bt {
+                        std::fs::write("/tmp/outage-failure.bt", out.stdout).unwrap();
+                    }
+                }
             }
             eprintln!("after pause {i}: processor running: {}", p.running());
             std::panic::resume_unwind(panic);

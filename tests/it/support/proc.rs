@@ -13,6 +13,12 @@ pub struct Instance {
     log: PathBuf,
 }
 
+/// The binary under test: the one Cargo built, unless
+/// `POSTBACK_TEST_BIN` names another (a copy kept while the tree changes).
+pub fn binary() -> String {
+    std::env::var("POSTBACK_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_postback").to_owned())
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
@@ -24,7 +30,7 @@ impl Instance {
         let admin = format!("127.0.0.1:{port}");
         let log = dir.join(format!("{name}.log"));
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_postback"));
+        let mut cmd = Command::new(binary());
         cmd.arg(command)
             .arg(config)
             .env("POSTBACK__ADMIN__LISTEN", &admin)
@@ -86,6 +92,10 @@ impl Instance {
         let _ = c.kill();
         let _ = c.wait();
         None
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn log(&self) -> String {
