@@ -11,7 +11,7 @@
 mod common;
 
 use common::{client, create_topic};
-use postback::codec::{JobFormat, encode_job};
+use postback::codec::{JobEncoding, encode_job};
 use postback::config;
 use postback::domain::{Job, Method, Routing};
 use postback::kafka::partition_for;
@@ -112,7 +112,7 @@ fn produce_jobs(bootstrap: &str, topic: &str, sink: &str, n: usize) {
             not_before_ms: 0,
             expires_ms: now + 3_600_000,
         };
-        let value = encode_job(&job, JobFormat::Json);
+        let value = encode_job(&job, JobEncoding::Json);
         let key = job.device_id.as_bytes();
         let mut rec = BaseRecord::to(topic).partition(partition_for(key, PARTITIONS)).key(key).payload(&value);
         loop {

@@ -15,6 +15,8 @@
 //!   readiness, logging and the admin HTTP server.
 //! - [`config`]: the TOML file, environment overrides, validation into
 //!   [`domain::Rules`], and hot reload.
+//! - [`registry`]: a Confluent-compatible schema registry's client and the
+//!   writer schemas it gave, by id.
 //! - [`store`]: one key-value store per stage partition — RocksDB, and an
 //!   in-memory store with the same contract for tests.
 //! - [`kafka`]: librdkafka settings, topic administration, the consumer
@@ -41,6 +43,7 @@ pub mod domain;
 pub mod inspect;
 pub mod kafka;
 pub mod process;
+pub mod registry;
 pub mod send;
 pub mod server;
 pub mod store;

@@ -3,6 +3,7 @@
 use super::DecodeError;
 use apache_avro::Schema;
 use apache_avro::rabin::Rabin;
+use apache_avro::types::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::LazyLock;
@@ -13,9 +14,10 @@ pub static EVENT_SCHEMA: LazyLock<Schema> =
 pub static EVENT_SCHEMA_V1: LazyLock<Schema> = LazyLock::new(|| {
     Schema::parse_str(include_str!("../../schemas/event.v1.avsc")).expect("schemas/event.v1.avsc is valid")
 });
-pub static JOB_SCHEMA: LazyLock<Schema> = LazyLock::new(|| {
-    Schema::parse_str(include_str!("../../schemas/postback_job.avsc")).expect("schemas/postback_job.avsc is valid")
-});
+/// The job schema as written (docs and defaults kept), for the registry.
+pub const JOB_SCHEMA_TEXT: &str = include_str!("../../schemas/postback_job.avsc");
+pub static JOB_SCHEMA: LazyLock<Schema> =
+    LazyLock::new(|| Schema::parse_str(JOB_SCHEMA_TEXT).expect("schemas/postback_job.avsc is valid"));
 
 /// The 8-byte Rabin fingerprint that single-object encoding carries.
 pub fn fingerprint(schema: &Schema) -> [u8; 8] {
@@ -23,17 +25,12 @@ pub fn fingerprint(schema: &Schema) -> [u8; 8] {
     fp.bytes.as_slice().try_into().expect("rabin fingerprints have 8 bytes")
 }
 
-/// Strips the framing and decodes the datum with `schema`. The Confluent
-/// schema id is not looked up: the writer must use our schema (or one with
-/// the same binary layout). The datum must be read to its last byte and not
-/// beyond: apache-avro reads the end of its input as null for a union or a
-/// string, so a record cut short would otherwise decode with empty fields.
+/// Strips the framing and decodes the datum with `schema`. A Confluent
+/// schema id is not looked up here (see [`decode_resolved`]): the writer
+/// must use our schema (or one with the same binary layout).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], framing: super::Framing, schema: &Schema) -> Result<T, DecodeError> {
-    limit_allocations();
     let datum = match framing {
-        super::Framing::Confluent => {
-            bytes.get(5..).ok_or_else(|| DecodeError::Avro("Confluent header shorter than 5 bytes".into()))?
-        }
+        super::Framing::Confluent => confluent_datum(bytes)?.1,
         super::Framing::SingleObject => {
             let fp = bytes
                 .get(2..10)
@@ -45,7 +42,38 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], framing: super::Framing, schema
         }
         _ => bytes,
     };
-    let reader = apache_avro::reader::datum::GenericDatumReader::builder(schema)
+    let value = read_datum(datum, schema, None)?;
+    apache_avro::from_value(&value).map_err(|e| DecodeError::Avro(short(&e)))
+}
+
+/// The schema id and the datum of a Confluent-framed record.
+pub fn confluent_datum(bytes: &[u8]) -> Result<(u32, &[u8]), DecodeError> {
+    match bytes {
+        [0, a, b, c, d, datum @ ..] => Ok((u32::from_be_bytes([*a, *b, *c, *d]), datum)),
+        _ => Err(DecodeError::Avro("Confluent header shorter than 5 bytes".into())),
+    }
+}
+
+/// A datum written with `writer`, resolved against `reader` (Avro schema
+/// resolution: defaults for fields the writer lacks, promotions, fields the
+/// reader lacks skipped) and deserialized.
+pub fn decode_resolved<T: DeserializeOwned>(datum: &[u8], writer: &Schema, reader: &Schema) -> Result<T, DecodeError> {
+    let value = read_datum(datum, writer, Some(reader))?;
+    apache_avro::from_value(&value).map_err(|e| DecodeError::Avro(short(&e)))
+}
+
+/// A datum written with `writer`, as a generic tree (for `[input.mapping]`).
+pub fn decode_tree(datum: &[u8], writer: &Schema) -> Result<serde_json::Value, DecodeError> {
+    read_datum(datum, writer, None).map(tree)
+}
+
+/// Reads one datum, to its last byte and not beyond: apache-avro reads the
+/// end of its input as null for a union or a string, so a record cut short
+/// would otherwise decode with empty fields.
+fn read_datum(datum: &[u8], writer: &Schema, reader: Option<&Schema>) -> Result<Value, DecodeError> {
+    limit_allocations();
+    let reader = apache_avro::reader::datum::GenericDatumReader::builder(writer)
+        .maybe_reader_schema(reader)
         .build()
         .map_err(|e| DecodeError::Avro(short(&e)))?;
     let mut cursor = Strict(datum);
@@ -58,7 +86,42 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], framing: super::Framing, schema
     if !cursor.0.is_empty() {
         return Err(DecodeError::Avro(format!("{} trailing bytes after the record", cursor.0.len())));
     }
-    apache_avro::from_value(&value).map_err(|e| DecodeError::Avro(short(&e)))
+    Ok(value)
+}
+
+/// An Avro value as JSON: unions unwrapped, records and maps as objects,
+/// bytes and fixed as (lossy) text, logical types as their plain value.
+fn tree(v: Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        Value::Null => J::Null,
+        Value::Boolean(b) => J::Bool(b),
+        Value::Int(i) | Value::Date(i) | Value::TimeMillis(i) => J::from(i),
+        Value::Long(i)
+        | Value::TimeMicros(i)
+        | Value::TimestampMillis(i)
+        | Value::TimestampMicros(i)
+        | Value::TimestampNanos(i)
+        | Value::LocalTimestampMillis(i)
+        | Value::LocalTimestampMicros(i)
+        | Value::LocalTimestampNanos(i) => J::from(i),
+        Value::Float(f) => serde_json::Number::from_f64(f64::from(f)).map_or(J::Null, J::Number),
+        Value::Double(f) => serde_json::Number::from_f64(f).map_or(J::Null, J::Number),
+        Value::Bytes(b) | Value::Fixed(_, b) => J::String(String::from_utf8_lossy(&b).into_owned()),
+        Value::String(s) | Value::Enum(_, s) => J::String(s),
+        Value::Union(_, inner) => tree(*inner),
+        Value::Array(items) => J::Array(items.into_iter().map(tree).collect()),
+        Value::Map(m) => J::Object(m.into_iter().map(|(k, v)| (k, tree(v))).collect()),
+        Value::Record(fields) => J::Object(fields.into_iter().map(|(k, v)| (k, tree(v))).collect()),
+        Value::BigDecimal(d) => J::String(d.to_string()),
+        Value::Uuid(u) => J::String(u.to_string()),
+        Value::Decimal(_) | Value::Duration(_) => J::Null,
+    }
+}
+
+/// Why `reader` cannot read what `writer` wrote, if it cannot.
+pub fn incompatibility(writer: &Schema, reader: &Schema) -> Option<String> {
+    apache_avro::schema_compatibility::SchemaCompatibility::can_read(writer, reader).err().map(|e| e.to_string())
 }
 
 const TRUNCATED: &str = "truncated";

@@ -1,10 +1,12 @@
 //! Input events: wire structs shared by JSON and Avro, and their checked
 //! conversion into `domain::Event`.
 
+use super::mapping::Mapping;
 use super::{DecodeError, Framing, InputFormat, avro, framing, looks_like_json};
 use crate::domain::{Attribution, Custom, DeviceInfo, Event, Kind, Revenue};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// An event as it travels. Everything is optional here so that a missing
 /// field becomes a precise "missing required field" error, not a generic
@@ -109,18 +111,50 @@ pub struct WireCustom {
     pub params: Option<BTreeMap<String, String>>,
 }
 
-/// What decoding checks beyond the schema (`[input]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How records are read beyond the schema (`[input]`, `[schema_registry]`).
+#[derive(Clone)]
 pub struct DecodeOptions {
     pub format: InputFormat,
     /// Longest string value (and map key) accepted in any field.
     pub max_field_bytes: usize,
+    /// `[input.mapping]`: the events are of another schema.
+    pub mapping: Option<Arc<Mapping>>,
+    /// Writer schemas of Confluent-framed records, by id (a schema
+    /// registry). Without them the writer must use our schema.
+    pub schemas: Option<Arc<dyn WriterSchemas>>,
 }
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        DecodeOptions { format: InputFormat::Auto, max_field_bytes: 8192 }
+        DecodeOptions { format: InputFormat::Auto, max_field_bytes: 8192, mapping: None, schemas: None }
     }
+}
+
+impl std::fmt::Debug for DecodeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecodeOptions")
+            .field("format", &self.format)
+            .field("max_field_bytes", &self.max_field_bytes)
+            .field("mapping", &self.mapping.is_some())
+            .field("schemas", &self.schemas.is_some())
+            .finish()
+    }
+}
+
+/// A writer schema fetched from a schema registry.
+#[derive(Debug)]
+pub struct WriterSchema {
+    pub id: u32,
+    pub schema: apache_avro::Schema,
+    /// Why `schemas/event.avsc` cannot read what it writes (None: it can).
+    pub unreadable: Option<String>,
+}
+
+/// Writer schemas by id, fetched before a batch is decoded.
+pub trait WriterSchemas: Send + Sync {
+    /// The schema of `id`; `Err` says why there is none (unknown id, not
+    /// Avro); `None`: it was not fetched.
+    fn writer(&self, id: u32) -> Option<Result<Arc<WriterSchema>, String>>;
 }
 
 /// Decodes an input record with the default options.
@@ -131,14 +165,45 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
 /// Decodes an input record: framing, format, schema, required fields, and
 /// the length of every field.
 pub fn decode_event_with(bytes: &[u8], opts: &DecodeOptions) -> Result<Event, DecodeError> {
-    let wire = match framing(bytes, opts.format)? {
-        Framing::Json => json(bytes)?,
-        Framing::Unframed => unframed(bytes)?,
-        f => decode_avro(bytes, f)?.into(),
+    let wire = match (framing(bytes, opts.format)?, &opts.mapping) {
+        (Framing::Confluent, _) if opts.schemas.is_some() => registered(bytes, opts)?,
+        (Framing::Json | Framing::Unframed, Some(m)) => m.apply(&tree(bytes)?)?,
+        (f @ (Framing::SingleObject | Framing::RawAvro | Framing::Confluent), Some(_)) => {
+            return Err(DecodeError::Avro(format!(
+                "{} record cannot be mapped: its writer schema is unknown (use the Confluent framing and [schema_registry])",
+                if f == Framing::Confluent { "a Confluent-framed" } else { "a bare Avro" }
+            )));
+        }
+        (Framing::Json, None) => json(bytes)?,
+        (Framing::Unframed, None) => unframed(bytes)?,
+        (f, None) => decode_avro(bytes, f)?.into(),
     };
     let event = wire.into_event()?;
     check_lengths(&event, opts.max_field_bytes)?;
     Ok(event)
+}
+
+/// A Confluent-framed record read with its writer schema from the
+/// registry: resolved against ours, or as a tree for the mapping.
+fn registered(bytes: &[u8], opts: &DecodeOptions) -> Result<WireEvent, DecodeError> {
+    let (id, datum) = avro::confluent_datum(bytes)?;
+    let writer = match opts.schemas.as_ref().and_then(|s| s.writer(id)) {
+        Some(Ok(w)) => w,
+        Some(Err(reason)) => return Err(DecodeError::Schema(reason)),
+        None => return Err(DecodeError::Schema(format!("schema id {id} was not fetched from the registry"))),
+    };
+    if let Some(m) = &opts.mapping {
+        return m.apply(&avro::decode_tree(datum, &writer.schema)?);
+    }
+    if let Some(why) = &writer.unreadable {
+        return Err(DecodeError::Schema(format!("schema id {id} cannot be read as schemas/event.avsc: {why}")));
+    }
+    avro::decode_resolved::<AvroEvent>(datum, &writer.schema, &avro::EVENT_SCHEMA).map(WireEvent::from)
+}
+
+/// A JSON record as a tree, for the mapping.
+fn tree(bytes: &[u8]) -> Result<serde_json::Value, DecodeError> {
+    serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))
 }
 
 fn json(bytes: &[u8]) -> Result<WireEvent, DecodeError> {

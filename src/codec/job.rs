@@ -3,21 +3,36 @@
 use super::{DecodeError, Framing, InputFormat, avro, framing, looks_like_json};
 use crate::domain::Job;
 
-/// How jobs are written; reading accepts every format.
+/// `topics.jobs_format`: how the processor writes jobs; reading accepts
+/// every format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobFormat {
     /// Readable with any console consumer.
     #[default]
     Json,
-    /// Bare Avro datum of `schemas/postback_job.avsc`.
+    /// Avro of `schemas/postback_job.avsc`: in the Confluent framing with
+    /// the id the schema registry gave it, or single-object encoded when no
+    /// registry is configured.
     Avro,
 }
 
-pub fn encode_job(job: &Job, format: JobFormat) -> Vec<u8> {
-    match format {
-        JobFormat::Json => serde_json::to_vec(job).expect("jobs always serialize"),
-        JobFormat::Avro => avro::encode(job, &avro::JOB_SCHEMA).expect("jobs always fit their schema"),
+/// How one job is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobEncoding {
+    Json,
+    /// Avro single-object encoding (the schema's fingerprint in front).
+    Avro,
+    /// Avro in the Confluent framing, with the job schema's registry id.
+    Confluent(u32),
+}
+
+pub fn encode_job(job: &Job, encoding: JobEncoding) -> Vec<u8> {
+    let avro = || avro::encode(job, &avro::JOB_SCHEMA).expect("jobs always fit their schema");
+    match encoding {
+        JobEncoding::Json => serde_json::to_vec(job).expect("jobs always serialize"),
+        JobEncoding::Avro => avro::single_object(&avro::JOB_SCHEMA, &avro()),
+        JobEncoding::Confluent(id) => avro::confluent(id, &avro()),
     }
 }
 

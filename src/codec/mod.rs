@@ -16,12 +16,17 @@
 mod avro;
 pub mod event;
 pub mod job;
+pub mod mapping;
 
-pub use event::{DecodeOptions, decode_event, decode_event_with, encode_event_json};
-pub use job::{JobFormat, decode_job, encode_job};
+pub use avro::{EVENT_SCHEMA, JOB_SCHEMA, JOB_SCHEMA_TEXT, confluent, incompatibility};
+pub use event::{DecodeOptions, WriterSchema, WriterSchemas, decode_event, decode_event_with, encode_event_json};
+pub use job::{JobEncoding, JobFormat, decode_job, encode_job};
+pub use mapping::{Mapping, MappingConfig};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_schemas;
 
 /// Why a record could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +45,9 @@ pub enum DecodeError {
     UnknownKind(String),
     #[error("field '{field}' is {len} bytes, over input.max_field_bytes ({max})")]
     TooLong { field: String, len: usize, max: usize },
+    /// The record's writer schema is unknown or cannot be read as ours.
+    #[error("{0}")]
+    Schema(String),
 }
 
 impl DecodeError {
@@ -51,6 +59,7 @@ impl DecodeError {
             DecodeError::Invalid { .. } => "invalid_field",
             DecodeError::UnknownKind(_) => "unknown_kind",
             DecodeError::TooLong { .. } => "field_too_long",
+            DecodeError::Schema(_) => "schema",
         }
     }
 }

@@ -129,7 +129,7 @@ fn labels_are_bounded() {
     assert_eq!(DecodeError::Json("x".into()).label(), "undecodable");
 }
 
-fn job() -> Job {
+pub(super) fn job() -> Job {
     Job {
         job_id: "0123456789abcdef0123456789abcdef".into(),
         postback_id: "acme-install".into(),
@@ -156,13 +156,13 @@ fn job() -> Job {
 #[test]
 fn jobs_round_trip_in_both_formats() {
     let j = job();
-    assert_eq!(decode_job(&encode_job(&j, JobFormat::Json)).unwrap(), j);
-    assert_eq!(decode_job(&encode_job(&j, JobFormat::Avro)).unwrap(), j);
+    assert_eq!(decode_job(&encode_job(&j, JobEncoding::Json)).unwrap(), j);
+    assert_eq!(decode_job(&encode_job(&j, JobEncoding::Avro)).unwrap(), j);
     let mut no_body = job();
     no_body.body = None;
     no_body.headers.clear();
-    assert_eq!(decode_job(&encode_job(&no_body, JobFormat::Avro)).unwrap(), no_body);
-    let json = String::from_utf8(encode_job(&j, JobFormat::Json)).unwrap();
+    assert_eq!(decode_job(&encode_job(&no_body, JobEncoding::Avro)).unwrap(), no_body);
+    let json = String::from_utf8(encode_job(&j, JobEncoding::Json)).unwrap();
     assert!(json.contains("\"attribution\":\"ca\"") && json.contains("\"method\":\"POST\""), "{json}");
 }
 

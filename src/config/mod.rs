@@ -34,6 +34,9 @@ pub struct Config {
     pub send: SendConfig,
     pub admin: AdminConfig,
     pub input: InputConfig,
+    /// `[input.mapping]`, compiled.
+    pub mapping: Option<Arc<crate::codec::Mapping>>,
+    pub schema_registry: Option<SchemaRegistryConfig>,
     pub partners: Vec<PartnerConfig>,
     /// `send.allow_networks`, parsed.
     pub allow_networks: Vec<IpNet>,
@@ -82,7 +85,12 @@ impl Config {
 
     /// The decoding options of `[input]`.
     pub fn decode_options(&self) -> crate::codec::DecodeOptions {
-        crate::codec::DecodeOptions { format: self.input.format, max_field_bytes: self.input.max_field_bytes }
+        crate::codec::DecodeOptions {
+            format: self.input.format,
+            max_field_bytes: self.input.max_field_bytes,
+            mapping: self.mapping.clone(),
+            schemas: None,
+        }
     }
 }
 

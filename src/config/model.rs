@@ -3,7 +3,7 @@
 //! not silently fall back to a default.
 
 use super::units::{HumanDuration, Rate};
-use crate::codec::InputFormat;
+use crate::codec::{InputFormat, JobFormat, MappingConfig};
 use crate::domain::{Method, Platform};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -24,6 +24,9 @@ pub struct FileConfig {
     pub admin: AdminConfig,
     #[serde(default)]
     pub input: InputConfig,
+    /// A Confluent-compatible schema registry: writer schemas of input
+    /// records by id, and the job schema's id when jobs are Avro.
+    pub schema_registry: Option<SchemaRegistryConfig>,
     #[serde(default)]
     pub apps: Vec<AppConfig>,
     #[serde(default)]
@@ -131,6 +134,10 @@ pub struct TopicsConfig {
     pub jobs_partitions: i32,
     /// Replication factor of created topics; -1 takes the broker default.
     pub replication_factor: i32,
+    /// How the processor writes jobs: `json`, or `avro` (Confluent framing
+    /// with the schema registered under `<jobs>-value` when
+    /// `[schema_registry]` is set, single-object encoding otherwise).
+    pub jobs_format: JobFormat,
 }
 
 impl Default for TopicsConfig {
@@ -151,6 +158,7 @@ impl Default for TopicsConfig {
             user_activity_partitions: None,
             jobs_partitions: 8,
             replication_factor: -1,
+            jobs_format: JobFormat::Json,
         }
     }
 }
@@ -293,6 +301,37 @@ pub struct InputConfig {
     pub max_field_bytes: usize,
     /// How the input is partitioned, which says where a device's state is.
     pub partitioned_by: Partitioning,
+    /// Events of another schema: where each of our fields is in them.
+    pub mapping: Option<MappingConfig>,
+}
+
+/// `[schema_registry]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaRegistryConfig {
+    /// Base URL of the Confluent-compatible API, e.g.
+    /// `http://registry:8081` (Apicurio: `.../apis/ccompat/v7`).
+    pub url: String,
+    /// Basic auth.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// A PEM file of CA certificates trusted for an `https` URL (besides
+    /// the built-in roots).
+    pub ca_file: Option<PathBuf>,
+    /// Per request.
+    #[serde(default = "registry_timeout")]
+    pub timeout: HumanDuration,
+    /// Writer schemas kept in memory (the oldest fetched goes first).
+    #[serde(default = "registry_max_schemas")]
+    pub max_schemas: usize,
+}
+
+fn registry_timeout() -> HumanDuration {
+    HumanDuration::secs(5)
+}
+
+fn registry_max_schemas() -> usize {
+    1000
 }
 
 impl Default for InputConfig {
@@ -302,6 +341,7 @@ impl Default for InputConfig {
             max_record_bytes: 65_536,
             max_field_bytes: 8192,
             partitioned_by: Partitioning::DeviceId,
+            mapping: None,
         }
     }
 }

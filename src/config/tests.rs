@@ -312,3 +312,44 @@ fn an_empty_or_appless_file_is_refused_unless_allowed() {
     std::fs::write(&path, BASE).unwrap();
     assert!(!super::load(&path).unwrap().allow_empty);
 }
+
+#[test]
+fn mapping_and_registry_are_checked_at_load() {
+    let c = load(&format!(
+        "{BASE}\n[input.mapping]\nevent_id = \"/meta/id\"\nkind = {{ field = \"/type\", values = {{ purchase = \"payment\" }} }}\n\
+         [schema_registry]\nurl = \"http://127.0.0.1:8081/apis/ccompat/v7\"\n[topics]\njobs_format = \"avro\"\n"
+    ))
+    .unwrap();
+    assert!(c.mapping.is_some() && c.decode_options().mapping.is_some());
+    let r = c.schema_registry.as_ref().unwrap();
+    assert_eq!((r.timeout.0, r.max_schemas), (std::time::Duration::from_secs(5), 1000));
+    assert_eq!(c.topics.jobs_format, crate::codec::JobFormat::Avro);
+    assert_eq!(
+        one_error("[input.mapping]\nkind = { field = \"/type\", values = { buy = \"purchase\" } }"),
+        "pb.toml: input.mapping.kind.values.buy: 'purchase' is not an event kind: one of install, launch, visit, impression, registration, login, payment, custom_payment, custom_event"
+    );
+    assert_eq!(
+        one_error("[input.mapping]\nuser_id = \"\""),
+        "pb.toml: input.mapping.user_id: '' is not a path: write a JSON pointer such as \"/meta/id\" or a field path such as \"meta.id\""
+    );
+    assert_eq!(
+        one_error("[input.mapping.revenue]\nprice = \"/p\""),
+        "pb.toml: input.mapping.revenue.price: not a field of ours; revenue has amount, currency, transaction_id, verified"
+    );
+    assert_eq!(
+        one_error("[schema_registry]\nurl = \"registry:8081\""),
+        "pb.toml: schema_registry.url: 'registry:8081' is not an http(s) URL"
+    );
+    assert_eq!(
+        one_error("[schema_registry]\nurl = \"http://r:8081\"\npassword = \"p\""),
+        "pb.toml: schema_registry.password: a password needs a username"
+    );
+    assert_eq!(
+        one_error("[schema_registry]\nurl = \"http://r:8081\"\nca_file = \"/nonexistent/ca.pem\""),
+        "pb.toml: schema_registry.ca_file: cannot read '/nonexistent/ca.pem': No such file or directory (os error 2)"
+    );
+    assert_eq!(
+        one_error("[topics]\njobs_format = \"xml\""),
+        "pb.toml: topics.jobs_format: unknown variant `xml`, expected `json` or `avro`"
+    );
+}

@@ -22,6 +22,8 @@ pub fn build(raw: FileConfig, path: &Path) -> Result<Config, Errors> {
     check_sections(&raw, &mut errors);
     check_durations(&raw, &mut errors);
     check_input(&raw.input, &mut errors);
+    let mapping = compile_mapping(&raw.input, &mut errors);
+    check_registry(raw.schema_registry.as_ref(), &mut errors);
     let apps = build_apps(&raw.apps, &mut errors);
     check_partners(&raw.partners, &mut errors);
     let allow_networks = parse_networks(&raw.send.allow_networks, &mut errors);
@@ -44,6 +46,8 @@ pub fn build(raw: FileConfig, path: &Path) -> Result<Config, Errors> {
         send: raw.send,
         admin: raw.admin,
         input: raw.input,
+        mapping,
+        schema_registry: raw.schema_registry,
         partners: raw.partners,
         allow_networks,
         allow_empty: false,
@@ -211,6 +215,40 @@ fn check_input(input: &InputConfig, errors: &mut Errors) {
             "input.max_field_bytes".into(),
             format!("{} is out of range: must be between 16 and input.max_record_bytes", input.max_field_bytes),
         ));
+    }
+}
+
+fn compile_mapping(input: &InputConfig, errors: &mut Errors) -> Option<Arc<crate::codec::Mapping>> {
+    let raw = input.mapping.as_ref()?;
+    match crate::codec::Mapping::compile(raw) {
+        Ok(m) => Some(Arc::new(m)),
+        Err(found) => {
+            errors.extend(found.into_iter().map(|(key, reason)| (format!("input.mapping.{key}"), reason)));
+            None
+        }
+    }
+}
+
+fn check_registry(registry: Option<&SchemaRegistryConfig>, errors: &mut Errors) {
+    let Some(r) = registry else { return };
+    match url::Url::parse(&r.url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+        Ok(u) => errors.push(("schema_registry.url".into(), format!("'{}' is not an http(s) URL", u))),
+        Err(e) => errors.push(("schema_registry.url".into(), format!("'{}' is not a URL: {e}", r.url))),
+    }
+    if r.password.is_some() && r.username.is_none() {
+        errors.push(("schema_registry.password".into(), "a password needs a username".into()));
+    }
+    if let Some(ca) = &r.ca_file {
+        if let Err(e) = std::fs::metadata(ca) {
+            errors.push(("schema_registry.ca_file".into(), format!("cannot read '{}': {e}", ca.display())));
+        }
+    }
+    if r.timeout.0.is_zero() {
+        errors.push(("schema_registry.timeout".into(), "must be more than 0s".into()));
+    }
+    if !(1..=100_000).contains(&r.max_schemas) {
+        errors.push(("schema_registry.max_schemas".into(), format!("{} is out of range: 1 to 100000", r.max_schemas)));
     }
 }
 

@@ -14,7 +14,7 @@ use super::records::{Dest, InRecord, OutRecord};
 use super::stage::{Feed, Part, Source, Stage};
 use super::stats::BatchStats;
 use super::step::{self, DeviceStep, UserStep};
-use crate::codec::{self, DecodeOptions, JobFormat};
+use crate::codec::{self, DecodeOptions, JobEncoding};
 use crate::config::{Partitioning, TopicsConfig};
 use crate::domain::{Job, Rules};
 use crate::kafka::admin::Layout;
@@ -39,7 +39,7 @@ pub struct BatchEnv<'a> {
     pub rules: &'a Rules,
     pub topics: &'a TopicsConfig,
     pub layout: Layout,
-    pub job_format: JobFormat,
+    pub job_format: JobEncoding,
     /// `[input]`: how events decode, and the largest record read at all.
     pub decode: DecodeOptions,
     pub max_record_bytes: usize,

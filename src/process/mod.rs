@@ -77,6 +77,8 @@ pub enum ProcessError {
          would count each one again; set its project back to '{from}' (apps cannot change project)"
     )]
     ProjectMoved { app: String, from: String, to: String },
+    #[error("{0}")]
+    Registry(#[from] crate::registry::RegistryError),
     #[error("cannot rewind {topic}/{partition} to offset {offset}: {source}")]
     Rewind { topic: String, partition: i32, offset: i64, source: KafkaError },
 }

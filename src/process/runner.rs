@@ -19,11 +19,13 @@ use super::stage::{Feed, Part, Source, Stage};
 use super::stall::StallWatch;
 use super::txn::{self, Stop};
 use crate::clock::now_ms;
-use crate::codec::JobFormat;
+use crate::codec::{self, JobEncoding, JobFormat};
 use crate::config::{Config, Partitioning, TopicsConfig};
 use crate::kafka::admin::Layout;
 use crate::kafka::client;
 use crate::kafka::context::{Assignment, CommittedOffsets, GroupContext};
+use crate::registry::cache::confluent_ids;
+use crate::registry::{Registry, RegistryError, SchemaCache};
 use crate::store::StoreMeta;
 use crate::telemetry::Health;
 use crate::telemetry::metrics::{BatchSpan, metrics};
@@ -80,6 +82,10 @@ pub struct Runner {
     positions_checked: Instant,
     pub(super) health: Health,
     pub(super) shutdown: CancellationToken,
+    /// Writer schemas from `[schema_registry]` (set up on this thread).
+    schemas: Option<Arc<SchemaCache>>,
+    /// How jobs are written (`topics.jobs_format`).
+    job_encoding: JobEncoding,
 }
 
 impl Runner {
@@ -114,7 +120,36 @@ impl Runner {
             positions_checked: Instant::now(),
             health,
             shutdown,
+            schemas: None,
+            job_encoding: JobEncoding::Json,
         })
+    }
+
+    /// The schema registry's client and, for Avro jobs, the job schema's
+    /// id; waits while the registry cannot be reached. False: shutdown.
+    fn setup_registry(&mut self) -> Result<bool, ProcessError> {
+        let avro_jobs = self.fixed.topics.jobs_format == JobFormat::Avro;
+        let Some(config) = &self.fixed.schema_registry else {
+            self.job_encoding = if avro_jobs { JobEncoding::Avro } else { JobEncoding::Json };
+            return Ok(true);
+        };
+        let cache = Arc::new(SchemaCache::new(Registry::new(config)?, config.max_schemas));
+        if avro_jobs {
+            let subject = format!("{}-value", self.fixed.topics.jobs);
+            let schema = codec::JOB_SCHEMA_TEXT;
+            match cache.register(&subject, schema, &self.shutdown, &self.health) {
+                None => return Ok(false),
+                Some(Err(e)) => {
+                    return Err(RegistryError::Refused(format!("the job schema under subject {subject}: {e}")).into());
+                }
+                Some(Ok(id)) => {
+                    tracing::info!(subject, schema_id = id, "jobs are written as Avro with the registry's schema id");
+                    self.job_encoding = JobEncoding::Confluent(id);
+                }
+            }
+        }
+        self.schemas = Some(cache);
+        Ok(true)
     }
 
     pub fn run(mut self) -> Result<(), ProcessError> {
@@ -124,6 +159,9 @@ impl Runner {
             Ok(()) => {}
             Err(Stop::Shutdown) => return Ok(()),
             Err(Stop::Failed(e)) => return Err(e.into()),
+        }
+        if !self.setup_registry()? {
+            return Ok(());
         }
         self.health.unblock(PRODUCER_NOT_READY);
         let t = &self.fixed.topics;
@@ -348,13 +386,22 @@ impl Runner {
     /// transaction and hands its commit to the committer thread.
     fn commit_batch(&mut self, records: Vec<InRecord>) -> Result<(), ProcessError> {
         let started = Instant::now();
+        if let Some(schemas) = &self.schemas {
+            let ids = confluent_ids(records.iter().filter_map(|r| r.value.as_deref()));
+            if !schemas.prepare(&ids, &self.shutdown, &self.health) {
+                // shutting down: the batch was never begun; it is read again
+                return Ok(());
+            }
+        }
         let config = Arc::clone(&self.config.read().expect("config lock"));
+        let mut decode = config.decode_options();
+        decode.schemas = self.schemas.clone().map(|s| s as Arc<dyn codec::WriterSchemas>);
         let env = BatchEnv {
             rules: &config.rules,
             topics: &self.fixed.topics,
             layout: self.layout,
-            job_format: JobFormat::Json,
-            decode: config.decode_options(),
+            job_format: self.job_encoding,
+            decode,
             max_record_bytes: self.fixed.input.max_record_bytes,
             partitioning: self.fixed.input.partitioned_by,
             now_ms: now_ms(),

@@ -5,7 +5,7 @@
 use super::http::Report;
 use super::outcome::{Attempt, Verdict};
 use super::step::Step;
-use crate::codec::{JobFormat, encode_job};
+use crate::codec::{JobEncoding, encode_job};
 use crate::domain::Job;
 use crate::kafka::partition_for;
 use rdkafka::error::KafkaError;
@@ -125,7 +125,7 @@ impl Outputs {
     /// Hands a job to retry tier `tier` (1-based).
     pub async fn retry(&self, tier: usize, key: &[u8], job: &Job) {
         let topic = &self.retry[tier - 1];
-        self.write_durably(topic, key, &encode_job(job, JobFormat::Json), None).await;
+        self.write_durably(topic, key, &encode_job(job, JobEncoding::Json), None).await;
     }
 
     pub async fn dead(&self, key: &[u8], job: &Job, reason: &str) {
@@ -133,7 +133,7 @@ impl Outputs {
             .insert(Header { key: "error", value: Some(reason.as_bytes()) })
             .insert(Header { key: "partner", value: Some(job.partner_id.as_bytes()) })
             .insert(Header { key: "attempts", value: Some(job.attempt.to_string().as_bytes()) });
-        self.write_durably(&self.dlq, key, &encode_job(job, JobFormat::Json), Some(headers)).await;
+        self.write_durably(&self.dlq, key, &encode_job(job, JobEncoding::Json), Some(headers)).await;
     }
 
     /// A record that is not a job at all: to the DLQ as it came, counted

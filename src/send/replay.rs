@@ -6,7 +6,7 @@
 //! counted and skipped: their URL is cut, and sending it would be wrong.
 
 use crate::clock::now_ms;
-use crate::codec::{JobFormat, decode_job, encode_job};
+use crate::codec::{JobEncoding, decode_job, encode_job};
 use crate::config::Config;
 use crate::kafka::context::QuietContext;
 use crate::kafka::{admin, client, partition_for};
@@ -112,7 +112,7 @@ pub fn replay(config: &Config, filter: &Filter) -> Result<Summary, ReplayError> 
                 job.not_before_ms = 0;
                 job.expires_ms = now_ms() + ttl.max(config.process.job_ttl.ms());
                 let key = m.key().unwrap_or(job.job_id.as_bytes()).to_vec();
-                let value = encode_job(&job, JobFormat::Json);
+                let value = encode_job(&job, JobEncoding::Json);
                 let rec = BaseRecord::to(&config.topics.jobs)
                     .partition(partition_for(&key, jobs_partitions))
                     .key(&key)

@@ -15,6 +15,7 @@ mod outage;
 mod process;
 mod projects;
 mod properties;
+mod registry;
 mod robust;
 mod scale;
 mod scenarios;

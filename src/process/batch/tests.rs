@@ -58,7 +58,7 @@ fn env(config: &Config) -> BatchEnv<'_> {
         rules: &config.rules,
         topics: &config.topics,
         layout: layout(),
-        job_format: JobFormat::Json,
+        job_format: JobEncoding::Json,
         decode: config.decode_options(),
         max_record_bytes: config.input.max_record_bytes,
         partitioning: config.input.partitioned_by,

@@ -82,7 +82,7 @@ impl TestEnv {
     pub fn produce_jobs(&self, jobs: &[Job]) {
         let p = TestProducer::at(&self.bootstrap);
         for j in jobs {
-            let value = postback::codec::encode_job(j, postback::codec::JobFormat::Json);
+            let value = postback::codec::encode_job(j, postback::codec::JobEncoding::Json);
             p.send(&self.topic("jobs"), partition_for(j.device_id.as_bytes(), 3), j.device_id.as_bytes(), &value);
         }
         p.flush();

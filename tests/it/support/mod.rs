@@ -2,4 +2,5 @@ pub mod env;
 pub mod kafka;
 pub mod partner;
 pub mod proc;
+pub mod registry;
 pub mod rules;

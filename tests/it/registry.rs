@@ -1,0 +1,131 @@
+//! A data platform's Avro events under a real schema registry (Apicurio
+//! Registry's Confluent-compatible API, started by `scripts/registry`):
+//! writer schemas fetched by id and resolved against ours, the ones that
+//! cannot be read dead-lettered with the reason, and jobs written as Avro
+//! that a consumer knowing only the registry can read.
+
+use crate::process::{assert_exact, await_jobs};
+use crate::support::env::{TestEnv, generated};
+use crate::support::kafka::{TestProducer, wait_until};
+use crate::support::registry::OwnRegistry;
+use apache_avro::Schema;
+use postback::codec::confluent;
+use postback::codec::event::encode_event_avro;
+use postback::domain::Event;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const SINK: &str = "https://pb.example";
+const OURS: &str = include_str!("../../schemas/event.avsc");
+const OURS_V1: &str = include_str!("../../schemas/event.v1.avsc");
+
+/// Our event schema with `edit` applied to its field list.
+fn variant(edit: impl FnOnce(&mut Vec<Value>)) -> String {
+    let mut schema: Value = serde_json::from_str(OURS).expect("event.avsc is JSON");
+    edit(schema["fields"].as_array_mut().expect("fields"));
+    schema.to_string()
+}
+
+/// The encoding of an Avro string (or bytes): zigzag length, then the bytes.
+fn avro_string(s: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut n = (s.len() as u64) << 1;
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+    out.extend_from_slice(s.as_bytes());
+    out
+}
+
+#[test]
+fn avro_events_under_a_schema_registry_are_resolved_and_jobs_are_avro() {
+    let registry = OwnRegistry::start("events");
+    let extra = format!("[schema_registry]\nurl = \"{}\"\ntimeout = \"10s\"\n", registry.url);
+    let env = TestEnv::new("registry", 1, SINK, &extra);
+
+    // three writers our schema can read: one more field at the end (skipped),
+    // the first version without the last two optional fields (defaults), and
+    // event_id written as bytes (promoted to string)
+    let with_extra = variant(|f| f.push(json!({"name": "session_id", "type": "string"})));
+    let with_bytes = variant(|f| f[0]["type"] = json!("bytes"));
+    let id_extra = registry.register(&env.topic("extra-value"), &with_extra);
+    let id_v1 = registry.register(&env.topic("v1-value"), OURS_V1);
+    let id_bytes = registry.register(&env.topic("bytes-value"), &with_bytes);
+    // and two it cannot: a timestamp written as a string, and a record of another name
+    let with_text_time = variant(|f| f[5]["type"] = json!("string"));
+    let id_text_time = registry.register(&env.topic("text-time-value"), &with_text_time);
+    let renamed = OURS.replacen("\"Event\"", "\"PlatformEvent\"", 1);
+    let id_renamed = registry.register(&env.topic("renamed-value"), &renamed);
+
+    let events = generated(40, 300, 71);
+    let encode = |i: usize, e: &Event| -> Vec<u8> {
+        let ours = encode_event_avro(e);
+        match i % 3 {
+            0 => confluent(id_extra, &[ours, avro_string(&format!("s-{i}"))].concat()),
+            // a first-version record is the second's without its two trailing nulls
+            1 => confluent(id_v1, &ours[..ours.len() - 2]),
+            _ => confluent(id_bytes, &ours),
+        }
+    };
+    let producer = TestProducer::at(&env.bootstrap);
+    let topic = env.topic("events");
+    for (i, e) in events.iter().enumerate() {
+        producer.send(&topic, 0, e.device_id.as_bytes(), &encode(i, e));
+    }
+    let sample = encode_event_avro(&events[0]);
+    producer.send(&topic, 0, b"text-time", &confluent(id_text_time, &sample));
+    producer.send(&topic, 0, b"renamed", &confluent(id_renamed, &sample));
+    producer.send(&topic, 0, b"unknown-id", &confluent(999_999, &sample));
+    producer.flush();
+
+    let p = env.start_cmd("process", "p1", &[("POSTBACK__TOPICS__JOBS_FORMAT", "avro".to_owned())]);
+    let jobs = await_jobs(&env, &events, Duration::from_secs(120), &[&p]);
+    assert_exact(&jobs, &events);
+
+    // every unreadable record in the DLQ with its reason
+    assert!(wait_until(Duration::from_secs(30), || env.read("events.dlq").len() >= 3), "three DLQ records");
+    let dlq: BTreeMap<String, String> = env
+        .read("events.dlq")
+        .into_iter()
+        .map(|r| (String::from_utf8_lossy(&r.key).into_owned(), r.headers["error"].clone()))
+        .collect();
+    assert_eq!(dlq.keys().collect::<Vec<_>>(), ["renamed", "text-time", "unknown-id"]);
+    assert_eq!(
+        dlq["text-time"],
+        format!(
+            "schema id {id_text_time} cannot be read as schemas/event.avsc: Incompatible schemata! Field 'timestamp_ms' in reader schema does not match the type in the writer schema"
+        )
+    );
+    assert_eq!(
+        dlq["renamed"],
+        format!(
+            "schema id {id_renamed} cannot be read as schemas/event.avsc: Incompatible schemata! The name must be the same for both schemas. Writer's name PlatformEvent and reader's name Event"
+        )
+    );
+    assert_eq!(dlq["unknown-id"], "schema id 999999 is not in the registry");
+    assert_eq!(p.metric("postback_dlq_records_total", &[("reason", "schema")]), 3.0);
+
+    // the jobs: Confluent-framed Avro under the jobs topic's subject, read
+    // here with nothing but the registry's schema
+    let job_id = registry.latest_id(&env.topic("jobs-value"));
+    let writer = Schema::parse_str(&registry.schema(job_id)).expect("the job schema parses");
+    let records = env.read("jobs");
+    assert_eq!(records.len(), jobs.len());
+    let mut ids = Vec::new();
+    for r in &records {
+        assert_eq!(r.value[..5], [&[0u8][..], &job_id.to_be_bytes()].concat());
+        let reader = apache_avro::reader::datum::GenericDatumReader::builder(&writer).build().expect("a reader");
+        let value = reader.read_value(&mut &r.value[5..]).expect("a job datum");
+        let apache_avro::types::Value::Record(fields) = value else { panic!("a job is a record") };
+        let id = fields.iter().find(|(k, _)| k == "job_id").map(|(_, v)| v.clone());
+        let Some(apache_avro::types::Value::String(id)) = id else { panic!("job_id is a string") };
+        ids.push(id);
+    }
+    ids.sort();
+    let mut want: Vec<String> = jobs.iter().map(|j| j.job_id.clone()).collect();
+    want.sort();
+    assert_eq!(ids, want);
+}
