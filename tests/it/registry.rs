@@ -7,6 +7,7 @@
 use crate::process::{assert_exact, await_jobs};
 use crate::support::env::{TestEnv, generated};
 use crate::support::kafka::{TestProducer, wait_until};
+use crate::support::proc::http_full;
 use crate::support::registry::OwnRegistry;
 use apache_avro::Schema;
 use postback::codec::confluent;
@@ -128,4 +129,34 @@ fn avro_events_under_a_schema_registry_are_resolved_and_jobs_are_avro() {
     let mut want: Vec<String> = jobs.iter().map(|j| j.job_id.clone()).collect();
     want.sort();
     assert_eq!(ids, want);
+}
+
+#[test]
+fn a_registry_that_does_not_answer_is_waited_for_not_a_reason_to_drop_records() {
+    let registry = OwnRegistry::start("paused");
+    let extra = format!("[schema_registry]\nurl = \"{}\"\ntimeout = \"2s\"\n", registry.url);
+    let env = TestEnv::new("registry-paused", 1, SINK, &extra);
+    let id = registry.register(&env.topic("events-value"), OURS);
+    let events = generated(10, 60, 72);
+    let producer = TestProducer::at(&env.bootstrap);
+    for e in &events {
+        producer.send(&env.topic("events"), 0, e.device_id.as_bytes(), &confluent(id, &encode_event_avro(e)));
+    }
+    producer.flush();
+
+    registry.pause();
+    let p = env.start("p1");
+    let waiting = wait_until(
+        Duration::from_secs(60),
+        || matches!(http_full(&p.admin, "/readyz"), Some((503, body)) if body.contains("processor: schema registry unreachable")),
+    );
+    let quiet = env.read("jobs").is_empty() && env.read("events.dlq").is_empty();
+    registry.resume();
+    assert!(waiting, "/readyz said why the stage waits: {:?}", http_full(&p.admin, "/readyz"));
+    assert!(quiet, "nothing committed while it waited");
+
+    let jobs = await_jobs(&env, &events, Duration::from_secs(120), &[&p]);
+    assert_exact(&jobs, &events);
+    assert!(env.read("events.dlq").is_empty(), "no record was dead-lettered for the outage");
+    assert!(wait_until(Duration::from_secs(30), || p.ready()), "ready again: {:?}", http_full(&p.admin, "/readyz"));
 }

@@ -59,8 +59,27 @@ impl OwnRegistry {
     }
 }
 
+impl OwnRegistry {
+    fn signal(&self, sig: i32) {
+        let pid: i32 =
+            std::fs::read_to_string(self.dir.join("pid")).expect("registry pid").trim().parse().expect("pid");
+        // SAFETY: signalling the registry process this test started
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "signal {sig} to the registry");
+    }
+
+    /// SIGSTOP: connections are accepted by the kernel but nothing answers.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+}
+
 impl Drop for OwnRegistry {
     fn drop(&mut self) {
+        let _ = std::panic::catch_unwind(|| self.resume());
         let _ = Command::new(script()).arg("stop").arg("--dir").arg(&self.dir).status();
     }
 }
