@@ -1,14 +1,21 @@
 //! What a newcomer meets on a real broker: a missing input topic is one
-//! line that names the command creating it, and that command works.
+//! line that names the command creating it, and that command works; then
+//! `postback run` on the topics it made turns events into delivered
+//! postbacks (the README's three commands).
 
-use crate::process::tail;
-use crate::support::env::TestEnv;
-use crate::support::kafka::wait_until;
+use crate::process::{await_jobs, tail};
+use crate::send::SEND;
+use crate::support::env::{JobKey, TestEnv, generated, job_key, predict_with};
+use crate::support::kafka::{TestProducer, wait_until};
+use crate::support::partner::Partner;
+use postback::codec::encode_event_json;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 #[test]
 fn a_missing_input_is_one_line_naming_topics_create_which_creates_everything() {
-    let env = TestEnv::new("newcomer", 2, "https://pb.example", "");
+    let partner = Partner::start();
+    let env = TestEnv::new("newcomer", 2, &partner.url("/ok"), SEND);
     let fresh = env.topic("fresh-events");
     let events = [("POSTBACK__TOPICS__EVENTS", fresh.clone())];
 
@@ -50,7 +57,22 @@ fn a_missing_input_is_one_line_naming_topics_create_which_creates_everything() {
     }
     assert!(stdout.contains(&env.topic("jobs.retry-1")), "{stdout}");
 
-    let mut p = env.start_cmd("process", "p2", &events);
+    // the third command: both stages in one process, a handful of events in
+    let mut p = env.start_cmd("run", "p2", &events);
     assert!(wait_until(Duration::from_secs(60), || p.ready()), "{}", tail(&p.log()));
+    let sent = generated(6, 40, 91);
+    let producer = TestProducer::at(&env.bootstrap);
+    for e in &sent {
+        producer.send(&fresh, 0, e.device_id.as_bytes(), &encode_event_json(e));
+    }
+    producer.flush();
+    let jobs = await_jobs(&env, &sent, Duration::from_secs(90), &[&p]);
+    let got: Vec<JobKey> = jobs.iter().map(job_key).collect();
+    let predicted: BTreeSet<JobKey> = predict_with(&sent, &partner.url("/ok")).iter().map(job_key).collect();
+    assert_eq!(got.len(), predicted.len(), "no job twice");
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), predicted);
+    let want: BTreeSet<String> = jobs.iter().map(|j| j.job_id.clone()).collect();
+    let delivered = || partner.requests().iter().map(|r| r.id().to_owned()).collect::<BTreeSet<_>>();
+    assert!(wait_until(Duration::from_secs(60), || delivered() == want), "{:?}\n{}", delivered(), tail(&p.log()));
     assert_eq!(p.terminate(), Some(0));
 }
