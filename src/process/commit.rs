@@ -11,6 +11,7 @@ use super::stats::BatchStats;
 use super::txn::{self, Stop};
 use crate::telemetry::Health;
 use crate::telemetry::metrics::{BatchSpan, metrics};
+use rdkafka::producer::Producer;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -26,18 +27,39 @@ pub type ChangelogOffsets = HashMap<Part, i64>;
 /// Per input partition: an offset of a batch (its first, or the next).
 pub type Offsets = BTreeMap<Feed, i64>;
 
+/// How long a commit thread may go without a call returning before the
+/// producer is taken for dead. Each call waits at most 2 × [`txn::CALL_WAIT`]
+/// and a broker that is away only makes it return with a retriable error,
+/// so a call that has not returned for this long is stuck inside the
+/// client library: `send_offsets_to_transaction` was caught (gdb) waiting
+/// for its answer without a limit after the broker came back from a pause.
+/// The stage then replaces the producer, as it does after a fatal error;
+/// the stuck thread is left behind, fenced.
+pub const HUNG_AFTER: Duration = Duration::from_secs(60);
+
 /// Whether a commit is in flight. The revocation callback waits on it, so a
-/// partition leaves only once its last transaction has an outcome.
+/// partition leaves only once its last transaction has an outcome. Each
+/// commit holds a ticket, so a commit thread abandoned as hung that returns
+/// later cannot mark a newer commit as settled.
 #[derive(Default)]
 pub struct Gate {
-    busy: Mutex<bool>,
+    /// The ticket of the commit in flight (0: none) and the last issued.
+    busy: Mutex<(u64, u64)>,
     idle: Condvar,
 }
 
 impl Gate {
-    fn set(&self, busy: bool) {
-        *self.busy.lock().expect("gate lock") = busy;
-        if !busy {
+    fn enter(&self) -> u64 {
+        let mut g = self.busy.lock().expect("gate lock");
+        g.1 += 1;
+        g.0 = g.1;
+        g.1
+    }
+
+    fn leave(&self, ticket: u64) {
+        let mut g = self.busy.lock().expect("gate lock");
+        if g.0 == ticket {
+            g.0 = 0;
             self.idle.notify_all();
         }
     }
@@ -45,7 +67,25 @@ impl Gate {
     /// Blocks until no commit is in flight or `timeout` passed.
     pub fn wait_idle(&self, timeout: Duration) {
         let busy = self.busy.lock().expect("gate lock");
-        let _ = self.idle.wait_timeout_while(busy, timeout, |b| *b).expect("gate lock");
+        let _ = self.idle.wait_timeout_while(busy, timeout, |b| b.0 != 0).expect("gate lock");
+    }
+}
+
+/// When the commit thread last heard back from a call (or started).
+#[derive(Clone)]
+struct Beat(Arc<Mutex<Instant>>);
+
+impl Beat {
+    fn new() -> Beat {
+        Beat(Arc::new(Mutex::new(Instant::now())))
+    }
+
+    fn now(&self) {
+        *self.0.lock().expect("beat lock") = Instant::now();
+    }
+
+    fn silent_for(&self) -> Duration {
+        self.0.lock().expect("beat lock").elapsed()
     }
 }
 
@@ -60,6 +100,22 @@ pub struct Committing {
     pub started: Instant,
 }
 
+/// The input offsets a transaction commits, with the consumer group's
+/// metadata (`send_offsets_to_transaction`).
+pub struct TxnOffsets {
+    pub offsets: rdkafka::TopicPartitionList,
+    pub group: rdkafka::consumer::ConsumerGroupMetadata,
+}
+
+/// A batch whose records are produced into the open transaction.
+pub struct Batch {
+    pub out: BatchOutput,
+    pub offsets: TxnOffsets,
+    pub first: Offsets,
+    pub started: Instant,
+    pub records: usize,
+}
+
 /// What the commit thread needs besides the producer.
 pub struct CommitEnv {
     pub gate: Arc<Gate>,
@@ -67,41 +123,57 @@ pub struct CommitEnv {
     pub health: Health,
 }
 
+/// How a commit ended.
+#[derive(Debug)]
+pub enum Outcome {
+    Committed(ChangelogOffsets),
+    Failed(Stop),
+    /// No call of the commit thread returned for this long (see [`HUNG_AFTER`]).
+    Hung(Duration),
+}
+
 /// A batch whose transaction is committing on its own thread.
 pub struct InFlight {
     pub batch: Committing,
     handle: JoinHandle<Result<ChangelogOffsets, Stop>>,
+    beat: Beat,
+    gate: Arc<Gate>,
+    ticket: u64,
 }
 
 impl InFlight {
-    /// Commits the open transaction (records produced, offsets sent) on a
-    /// new thread, retrying while the broker is away.
-    pub fn spawn(
-        producer: &Arc<TxnProducer>,
-        env: &CommitEnv,
-        out: BatchOutput,
-        first: Offsets,
-        started: Instant,
-        records: usize,
-    ) -> std::io::Result<InFlight> {
+    /// Adds the batch's input offsets to the open transaction and commits
+    /// it, on a new thread, retrying the commit while the broker is away.
+    /// Both calls were seen to hang inside the client library (the offsets
+    /// call waits for its answer without a limit): on this thread, a hang
+    /// is noticed by [`InFlight::wait`] instead of stopping the stage.
+    pub fn spawn(producer: &Arc<TxnProducer>, env: &CommitEnv, batch: Batch) -> std::io::Result<InFlight> {
+        let Batch { out, offsets, first, started, records } = batch;
         let producer = Arc::clone(producer);
         let (gate, shutdown, health) = (Arc::clone(&env.gate), env.shutdown.clone(), env.health.clone());
-        env.gate.set(true);
+        let ticket = env.gate.enter();
+        let beat = Beat::new();
+        let heard = beat.clone();
         let spawned = std::thread::Builder::new().name("txn-commit".into()).spawn(move || {
             let t = Instant::now();
-            let result = txn::commit(&producer, &shutdown, |waited, e| {
-                let detail = format!("commit waiting {}s for the broker: {e}", waited.as_secs());
-                tracing::warn!(waited_s = waited.as_secs(), error = %e, "commit_transaction not done yet; retrying");
-                health.block_with(CANNOT_COMMIT, detail);
+            let sent = producer.inner.send_offsets_to_transaction(&offsets.offsets, &offsets.group, txn::CALL_WAIT * 2);
+            heard.now();
+            let result = sent.map_err(Stop::Failed).and_then(|()| {
+                txn::commit(&producer, &shutdown, |waited, e| {
+                    heard.now();
+                    let detail = format!("commit waiting {}s for the broker: {e}", waited.as_secs());
+                    tracing::warn!(waited_s = waited.as_secs(), error = %e, "commit_transaction not done yet; retrying");
+                    health.block_with(CANNOT_COMMIT, detail);
+                })
             });
             metrics().batch_duration(BatchSpan::Commit, t.elapsed().as_secs_f64());
-            gate.set(false);
+            gate.leave(ticket);
             result.map(|()| producer.take_changelog_offsets())
         });
-        let handle = spawned.inspect_err(|_| env.gate.set(false))?;
+        let handle = spawned.inspect_err(|_| env.gate.leave(ticket))?;
         let batch =
             Committing { first, state: out.state, positions: out.positions, stats: out.stats, records, started };
-        Ok(InFlight { batch, handle })
+        Ok(InFlight { batch, handle, beat, gate: Arc::clone(&env.gate), ticket })
     }
 
     /// Whether the commit has an outcome (`wait` would not block).
@@ -109,10 +181,24 @@ impl InFlight {
         self.handle.is_finished()
     }
 
-    /// Waits for the commit's outcome.
-    pub fn wait(self) -> (Committing, Result<ChangelogOffsets, Stop>) {
-        let result = self.handle.join().unwrap_or(Err(Stop::Failed(rdkafka::error::KafkaError::Canceled)));
-        (self.batch, result)
+    /// Waits for the commit's outcome — or until no call of the commit
+    /// thread has returned for `hung_after`: then the thread is left behind
+    /// and the outcome is [`Outcome::Hung`].
+    pub fn wait(self, hung_after: Duration) -> (Committing, Outcome) {
+        while !self.handle.is_finished() {
+            let silent = self.beat.silent_for();
+            if silent >= hung_after {
+                self.gate.leave(self.ticket);
+                return (self.batch, Outcome::Hung(silent));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let outcome = match self.handle.join() {
+            Ok(Ok(changelog)) => Outcome::Committed(changelog),
+            Ok(Err(stop)) => Outcome::Failed(stop),
+            Err(_) => Outcome::Failed(Stop::Failed(rdkafka::error::KafkaError::Canceled)),
+        };
+        (self.batch, outcome)
     }
 }
 
@@ -134,4 +220,67 @@ pub fn earliest(mut a: Offsets, b: &Offsets) -> Offsets {
         *slot = (*slot).min(*v);
     }
     a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn committing() -> Committing {
+        Committing {
+            first: Offsets::new(),
+            state: StateWrites::default(),
+            positions: Offsets::new(),
+            stats: BatchStats::default(),
+            records: 0,
+            started: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_commit_thread_that_stops_hearing_back_is_left_behind_and_the_gate_opens() {
+        let gate = Arc::new(Gate::default());
+        let ticket = gate.enter();
+        let (release, stuck) = std::sync::mpsc::channel::<()>();
+        let thread_gate = Arc::clone(&gate);
+        // a call that never returns until released, as the stuck one did
+        let handle = std::thread::spawn(move || {
+            let _ = stuck.recv();
+            thread_gate.leave(ticket);
+            Ok(ChangelogOffsets::new())
+        });
+        let f = InFlight { batch: committing(), handle, beat: Beat::new(), gate: Arc::clone(&gate), ticket };
+        let t = Instant::now();
+        let (_, result) = f.wait(Duration::from_millis(200));
+        assert!(matches!(result, Outcome::Hung(d) if d >= Duration::from_millis(200)), "{result:?}");
+        assert!(t.elapsed() < Duration::from_secs(5));
+        // the gate is open for the next commit, and the late thread cannot close the newer one's
+        let next = gate.enter();
+        release.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(gate.busy.lock().unwrap().0, next, "a late leave does not settle a newer commit");
+        gate.leave(next);
+        gate.wait_idle(Duration::from_millis(10));
+        assert_eq!(gate.busy.lock().unwrap().0, 0);
+    }
+
+    #[test]
+    fn a_commit_that_keeps_hearing_back_is_waited_for() {
+        let gate = Arc::new(Gate::default());
+        let ticket = gate.enter();
+        let beat = Beat::new();
+        let (heard, thread_gate) = (beat.clone(), Arc::clone(&gate));
+        // a broker away for longer than the hang limit: every call returns, retriable
+        let handle = std::thread::spawn(move || {
+            for _ in 0..6 {
+                std::thread::sleep(Duration::from_millis(50));
+                heard.now();
+            }
+            thread_gate.leave(ticket);
+            Ok(ChangelogOffsets::new())
+        });
+        let f = InFlight { batch: committing(), handle, beat, gate, ticket };
+        let (_, result) = f.wait(Duration::from_millis(150));
+        assert!(matches!(result, Outcome::Committed(_)), "{result:?}");
+    }
 }

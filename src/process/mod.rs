@@ -12,7 +12,7 @@ mod producer;
 pub mod records;
 mod recover;
 pub mod rescale;
-mod restore;
+pub mod restore;
 pub mod runner;
 pub mod stage;
 mod stall;

@@ -69,6 +69,22 @@ impl Runner {
         self.parts.resync(&self.consumer)
     }
 
+    /// The commit thread is stuck in a call to the client library: no
+    /// abort (it would conflict with the call in progress); a new producer
+    /// fences the stuck one, and every store catches up with its changelog
+    /// (the stuck transaction may have committed or not).
+    pub(super) fn recover_hung(&mut self, silent: Duration) -> Result<(), ProcessError> {
+        metrics().transaction(false);
+        tracing::error!(
+            silent_s = silent.as_secs(),
+            "commit_transaction has not returned, far past its timeout; taking the producer for dead"
+        );
+        let detail = format!("commit_transaction has not returned for {}s; replacing the producer", silent.as_secs());
+        self.health.block_with(CANNOT_COMMIT, detail);
+        self.replace_producer()?;
+        self.parts.resync(&self.consumer)
+    }
+
     fn verdict(&self, e: &KafkaError) -> Verdict {
         txn::verdict(e, self.txn_began.elapsed(), txn_timeout(&self.fixed))
     }

@@ -11,7 +11,10 @@
 
 use super::ProcessError;
 use super::batch::{BatchEnv, BatchOutput, Prior, StateView, StateWrites, process_batch};
-use super::commit::{CANNOT_COMMIT, ChangelogOffsets, CommitEnv, Gate, InFlight, Offsets, earliest, first_offsets};
+use super::commit::{
+    Batch, CANNOT_COMMIT, ChangelogOffsets, CommitEnv, Gate, HUNG_AFTER, InFlight, Offsets, Outcome, TxnOffsets,
+    earliest, first_offsets,
+};
 use super::partitions::Partitions;
 use super::producer::{Topics, TxnProducer};
 use super::records::{InRecord, OutRecord};
@@ -429,15 +432,18 @@ impl Runner {
         records: usize,
     ) -> Result<(), ProcessError> {
         self.txn_began = Instant::now();
-        let produced = self.stall.during("produce and send_offsets_to_transaction", || {
+        let produced = self.stall.during("begin_transaction and produce", || {
             self.producer.inner.begin_transaction().and_then(|()| self.produce(&out.records, &out.positions))
         });
-        if let Err(e) = produced {
-            tracing::warn!(error = %e, records, "transaction failed before its commit");
-            return self.recover(&first, Stop::Failed(e));
-        }
-        let in_flight = InFlight::spawn(&self.producer, &self.commit_env, out, first, started, records)
-            .map_err(ProcessError::Thread)?;
+        let offsets = match produced {
+            Ok(offsets) => offsets,
+            Err(e) => {
+                tracing::warn!(error = %e, records, "transaction failed before its commit");
+                return self.recover(&first, Stop::Failed(e));
+            }
+        };
+        let batch = Batch { out, offsets, first, started, records };
+        let in_flight = InFlight::spawn(&self.producer, &self.commit_env, batch).map_err(ProcessError::Thread)?;
         self.in_flight = Some(in_flight);
         Ok(())
     }
@@ -448,9 +454,9 @@ impl Runner {
     /// processed meanwhile, now void); returns false.
     fn settle(&mut self, next: &Offsets) -> Result<bool, ProcessError> {
         let Some(in_flight) = self.in_flight.take() else { return Ok(true) };
-        let (batch, result) = in_flight.wait();
-        match result {
-            Ok(changelog) => {
+        let (batch, outcome) = in_flight.wait(HUNG_AFTER);
+        match outcome {
+            Outcome::Committed(changelog) => {
                 metrics().transaction(true);
                 self.health.unblock(CANNOT_COMMIT);
                 self.note_committed(&batch.positions);
@@ -460,9 +466,13 @@ impl Runner {
                 metrics().batch_records(batch.records);
                 Ok(true)
             }
-            Err(e) => {
+            Outcome::Failed(e) => {
                 tracing::warn!(error = %e, records = batch.records, "commit failed");
                 self.recover(&earliest(batch.first, next), e)?;
+                Ok(false)
+            }
+            Outcome::Hung(silent) => {
+                self.recover_hung(silent)?;
                 Ok(false)
             }
         }
@@ -470,7 +480,9 @@ impl Runner {
 
     /// Queues the batch's records and adds its input offsets, with the
     /// group metadata, to the open transaction.
-    fn produce(&self, out: &[OutRecord], positions: &Offsets) -> Result<(), KafkaError> {
+    /// The input offsets are returned with the group metadata, for the
+    /// commit thread to add to the transaction.
+    fn produce(&self, out: &[OutRecord], positions: &Offsets) -> Result<TxnOffsets, KafkaError> {
         for rec in out {
             self.producer.send(rec)?;
         }
@@ -479,7 +491,7 @@ impl Runner {
             tpl.add_partition_offset(feed.topic(&self.fixed.topics), feed.partition, Offset::Offset(*next))?;
         }
         let group = self.consumer.group_metadata().ok_or(KafkaError::Canceled)?;
-        self.producer.inner.send_offsets_to_transaction(&tpl, &group, txn::CALL_WAIT * 2)
+        Ok(TxnOffsets { offsets: tpl, group })
     }
 
     fn note_committed(&self, positions: &Offsets) {
