@@ -21,7 +21,7 @@ demo:
 test: setup lint
 	scripts/test
 
-## test-outage: the broker-outage test alone (known stall open; not in `make test`)
+## test-outage: the broker-outage test alone (`make test` runs it too, last)
 test-outage: setup
 	scripts/test-outage
 
