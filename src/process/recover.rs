@@ -65,7 +65,7 @@ impl Runner {
                 }
             }
         }
-        self.replace_producer()?;
+        self.replace_producer("fatal")?;
         self.parts.resync(&self.consumer)
     }
 
@@ -77,11 +77,11 @@ impl Runner {
         metrics().transaction(false);
         tracing::error!(
             silent_s = silent.as_secs(),
-            "commit_transaction has not returned, far past its timeout; taking the producer for dead"
+            "the transaction's offsets or commit call has not returned, far past its timeout; taking the producer for dead"
         );
-        let detail = format!("commit_transaction has not returned for {}s; replacing the producer", silent.as_secs());
+        let detail = format!("a producer call has not returned for {}s; replacing the producer", silent.as_secs());
         self.health.block_with(CANNOT_COMMIT, detail);
-        self.replace_producer()?;
+        self.replace_producer("hung")?;
         self.parts.resync(&self.consumer)
     }
 
@@ -90,7 +90,8 @@ impl Runner {
     }
 
     /// A new transactional producer in place of one that cannot go on.
-    fn replace_producer(&mut self) -> Result<(), ProcessError> {
+    fn replace_producer(&mut self, reason: &'static str) -> Result<(), ProcessError> {
+        metrics().producer_replaced(reason);
         self.producer.report_undelivered();
         tracing::warn!("replacing the transactional producer; stores resync with their changelogs");
         // the old one goes first: two producers of one transactional.id fence each other

@@ -79,6 +79,7 @@ pub struct Metrics {
     batch_duration: HistogramVec,
     batch_records: HistogramVec,
     transactions: IntCounterVec,
+    producer_replacements: IntCounterVec,
     event_lag: HistogramVec,
     consumer_lag: IntGaugeVec,
     state_keys: IntGaugeVec,
@@ -163,6 +164,13 @@ impl Metrics {
         for (what, n) in [("input", input), ("device_state", device), ("user_state", user)] {
             self.layout_partitions.with_label_values(&[what]).set(i64::from(n));
         }
+    }
+
+    /// The processor replaced its transactional producer: `fatal` (a
+    /// transaction timed out during an outage, or an abort failed) or
+    /// `hung` (a call never returned).
+    pub fn producer_replaced(&self, reason: &'static str) {
+        self.producer_replacements.with_label_values(&[reason]).inc();
     }
 
     pub fn transaction(&self, committed: bool) {
@@ -326,6 +334,12 @@ impl Metrics {
                 "transactions_total",
                 "Kafka transactions by result (committed, aborted)",
                 &["result"],
+            ),
+            producer_replacements: counter(
+                &r,
+                "producer_replacements_total",
+                "transactional producers replaced by the processor, by reason (fatal, hung)",
+                &["reason"],
             ),
             repartitioned: single_counter(
                 &r,
