@@ -189,7 +189,9 @@ fn bench_config(bootstrap: &str, topic: &str, state: &Path) -> config::Config {
         .expect("example config");
     // the example's own [kafka]/[topics]/[process]/[send]/[admin] give way to ours
     let rules: String = example.split("# ---- apps ----").nth(1).expect("apps section").to_owned();
-    let text = format!("{text}\n[admin]\nlisten = \"127.0.0.1:0\"\n{rules}");
+    // BENCH_EXTRA: more config (e.g. a [kafka.consumer] setting to compare)
+    let extra = std::env::var("BENCH_EXTRA").unwrap_or_default();
+    let text = format!("{text}\n[admin]\nlisten = \"127.0.0.1:0\"\n{extra}\n{rules}");
     config::load_str(&text, Path::new("bench.toml"), Vec::<(String, String)>::new()).expect("bench config")
 }
 

@@ -38,6 +38,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let bootstrap = args.get(1).expect("usage: bench_restore BOOTSTRAP [KEYS]").clone();
     let keys: usize = args.get(2).map_or(1_000_000, |s| s.parse().expect("KEYS"));
+    postback::telemetry::logging::init(postback::telemetry::logging::LogFormat::Text, "warn");
     let topic = format!("bench-restore-{}.device-changelog", std::process::id());
     create_topic(&bootstrap, &topic, 1);
     let t = Instant::now();
@@ -136,7 +137,7 @@ fn raw_rate(client: &rdkafka::ClientConfig, topic: &str, keys: usize) -> f64 {
 
 fn bench_config(bootstrap: &str) -> config::Config {
     let text = format!(
-        "[kafka]\nbootstrap_servers = \"{bootstrap}\"\ngroup_id = \"bench-restore\"\n\n[[apps]]\nid = \"game-ios\"\nplatform = \"ios\"\n"
+        "[kafka]\nbootstrap_servers = \"{bootstrap}\"\ngroup_id = \"bench-restore\"\n\n[[apps]]\nid = \"game-ios\"\nplatform = \"mobile\"\n"
     );
     config::load_str(&text, Path::new("bench-restore.toml"), Vec::<(String, String)>::new()).expect("bench config")
 }

@@ -49,6 +49,17 @@ pub trait Store: Send {
     fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
     /// Writes `puts` and `meta` atomically.
     fn write(&mut self, puts: &[(&[u8], &[u8])], meta: StoreMeta) -> Result<(), StoreError>;
+    /// The same without a write-ahead log, for a restore: a crash loses the
+    /// unpersisted tail together with the meta that covers it, so the
+    /// restore starts again from the older offset. [`Store::persist`] must
+    /// follow before any logged write.
+    fn write_unlogged(&mut self, puts: &[(&[u8], &[u8])], meta: StoreMeta) -> Result<(), StoreError> {
+        self.write(puts, meta)
+    }
+    /// Makes every write so far durable (after a restore).
+    fn persist(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
     fn meta(&self) -> Result<StoreMeta, StoreError>;
     fn stats(&self) -> StoreStats;
     /// Every (key, value) whose key starts with `prefix` (inspect, tests).

@@ -51,12 +51,8 @@ impl RocksStore {
     }
 }
 
-impl Store for RocksStore {
-    fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        self.db.multi_get(keys).into_iter().map(|r| r.map_err(|e| self.err(e))).collect()
-    }
-
-    fn write(&mut self, puts: &[(&[u8], &[u8])], meta: StoreMeta) -> Result<(), StoreError> {
+impl RocksStore {
+    fn write_batch(&mut self, puts: &[(&[u8], &[u8])], meta: StoreMeta, logged: bool) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
         for (k, v) in puts {
             batch.put(k, v);
@@ -69,7 +65,26 @@ impl Store for RocksStore {
         // store that loses its tail restores it from there
         let mut opts = WriteOptions::default();
         opts.set_sync(false);
+        opts.disable_wal(!logged);
         self.db.write_opt(batch, &opts).map_err(|e| self.err(e))
+    }
+}
+
+impl Store for RocksStore {
+    fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.db.multi_get(keys).into_iter().map(|r| r.map_err(|e| self.err(e))).collect()
+    }
+
+    fn write(&mut self, puts: &[(&[u8], &[u8])], meta: StoreMeta) -> Result<(), StoreError> {
+        self.write_batch(puts, meta, true)
+    }
+
+    fn write_unlogged(&mut self, puts: &[(&[u8], &[u8])], meta: StoreMeta) -> Result<(), StoreError> {
+        self.write_batch(puts, meta, false)
+    }
+
+    fn persist(&mut self) -> Result<(), StoreError> {
+        self.db.flush().map_err(|e| self.err(e))
     }
 
     fn meta(&self) -> Result<StoreMeta, StoreError> {
@@ -121,5 +136,29 @@ mod tests {
         assert_eq!(s.meta().unwrap(), StoreMeta { input_offset: Some(10), changelog_offset: 7 });
         assert_eq!(s.scan_prefix(b"a:").unwrap().len(), 2);
         assert!(dir.path().join("device-3").is_dir());
+    }
+
+    #[test]
+    fn unlogged_writes_are_durable_once_persisted() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = StoreMeta { input_offset: None, changelog_offset: 10_000 };
+        {
+            let mut s = RocksStore::open(dir.path()).unwrap();
+            let keys: Vec<Vec<u8>> = (0..10_000).map(|i| format!("a:{i}").into_bytes()).collect();
+            let puts: Vec<(&[u8], &[u8])> = keys.iter().map(|k| (k.as_slice(), b"v".as_slice())).collect();
+            s.write_unlogged(&puts, meta).unwrap();
+            s.persist().unwrap();
+            // no write-ahead log was written for them: the flush made them durable
+            let wal: u64 = std::fs::read_dir(dir.path())
+                .unwrap()
+                .filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+                .map(|e| e.metadata().unwrap().len())
+                .sum();
+            assert_eq!(wal, 0, "unlogged writes leave the WAL empty");
+        }
+        let s = RocksStore::open(dir.path()).unwrap();
+        assert_eq!(s.meta().unwrap(), meta);
+        assert_eq!(s.get_many(&[b"a:0", b"a:9999"]).unwrap(), vec![Some(b"v".to_vec()), Some(b"v".to_vec())]);
     }
 }
