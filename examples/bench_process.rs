@@ -61,6 +61,7 @@ fn main() {
     let state = tempfile::tempdir().expect("tempdir");
     let config = bench_config(&bootstrap, &topic, state.path());
     let group = config.kafka.group_id.clone();
+    let config_rules = Arc::clone(&config.rules);
     let shutdown = tokio_util::sync::CancellationToken::new();
     let health = Health::new();
     let handle = process::start(Arc::new(RwLock::new(Arc::new(config))), health.clone(), shutdown.clone())
@@ -77,7 +78,15 @@ fn main() {
     let rate = n as f64 / secs;
     eprintln!("processor: {n} events in {secs:.1}s");
 
-    let (p50, p99, samples) = latency(&bootstrap, &topic, &mut generator);
+    // jobs of the user stage come through postback.user-activity: a second
+    // transaction after the device stage's
+    let user_postbacks: std::collections::HashSet<String> = config_rules
+        .postbacks()
+        .iter()
+        .filter(|p| p.event.to_string().contains("(by user)") || p.event.name() == "new_user")
+        .map(|p| p.id.clone())
+        .collect();
+    let (p50, p99, samples, split) = latency(&bootstrap, &topic, &mut generator, &user_postbacks);
     shutdown.cancel();
     let _ = handle.join();
     let mode = if repartition() { "repartition" } else { "co-partitioned" };
@@ -88,6 +97,7 @@ fn main() {
     println!("ratio={:.2}", rate / raw);
     println!("ratio_to_eos_copy={:.2}", rate / floor);
     println!("latency_samples={samples} p50_ms={p50:.1} p99_ms={p99:.1}");
+    println!("{split}");
     let metric = |name: &str, stage: &str| postback::telemetry::metrics::sum(name, &[("stage", stage)]);
     for stage in ["process", "commit"] {
         let (sum, count) = (
@@ -218,7 +228,12 @@ fn now_ms() -> i64 {
 
 /// Produces events at a steady rate while a read_committed consumer of the
 /// jobs topic notes when each event's first job shows up.
-fn latency(bootstrap: &str, topic: &str, generator: &mut Generator) -> (f64, f64, usize) {
+fn latency(
+    bootstrap: &str,
+    topic: &str,
+    generator: &mut Generator,
+    user_postbacks: &std::collections::HashSet<String>,
+) -> (f64, f64, usize, String) {
     let prefix = topic.trim_end_matches(".events");
     let jobs_topic = format!("{prefix}.jobs");
     let consumer: BaseConsumer = client(bootstrap)
@@ -245,6 +260,7 @@ fn latency(bootstrap: &str, topic: &str, generator: &mut Generator) -> (f64, f64
         produce(&b, &t, stamped, Some(5_000.0))
     });
     let mut lat: Vec<f64> = Vec::new();
+    let mut by_stage: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     let mut seen = std::collections::HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut last_job = Instant::now();
@@ -253,8 +269,10 @@ fn latency(bootstrap: &str, topic: &str, generator: &mut Generator) -> (f64, f64
             let now = now_ms();
             last_job = Instant::now();
             let Ok(job) = postback::codec::decode_job(m.payload().unwrap_or_default()) else { continue };
-            if seen.insert(job.event_id.clone()) {
-                if let Some(at) = sent_at.read().expect("lock").get(&job.event_id) {
+            let at = sent_at.read().expect("lock").get(&job.event_id).copied();
+            if let Some(at) = at {
+                by_stage[usize::from(user_postbacks.contains(&job.postback_id))].push((now - at) as f64);
+                if seen.insert(job.event_id.clone()) {
                     lat.push((now - at) as f64);
                 }
             }
@@ -263,7 +281,15 @@ fn latency(bootstrap: &str, topic: &str, generator: &mut Generator) -> (f64, f64
         }
     }
     let _ = producer.join();
-    lat.sort_by(|a, b| a.total_cmp(b));
-    let q = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(f64::NAN);
-    (q(0.5), q(0.99), lat.len())
+    let q = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v.get(((v.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(f64::NAN)
+    };
+    let split = by_stage
+        .iter_mut()
+        .zip(["device_stage", "user_stage"])
+        .map(|(v, name)| format!("{name}_jobs={} p50_ms={:.1} p99_ms={:.1}", v.len(), q(v, 0.5), q(v, 0.99)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    (q(&mut lat, 0.5), q(&mut lat, 0.99), lat.len(), split)
 }
