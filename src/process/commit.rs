@@ -121,6 +121,8 @@ pub struct CommitEnv {
     pub gate: Arc<Gate>,
     pub shutdown: CancellationToken,
     pub health: Health,
+    /// Readiness says so when `send_offsets_to_transaction` blocks.
+    pub stall: super::stall::StallHandle,
 }
 
 /// How a commit ended.
@@ -151,12 +153,15 @@ impl InFlight {
         let Batch { out, offsets, first, started, records } = batch;
         let producer = Arc::clone(producer);
         let (gate, shutdown, health) = (Arc::clone(&env.gate), env.shutdown.clone(), env.health.clone());
+        let stall = env.stall.clone();
         let ticket = env.gate.enter();
         let beat = Beat::new();
         let heard = beat.clone();
         let spawned = std::thread::Builder::new().name("txn-commit".into()).spawn(move || {
             let t = Instant::now();
-            let sent = producer.inner.send_offsets_to_transaction(&offsets.offsets, &offsets.group, txn::CALL_WAIT * 2);
+            let sent = stall.during("send_offsets_to_transaction", || {
+                producer.inner.send_offsets_to_transaction(&offsets.offsets, &offsets.group, txn::CALL_WAIT * 2)
+            });
             heard.now();
             let result = sent.map_err(Stop::Failed).and_then(|()| {
                 txn::commit(&producer, &shutdown, |waited, e| {

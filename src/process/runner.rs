@@ -106,8 +106,8 @@ impl Runner {
         let consumer = new_consumer(&fixed, layout, &gate, &committed)?;
         let producer = Arc::new(new_producer(&fixed)?);
         let parts = Partitions::new(Arc::clone(&fixed), health.clone(), Arc::clone(&committed), layout.device_state)?;
-        let commit_env = CommitEnv { gate, shutdown: shutdown.clone(), health: health.clone() };
         let stall = StallWatch::spawn(health.clone()).map_err(ProcessError::Thread)?;
+        let commit_env = CommitEnv { gate, shutdown: shutdown.clone(), health: health.clone(), stall: stall.handle() };
         Ok(Runner {
             config,
             fixed,

@@ -10,18 +10,42 @@
 
 use super::commit::CANNOT_COMMIT;
 use crate::telemetry::Health;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 /// How long a call may take before readiness says so.
 pub const REPORT_AFTER: Duration = Duration::from_secs(5);
 
-type Current = Arc<Mutex<Option<(Instant, &'static str)>>>;
+/// The watched call of each thread (the processing and the commit thread).
+type Current = Arc<Mutex<HashMap<ThreadId, (Instant, &'static str)>>>;
 
 pub struct StallWatch {
     current: Current,
     stop: Arc<AtomicBool>,
+}
+
+/// Watches calls on another thread (the commit thread) for the same watcher.
+#[derive(Clone)]
+pub struct StallHandle {
+    current: Current,
+}
+
+impl StallHandle {
+    /// Runs `f`, a call that may block on the broker, under watch.
+    pub fn during<T>(&self, what: &'static str, f: impl FnOnce() -> T) -> T {
+        watched(&self.current, what, f)
+    }
+}
+
+fn watched<T>(current: &Current, what: &'static str, f: impl FnOnce() -> T) -> T {
+    let me = std::thread::current().id();
+    current.lock().expect("stall lock").insert(me, (Instant::now(), what));
+    let result = f();
+    current.lock().expect("stall lock").remove(&me);
+    result
 }
 
 impl StallWatch {
@@ -32,7 +56,8 @@ impl StallWatch {
         std::thread::Builder::new().name("stall-watch".into()).spawn(move || {
             while !stopped.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(500));
-                let call = *watched.lock().expect("stall lock");
+                // the longest-running watched call
+                let call = watched.lock().expect("stall lock").values().min_by_key(|(since, _)| *since).copied();
                 if let Some((since, what)) = call.filter(|(since, _)| since.elapsed() >= REPORT_AFTER) {
                     let waited = since.elapsed().as_secs();
                     health.block_with(CANNOT_COMMIT, format!("{what} waiting {waited}s for the broker"));
@@ -44,10 +69,12 @@ impl StallWatch {
 
     /// Runs `f`, a call that may block on the broker, under watch.
     pub fn during<T>(&self, what: &'static str, f: impl FnOnce() -> T) -> T {
-        *self.current.lock().expect("stall lock") = Some((Instant::now(), what));
-        let result = f();
-        *self.current.lock().expect("stall lock") = None;
-        result
+        watched(&self.current, what, f)
+    }
+
+    /// A handle for another thread's calls.
+    pub fn handle(&self) -> StallHandle {
+        StallHandle { current: Arc::clone(&self.current) }
     }
 }
 
@@ -68,6 +95,24 @@ mod tests {
         watch.during("quick", || std::thread::sleep(Duration::from_millis(100)));
         assert!(health.is_ready());
         watch.during("send_offsets_to_transaction", || std::thread::sleep(REPORT_AFTER + Duration::from_millis(700)));
+        assert_eq!(
+            health.reasons(),
+            vec!["processor: cannot commit: send_offsets_to_transaction waiting 5s for the broker"]
+        );
+    }
+
+    #[test]
+    fn a_call_on_another_thread_is_reported_through_a_handle() {
+        let health = Health::new();
+        let watch = StallWatch::spawn(health.clone()).unwrap();
+        let handle = watch.handle();
+        let other = std::thread::spawn(move || {
+            handle
+                .during("send_offsets_to_transaction", || std::thread::sleep(REPORT_AFTER + Duration::from_millis(700)))
+        });
+        // a quick call of this thread meanwhile does not hide the other one's
+        watch.during("quick", || std::thread::sleep(Duration::from_millis(100)));
+        other.join().unwrap();
         assert_eq!(
             health.reasons(),
             vec!["processor: cannot commit: send_offsets_to_transaction waiting 5s for the broker"]
