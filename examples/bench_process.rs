@@ -21,7 +21,7 @@ mod common;
 #[path = "bench/copy.rs"]
 mod copy;
 
-use common::{client, create_topic};
+use common::{client, create_topic, send_waiting};
 use postback::codec::encode_event_json;
 use postback::config;
 use postback::demo::generator::{Generator, Mix};
@@ -29,7 +29,6 @@ use postback::kafka::partition_for;
 use postback::process;
 use postback::telemetry::Health;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -130,17 +129,7 @@ fn produce(
         let value = encode_event_json(&e);
         let own = partition_for(e.device_id.as_bytes(), PARTITIONS);
         let partition = if repartition() { (own + 1) % PARTITIONS } else { own };
-        let mut rec = BaseRecord::to(topic).partition(partition).key(e.device_id.as_bytes()).payload(&value);
-        loop {
-            match p.send(rec) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(_), back)) => {
-                    rec = back;
-                    p.poll(Duration::from_millis(5));
-                }
-                Err((e, _)) => panic!("produce: {e}"),
-            }
-        }
+        send_waiting(&p, BaseRecord::to(topic).partition(partition).key(e.device_id.as_bytes()).payload(&value));
         count += 1;
         if let Some(r) = rate {
             let due = Duration::from_secs_f64(count as f64 / r);

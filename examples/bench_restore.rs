@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::{client, create_topic};
+use common::{client, create_topic, send_waiting};
 use postback::config;
 use postback::kafka::client::restore_consumer;
 use postback::process::restore::{self, RestoreJob};
@@ -98,17 +98,7 @@ fn produce(bootstrap: &str, topic: &str, keys: usize) {
                 *b = (i.wrapping_mul(31).wrapping_add(j * 7) % 251) as u8;
             }
             let k = key(i);
-            let mut rec = BaseRecord::to(topic).partition(0).key(&k).payload(&value);
-            loop {
-                match p.send(rec) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(_), back)) => {
-                        rec = back;
-                        p.poll(Duration::from_millis(5));
-                    }
-                    Err((e, _)) => panic!("produce: {e}"),
-                }
-            }
+            send_waiting(&p, BaseRecord::to(topic).partition(0).key(&k).payload(&value));
         }
         p.commit_transaction(Duration::from_secs(60)).unwrap_or_else(|e| panic!("commit {chunk}: {e}"));
     }

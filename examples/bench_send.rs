@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{client, create_topic};
+use common::{client, create_topic, send_waiting};
 use postback::codec::{JobEncoding, encode_job};
 use postback::config;
 use postback::domain::{Job, Method, Routing};
@@ -114,17 +114,7 @@ fn produce_jobs(bootstrap: &str, topic: &str, sink: &str, n: usize) {
         };
         let value = encode_job(&job, JobEncoding::Json);
         let key = job.device_id.as_bytes();
-        let mut rec = BaseRecord::to(topic).partition(partition_for(key, PARTITIONS)).key(key).payload(&value);
-        loop {
-            match p.send(rec) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(_), back)) => {
-                    rec = back;
-                    p.poll(Duration::from_millis(5));
-                }
-                Err((e, _)) => panic!("produce: {e}"),
-            }
-        }
+        send_waiting(&p, BaseRecord::to(topic).partition(partition_for(key, PARTITIONS)).key(key).payload(&value));
         p.poll(Duration::ZERO);
     }
     p.flush(Duration::from_secs(120)).expect("flush");

@@ -175,20 +175,14 @@ impl OwnBroker {
         OwnBroker { bootstrap: String::from_utf8(out.stdout).expect("utf-8").trim().to_owned(), dir }
     }
 
-    fn signal(&self, sig: i32) {
-        let pid: i32 = std::fs::read_to_string(self.dir.join("pid")).expect("broker pid").trim().parse().expect("pid");
-        // SAFETY: signalling the broker process this test started
-        assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "signal {sig} to the broker");
-    }
-
     /// SIGSTOP: the broker is there but answers nothing, like a machine
     /// that hangs or a network that drops everything.
     pub fn pause(&self) {
-        self.signal(libc::SIGSTOP);
+        super::proc::signal_pid_file(&self.dir, libc::SIGSTOP);
     }
 
     pub fn resume(&self) {
-        self.signal(libc::SIGCONT);
+        super::proc::signal_pid_file(&self.dir, libc::SIGCONT);
     }
 }
 

@@ -19,6 +19,14 @@ pub fn binary() -> String {
     std::env::var("POSTBACK_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_postback").to_owned())
 }
 
+/// Sends `sig` to the process whose pid a project script wrote to
+/// `dir/pid` (the test's own broker or registry).
+pub fn signal_pid_file(dir: &Path, sig: i32) {
+    let pid: i32 = std::fs::read_to_string(dir.join("pid")).expect("pid file").trim().parse().expect("pid");
+    // SAFETY: signalling a process this test started
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "signal {sig} to pid {pid}");
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }

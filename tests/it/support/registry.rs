@@ -60,20 +60,13 @@ impl OwnRegistry {
 }
 
 impl OwnRegistry {
-    fn signal(&self, sig: i32) {
-        let pid: i32 =
-            std::fs::read_to_string(self.dir.join("pid")).expect("registry pid").trim().parse().expect("pid");
-        // SAFETY: signalling the registry process this test started
-        assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "signal {sig} to the registry");
-    }
-
     /// SIGSTOP: connections are accepted by the kernel but nothing answers.
     pub fn pause(&self) {
-        self.signal(libc::SIGSTOP);
+        super::proc::signal_pid_file(&self.dir, libc::SIGSTOP);
     }
 
     pub fn resume(&self) {
-        self.signal(libc::SIGCONT);
+        super::proc::signal_pid_file(&self.dir, libc::SIGCONT);
     }
 }
 
