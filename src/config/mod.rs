@@ -83,6 +83,12 @@ impl Config {
         self.kafka.instance_id.clone().unwrap_or_else(hostname)
     }
 
+    /// Processing threads wanted: `process.threads`, else the cores this
+    /// process may use (which honours a container's CPU quota).
+    pub fn process_threads(&self) -> usize {
+        self.process.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+    }
+
     /// The decoding options of `[input]`.
     pub fn decode_options(&self) -> crate::codec::DecodeOptions {
         crate::codec::DecodeOptions {

@@ -184,6 +184,10 @@ pub struct ProcessConfig {
     /// default: the input's partition count at that time. Afterwards the
     /// changelog's partition count is the number every instance uses.
     pub state_partitions: Option<i32>,
+    /// Processing threads, each a member of the group with its own
+    /// consumer, transactional producer and stores; default: the cores the
+    /// process may use, at most one per input partition.
+    pub threads: Option<usize>,
 }
 
 impl Default for ProcessConfig {
@@ -196,6 +200,7 @@ impl Default for ProcessConfig {
             job_ttl: HumanDuration::secs(24 * 3600),
             shutdown_deadline: HumanDuration::secs(20),
             state_partitions: None,
+            threads: None,
         }
     }
 }

@@ -144,7 +144,8 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if format!("{:?}", old.topics) != format!("{:?}", new.topics) {
         out.push("topics");
     }
-    if old.process.state_dir != new.process.state_dir || old.process.max_batch != new.process.max_batch {
+    let p = (&old.process, &new.process);
+    if p.0.state_dir != p.1.state_dir || p.0.max_batch != p.1.max_batch || p.0.threads != p.1.threads {
         out.push("process");
     }
     if old.admin.listen != new.admin.listen {

@@ -224,6 +224,8 @@ fn section_values_are_checked() {
         one_error("[topics]\njobs = \"tracker.events\""),
         "pb.toml: topics.jobs: topic 'tracker.events' is used twice"
     );
+    assert_eq!(one_error("[process]\nthreads = 0"), "pb.toml: process.threads: must be between 1 and 256");
+    assert_eq!(one_error("[process]\nthreads = 1000"), "pb.toml: process.threads: must be between 1 and 256");
     assert_eq!(
         one_error("[admin]\nlisten = \"9464\""),
         "pb.toml: admin.listen: '9464' is not an address such as 0.0.0.0:9464"

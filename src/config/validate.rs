@@ -66,6 +66,8 @@ const ID_RULE: &str = "must be 1-128 characters of letters, digits, '.', '_' or 
 /// Most partitions a topic postback creates may have (Kafka's practical
 /// bound per topic is far lower than its hard one).
 const MAX_PARTITIONS: i32 = 10_000;
+/// More processing threads than this is a typo, not a machine.
+const MAX_THREADS: usize = 256;
 
 fn check_sections(raw: &FileConfig, errors: &mut Errors) {
     let mut err = |k: &str, r: String| errors.push((k.to_owned(), r));
@@ -110,6 +112,9 @@ fn check_sections(raw: &FileConfig, errors: &mut Errors) {
     }
     if raw.process.state_partitions.is_some_and(|n| !(1..=MAX_PARTITIONS).contains(&n)) {
         err("process.state_partitions", format!("must be between 1 and {MAX_PARTITIONS}"));
+    }
+    if raw.process.threads.is_some_and(|n| !(1..=MAX_THREADS).contains(&n)) {
+        err("process.threads", format!("must be between 1 and {MAX_THREADS}"));
     }
     if raw.process.max_batch == 0 {
         err("process.max_batch", "must be at least 1".into());

@@ -18,6 +18,7 @@ pub mod stage;
 mod stall;
 pub mod stats;
 pub mod step;
+mod threads;
 mod txn;
 mod users;
 
@@ -100,15 +101,15 @@ fn with_layout(configured: &Config) -> Result<(Config, Option<StateLayout>), Pro
     Ok((fixed, Some(recorded)))
 }
 
-/// Checks and creates topics, then runs the processing loop on its own
-/// thread until `shutdown` is set. Blocking: call it off async workers.
+/// Checks and creates topics, then runs the processing loops on their own
+/// threads until `shutdown` is set; the handle returned ends when they all
+/// have, with the first error. Blocking: call it off async workers.
 pub fn start(
     config: SharedConfig,
     health: Health,
     shutdown: CancellationToken,
 ) -> Result<JoinHandle<Result<(), ProcessError>>, ProcessError> {
     health.block(runner::PRODUCER_NOT_READY);
-    health.block(runner::NOT_JOINED);
     let configured: Arc<Config> = Arc::clone(&config.read().expect("config lock"));
     let (fixed, recorded) = with_layout(&configured)?;
     let generation = recorded.as_ref().map_or(0, |l| l.generation);
@@ -116,8 +117,23 @@ pub fn start(
         .map_err(|source| ProcessError::StateDir { path: fixed.process.state_dir.display().to_string(), source })?;
     let layout = admin::ensure_processor_topics(&fixed)?;
     users::check(&configured, &fixed, recorded, generation, &layout)?;
-    tracing::info!(?layout, generation, "topics ready");
+    let threads = threads::effective(fixed.process_threads(), &layout);
+    tracing::info!(?layout, generation, threads, "topics ready");
     metrics().layout(i64::from(generation), layout.events, layout.device_state, layout.user_activity);
-    let runner = Runner::new(config, Arc::new(fixed), layout, health, shutdown)?;
-    std::thread::Builder::new().name("processor".into()).spawn(move || runner.run()).map_err(ProcessError::Thread)
+    // one stop for every thread: when one fails, the others leave the group too
+    let stop = shutdown.child_token();
+    let mut runners = Vec::with_capacity(threads);
+    for t in threads::members(&fixed, threads) {
+        let health = if threads > 1 { health.scoped(&t.name) } else { health.clone() };
+        health.block(runner::PRODUCER_NOT_READY);
+        health.block(runner::NOT_JOINED);
+        let runner =
+            Runner::new(t.name.clone(), Arc::clone(&config), Arc::new(t.config), layout, health, stop.clone())?;
+        runners.push((t.name, runner));
+    }
+    if threads > 1 {
+        // each thread holds its own (scoped) reason from here on
+        health.unblock(runner::PRODUCER_NOT_READY);
+    }
+    threads::spawn(runners, stop)
 }

@@ -62,6 +62,8 @@ const COMMIT_CHECK: Duration = Duration::from_millis(2);
 pub use crate::config::reload::SharedConfig;
 
 pub struct Runner {
+    /// The thread's name (`processor`, `processor-1`), in metrics.
+    name: String,
     config: SharedConfig,
     /// Settings that cannot change without a restart (topics, batching).
     pub(super) fixed: Arc<Config>,
@@ -94,6 +96,7 @@ pub struct Runner {
 impl Runner {
     /// `fixed` is the config at start with the layout's state topics.
     pub fn new(
+        name: String,
         config: SharedConfig,
         fixed: Arc<Config>,
         layout: Layout,
@@ -109,6 +112,7 @@ impl Runner {
         let stall = StallWatch::spawn(health.clone()).map_err(ProcessError::Thread)?;
         let commit_env = CommitEnv { gate, shutdown: shutdown.clone(), health: health.clone(), stall: stall.handle() };
         Ok(Runner {
+            name,
             config,
             fixed,
             layout,
@@ -266,6 +270,7 @@ impl Runner {
             let _ = self.handle_assignments(&mut Vec::new());
         }
         self.parts.close();
+        metrics().thread_partitions(&self.name, 0);
     }
 
     /// Collects a batch that adapts to the commit in flight: it takes what
@@ -348,7 +353,12 @@ impl Runner {
     }
 
     fn handle_assignments(&mut self, records: &mut Vec<InRecord>) -> Result<(), ProcessError> {
-        for event in self.consumer.context().take_events() {
+        let events = self.consumer.context().take_events();
+        if !events.is_empty() {
+            let assigned = self.consumer.assignment().map_or(0, |a| a.count());
+            metrics().thread_partitions(&self.name, assigned);
+        }
+        for event in events {
             match event {
                 Assignment::Assigned(list) => {
                     for (topic, partition) in list {

@@ -7,6 +7,7 @@
 //! with the changelog offset it reflects, so restoring from the changelog
 //! starts exactly where the store stops.
 
+mod lease;
 mod mem;
 mod rocks;
 
@@ -29,6 +30,8 @@ pub enum StoreError {
     Rocks { path: String, source: rocksdb::Error },
     #[error("state store {path}: {reason}")]
     Corrupt { path: String, reason: String },
+    #[error("state store {path}: still open elsewhere in this process after {waited_s} s")]
+    InUse { path: String, waited_s: u64 },
     #[error("no state store open for {0}, an assigned partition")]
     Missing(String),
 }

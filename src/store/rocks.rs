@@ -1,19 +1,30 @@
 //! RocksDB store: one database directory per stage partition
 //! (`<state_dir>/device-3`, `<state_dir>/user-5`; the caller names it).
 
+use super::lease::Lease;
 use super::{Entry, META_CHANGELOG, META_INPUT, Store, StoreError, StoreMeta, StoreStats};
 use rocksdb::{DB, Options, WriteBatch, WriteOptions};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Longest an open waits for another thread of this process to close the
+/// same store (a partition moving between processing threads: the old
+/// owner closes it within one poll of its loop).
+const OPEN_WAIT: Duration = Duration::from_secs(30);
 
 pub struct RocksStore {
     db: DB,
     path: PathBuf,
+    /// Declared after `db`, so the directory is released once it is closed.
+    _lease: Option<Lease>,
 }
 
 impl RocksStore {
     /// Opens (creating if missing) the store in directory `path`.
     pub fn open(path: &Path) -> Result<RocksStore, StoreError> {
         let path = path.to_owned();
+        let lease = Lease::take(&path, OPEN_WAIT)
+            .ok_or_else(|| StoreError::InUse { path: path.display().to_string(), waited_s: OPEN_WAIT.as_secs() })?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
@@ -23,7 +34,7 @@ impl RocksStore {
         opts.set_keep_log_file_num(2);
         let db =
             DB::open(&opts, &path).map_err(|source| StoreError::Rocks { path: path.display().to_string(), source })?;
-        Ok(RocksStore { db, path })
+        Ok(RocksStore { db, path, _lease: Some(lease) })
     }
 
     /// Opens an existing store read-only (inspect of a stopped instance).
@@ -31,7 +42,7 @@ impl RocksStore {
         let opts = Options::default();
         let db = DB::open_for_read_only(&opts, path, false)
             .map_err(|source| StoreError::Rocks { path: path.display().to_string(), source })?;
-        Ok(RocksStore { db, path: path.to_owned() })
+        Ok(RocksStore { db, path: path.to_owned(), _lease: None })
     }
 
     fn err(&self, source: rocksdb::Error) -> StoreError {

@@ -93,6 +93,7 @@ pub struct Metrics {
     late_beyond_history: IntCounter,
     layout_generation: IntGauge,
     layout_partitions: IntGaugeVec,
+    thread_partitions: IntGaugeVec,
     // sender stage
     deliveries: IntCounterVec,
     http_duration: HistogramVec,
@@ -211,6 +212,11 @@ impl Metrics {
     }
 
     /// `assigned`: partitions came in; else they were revoked.
+    /// Partitions (input and user activity) assigned to a processing thread.
+    pub fn thread_partitions(&self, thread: &str, n: usize) {
+        self.thread_partitions.with_label_values(&[thread]).set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
     pub fn rebalance(&self, group: &str, assigned: bool) {
         self.rebalances.with_label_values(&[group, if assigned { "assign" } else { "revoke" }]).inc();
     }
@@ -362,6 +368,12 @@ impl Metrics {
                 "layout_partitions",
                 "partition counts of the state layout in use (input, device_state, user_state)",
                 &["of"],
+            ),
+            thread_partitions: gauge(
+                &r,
+                "processor_partitions",
+                "partitions (input and user activity) assigned to each processing thread",
+                &["thread"],
             ),
             event_lag: histogram(&r, "event_time_lag_seconds", "processing time minus event time", &["app"], LAG),
             consumer_lag: gauge(

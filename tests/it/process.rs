@@ -139,6 +139,49 @@ fn a_second_instance_takes_over_with_restored_state() {
     assert_eq!(p2.terminate(), Some(0));
 }
 
+/// Partitions (input and user activity) each of `threads` reports.
+fn thread_partitions(p: &Instance, threads: &[&str]) -> Vec<f64> {
+    threads.iter().map(|t| p.metric("postback_processor_partitions", &[("thread", t)])).collect()
+}
+
+#[test]
+fn processing_threads_split_the_partitions_and_take_them_back() {
+    let env = TestEnv::new("threads", 6, SINK, "");
+    let events = generated(300, 5000, 4);
+    let (first, rest) = events.split_at(events.len() / 3);
+    let (second, third) = rest.split_at(rest.len() / 2);
+    let three = ["processor-0", "processor-1", "processor-2"];
+    let mut p1 = env.start_cmd("process", "p1", &[("POSTBACK__PROCESS__THREADS", "3".into())]);
+    // 6 input + 6 user-activity partitions over three members of the group
+    let split = wait_until(Duration::from_secs(60), || {
+        let n = thread_partitions(&p1, &three);
+        n.iter().sum::<f64>() == 12.0 && n.iter().all(|&k| k >= 1.0)
+    });
+    assert!(split, "each thread has partitions: {:?}\n{}", thread_partitions(&p1, &three), tail(&p1.log()));
+    env.produce_part(first, &events);
+    await_jobs(&env, first, Duration::from_secs(120), &[&p1]);
+    // a second instance with one thread takes its share, then leaves
+    let mut p2 = env.start_cmd("process", "p2", &[("POSTBACK__PROCESS__THREADS", "1".into())]);
+    assert!(
+        wait_until(Duration::from_secs(60), || thread_partitions(&p2, &["processor"])[0] >= 1.0),
+        "p2 gets partitions\n{}",
+        tail(&p2.log())
+    );
+    env.produce_part(second, &events);
+    let done: Vec<Event> = first.iter().chain(second).cloned().collect();
+    await_jobs(&env, &done, Duration::from_secs(120), &[&p1, &p2]);
+    assert_eq!(p2.terminate(), Some(0), "{}", tail(&p2.log()));
+    assert!(
+        wait_until(Duration::from_secs(60), || thread_partitions(&p1, &three).iter().sum::<f64>() == 12.0),
+        "p1's threads take every partition back: {:?}",
+        thread_partitions(&p1, &three)
+    );
+    env.produce_part(third, &events);
+    let jobs = await_jobs(&env, &events, Duration::from_secs(120), &[&p1]);
+    assert_exact(&jobs, &events);
+    assert_eq!(p1.terminate(), Some(0), "{}", tail(&p1.log()));
+}
+
 #[test]
 fn a_lost_disk_is_rebuilt_from_the_changelogs() {
     let env = TestEnv::new("lostdisk", 2, SINK, "");
