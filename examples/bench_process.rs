@@ -57,25 +57,22 @@ fn main() {
     let floor = copy::eos_copy_rate(&bootstrap, &topic, PARTITIONS, n);
     eprintln!("exactly-once copy: {floor:.0} events/s");
 
-    let state = tempfile::tempdir().expect("tempdir");
-    let config = bench_config(&bootstrap, &topic, state.path());
-    let group = config.kafka.group_id.clone();
-    let config_rules = Arc::clone(&config.rules);
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let health = Health::new();
-    let handle = process::start(Arc::new(RwLock::new(Arc::new(config))), health.clone(), shutdown.clone())
-        .expect("start processor");
-    while !health.is_ready() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let t = Instant::now();
-    wait_committed(&bootstrap, &group, &topic, n as i64);
-    if repartition() {
-        wait_committed(&bootstrap, &group, &format!("{}.device-events", topic.trim_end_matches(".events")), n as i64);
-    }
-    let secs = t.elapsed().as_secs_f64();
-    let rate = n as f64 / secs;
-    eprintln!("processor: {n} events in {secs:.1}s");
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    // thread scaling: one processing thread first, from empty state with its
+    // own group and state topics, then the shipped default (the cores)
+    let single = (cores > 1 && std::env::var("BENCH_THREADS").is_err()).then(|| {
+        let run = Processor::start(&bootstrap, &topic, n, "one", Some(1));
+        let rate = run.rate;
+        run.stop();
+        eprintln!("processor, 1 thread: {rate:.0} events/s");
+        rate
+    });
+    let before = BatchMetrics::now();
+    let threads = std::env::var("BENCH_THREADS").ok().and_then(|v| v.parse().ok());
+    let run = Processor::start(&bootstrap, &topic, n, "", threads);
+    let rate = run.rate;
+    let batches = BatchMetrics::now().minus(&before);
+    let config_rules = Arc::clone(&run.rules);
 
     // jobs of the user stage come through postback.user-activity: a second
     // transaction after the device stage's
@@ -86,28 +83,91 @@ fn main() {
         .map(|p| p.id.clone())
         .collect();
     let (p50, p99, samples, split) = latency(&bootstrap, &topic, &mut generator, &user_postbacks);
-    shutdown.cancel();
-    let _ = handle.join();
+    run.stop();
     let mode = if repartition() { "repartition" } else { "co-partitioned" };
-    println!("events={n} devices={devices} partitions={PARTITIONS} mode={mode}");
+    let threads = threads.map_or_else(|| format!("{cores} (default)"), |t| t.to_string());
+    println!("events={n} devices={devices} partitions={PARTITIONS} mode={mode} threads={threads} cores={cores}");
     println!("raw_consume_events_per_s={raw:.0}");
     println!("processor_events_per_s={rate:.0}");
     println!("eos_copy_events_per_s={floor:.0}");
     println!("ratio={:.2}", rate / raw);
     println!("ratio_to_eos_copy={:.2}", rate / floor);
+    if let Some(one) = single {
+        println!("processor_1_thread_events_per_s={one:.0} ratio_to_eos_copy={:.2}", one / floor);
+        println!("thread_scaling={:.2}", rate / one);
+    }
     println!("latency_samples={samples} p50_ms={p50:.1} p99_ms={p99:.1}");
     println!("{split}");
-    let metric = |name: &str, stage: &str| postback::telemetry::metrics::sum(name, &[("stage", stage)]);
-    for stage in ["process", "commit"] {
-        let (sum, count) = (
-            metric("postback_batch_duration_seconds_sum", stage),
-            metric("postback_batch_duration_seconds_count", stage),
-        );
-        println!("batch_{stage}_seconds_mean={:.4} count={count}", sum / count.max(1.0));
+    batches.print();
+}
+
+/// A processor started from empty state on the bench topic, once it has
+/// committed every event.
+struct Processor {
+    rate: f64,
+    rules: Arc<postback::domain::Rules>,
+    shutdown: tokio_util::sync::CancellationToken,
+    handle: std::thread::JoinHandle<Result<(), process::ProcessError>>,
+    _state: tempfile::TempDir,
+}
+
+impl Processor {
+    /// `run` names its group and state topics apart from other runs.
+    fn start(bootstrap: &str, topic: &str, n: usize, run: &str, threads: Option<usize>) -> Processor {
+        let state = tempfile::tempdir().expect("tempdir");
+        let config = bench_config(bootstrap, topic, run, threads, state.path());
+        let group = config.kafka.group_id.clone();
+        let states = config.topics.device_events.clone();
+        let rules = Arc::clone(&config.rules);
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let health = Health::new();
+        let handle = process::start(Arc::new(RwLock::new(Arc::new(config))), health.clone(), shutdown.clone())
+            .expect("start processor");
+        while !health.is_ready() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let t = Instant::now();
+        wait_committed(bootstrap, &group, topic, n as i64);
+        if repartition() {
+            wait_committed(bootstrap, &group, &states, n as i64);
+        }
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!("processor: {n} events in {secs:.1}s");
+        Processor { rate: n as f64 / secs, rules, shutdown, handle, _state: state }
     }
-    let (sum, count) =
-        (metric("postback_batch_records_sum", "process"), metric("postback_batch_records_count", "process"));
-    println!("batch_records_mean={:.0}", sum / count.max(1.0));
+
+    fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.handle.join();
+    }
+}
+
+/// Batch sizes and durations from the metrics, to print one run's means.
+struct BatchMetrics([f64; 6]);
+
+impl BatchMetrics {
+    fn now() -> BatchMetrics {
+        let m = |name: &str, stage: &str| postback::telemetry::metrics::sum(name, &[("stage", stage)]);
+        BatchMetrics([
+            m("postback_batch_duration_seconds_sum", "process"),
+            m("postback_batch_duration_seconds_count", "process"),
+            m("postback_batch_duration_seconds_sum", "commit"),
+            m("postback_batch_duration_seconds_count", "commit"),
+            m("postback_batch_records_sum", "process"),
+            m("postback_batch_records_count", "process"),
+        ])
+    }
+
+    fn minus(&self, before: &BatchMetrics) -> BatchMetrics {
+        BatchMetrics(std::array::from_fn(|i| self.0[i] - before.0[i]))
+    }
+
+    fn print(&self) {
+        let v = &self.0;
+        println!("batch_process_seconds_mean={:.4} count={}", v[0] / v[1].max(1.0), v[1]);
+        println!("batch_commit_seconds_mean={:.4} count={}", v[2] / v[3].max(1.0), v[3]);
+        println!("batch_records_mean={:.0}", v[4] / v[5].max(1.0));
+    }
 }
 
 /// Produces events keyed by device; `rate` limits events/s.
@@ -172,15 +232,16 @@ fn raw_consume_rate(bootstrap: &str, topic: &str, n: usize) -> f64 {
     count as f64 / started.expect("records").elapsed().as_secs_f64()
 }
 
-fn bench_config(bootstrap: &str, topic: &str, state: &Path) -> config::Config {
-    let prefix = topic.trim_end_matches(".events");
+fn bench_config(bootstrap: &str, topic: &str, run: &str, threads: Option<usize>, state: &Path) -> config::Config {
+    let prefix = format!("{}{run}", topic.trim_end_matches(".events"));
     let text = format!(
-        "[kafka]\nbootstrap_servers = \"{bootstrap}\"\ninstance_id = \"bench\"\ngroup_id = \"{prefix}.group\"\n\
+        "[kafka]\nbootstrap_servers = \"{bootstrap}\"\ninstance_id = \"bench{run}\"\ngroup_id = \"{prefix}.group\"\n\
          [topics]\nevents = \"{topic}\"\nevents_dlq = \"{prefix}.dlq\"\nuser_activity = \"{prefix}.user-activity\"\ndevice_events = \"{prefix}.device-events\"\nlayout = \"{prefix}.layout\"\n\
          device_changelog = \"{prefix}.device-changelog\"\nuser_changelog = \"{prefix}.user-changelog\"\njobs = \"{prefix}.jobs\"\n\
-         [process]\nstate_dir = \"{}\"\n{}{}",
+         [process]\nstate_dir = \"{}\"\n{}{}{}",
         state.display(),
         // the shipped defaults unless asked otherwise
+        threads.map_or(String::new(), |t| format!("threads = {t}\n")),
         std::env::var("BENCH_MAX_BATCH").map_or(String::new(), |v| format!("max_batch = {v}\n")),
         std::env::var("BENCH_COMMIT_INTERVAL").map_or(String::new(), |v| format!("commit_interval = \"{v}\"\n")),
     );

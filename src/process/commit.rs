@@ -7,12 +7,14 @@
 use super::batch::{BatchOutput, StateWrites};
 use super::producer::TxnProducer;
 use super::stage::{Feed, Part};
+use super::stall::StallHandle;
 use super::stats::BatchStats;
 use super::txn::{self, Stop};
 use crate::telemetry::Health;
 use crate::telemetry::metrics::{BatchSpan, metrics};
 use rdkafka::producer::Producer;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -139,6 +141,9 @@ pub struct InFlight {
     pub batch: Committing,
     handle: JoinHandle<Result<ChangelogOffsets, Stop>>,
     beat: Beat,
+    /// Set when the thread is left behind: it no longer speaks for readiness.
+    left: Arc<AtomicBool>,
+    stall: StallHandle,
     gate: Arc<Gate>,
     ticket: u64,
 }
@@ -157,6 +162,8 @@ impl InFlight {
         let ticket = env.gate.enter();
         let beat = Beat::new();
         let heard = beat.clone();
+        let left = Arc::new(AtomicBool::new(false));
+        let left_behind = Arc::clone(&left);
         let spawned = std::thread::Builder::new().name("txn-commit".into()).spawn(move || {
             let t = Instant::now();
             let sent = stall.during("send_offsets_to_transaction", || {
@@ -168,7 +175,9 @@ impl InFlight {
                     heard.now();
                     let detail = format!("commit waiting {}s for the broker: {e}", waited.as_secs());
                     tracing::warn!(waited_s = waited.as_secs(), error = %e, "commit_transaction not done yet; retrying");
-                    health.block_with(CANNOT_COMMIT, detail);
+                    if !left_behind.load(Ordering::Relaxed) {
+                        health.block_with(CANNOT_COMMIT, detail);
+                    }
                 })
             });
             metrics().batch_duration(BatchSpan::Commit, t.elapsed().as_secs_f64());
@@ -178,7 +187,7 @@ impl InFlight {
         let handle = spawned.inspect_err(|_| env.gate.leave(ticket))?;
         let batch =
             Committing { first, state: out.state, positions: out.positions, stats: out.stats, records, started };
-        Ok(InFlight { batch, handle, beat, gate: Arc::clone(&env.gate), ticket })
+        Ok(InFlight { batch, handle, beat, left, stall: env.stall.clone(), gate: Arc::clone(&env.gate), ticket })
     }
 
     /// Whether the commit has an outcome (`wait` would not block).
@@ -193,6 +202,10 @@ impl InFlight {
         while !self.handle.is_finished() {
             let silent = self.beat.silent_for();
             if silent >= hung_after {
+                // the stuck call must not hold readiness once a new producer
+                // has taken over (its thread may never return)
+                self.left.store(true, Ordering::Relaxed);
+                self.stall.forget(self.handle.thread().id());
                 self.gate.leave(self.ticket);
                 return (self.batch, Outcome::Hung(silent));
             }
@@ -248,17 +261,32 @@ mod tests {
         let ticket = gate.enter();
         let (release, stuck) = std::sync::mpsc::channel::<()>();
         let thread_gate = Arc::clone(&gate);
+        let watch = super::super::stall::StallWatch::spawn(Health::new()).unwrap();
+        let stall = watch.handle();
+        let thread_stall = stall.clone();
         // a call that never returns until released, as the stuck one did
         let handle = std::thread::spawn(move || {
-            let _ = stuck.recv();
+            let _ = thread_stall.during("send_offsets_to_transaction", || stuck.recv());
             thread_gate.leave(ticket);
             Ok(ChangelogOffsets::new())
         });
-        let f = InFlight { batch: committing(), handle, beat: Beat::new(), gate: Arc::clone(&gate), ticket };
+        let left = Arc::new(AtomicBool::new(false));
+        let f = InFlight {
+            batch: committing(),
+            handle,
+            beat: Beat::new(),
+            left: Arc::clone(&left),
+            stall: stall.clone(),
+            gate: Arc::clone(&gate),
+            ticket,
+        };
         let t = Instant::now();
         let (_, result) = f.wait(Duration::from_millis(200));
         assert!(matches!(result, Outcome::Hung(d) if d >= Duration::from_millis(200)), "{result:?}");
         assert!(t.elapsed() < Duration::from_secs(5));
+        // the stuck call no longer holds readiness, nor will its thread
+        assert_eq!(stall.watched_calls(), 0);
+        assert!(left.load(Ordering::Relaxed));
         // the gate is open for the next commit, and the late thread cannot close the newer one's
         let next = gate.enter();
         release.send(()).unwrap();
@@ -284,7 +312,9 @@ mod tests {
             thread_gate.leave(ticket);
             Ok(ChangelogOffsets::new())
         });
-        let f = InFlight { batch: committing(), handle, beat, gate, ticket };
+        let watch = super::super::stall::StallWatch::spawn(Health::new()).unwrap();
+        let left = Arc::new(AtomicBool::new(false));
+        let f = InFlight { batch: committing(), handle, beat, left, stall: watch.handle(), gate, ticket };
         let (_, result) = f.wait(Duration::from_millis(150));
         assert!(matches!(result, Outcome::Committed(_)), "{result:?}");
     }

@@ -14,7 +14,8 @@
 //! - a fatal error inside the transaction timeout means another instance
 //!   took over this `transactional.id`: the stage stops.
 //!
-//! Meanwhile `/readyz` is 503 with the reason.
+//! Meanwhile `/readyz` is 503 with the reason, until a commit succeeds or
+//! the coordinator has answered the abort or the new producer.
 
 use super::ProcessError;
 use super::commit::{CANNOT_COMMIT, Offsets};
@@ -48,6 +49,10 @@ impl Runner {
             Verdict::Abort => {
                 match self.stall.during("abort_transaction", || txn::abort(&self.producer, &self.shutdown)) {
                     Ok(()) => {
+                        // the coordinator answered: transactions work again (a
+                        // thread whose partitions get no more input would
+                        // otherwise stay unready until its next commit)
+                        self.health.unblock(CANNOT_COMMIT);
                         self.producer.report_undelivered();
                         tracing::info!(error = %cause, "transaction aborted; rewinding to the batch start");
                         let _ = self.producer.take_changelog_offsets();
@@ -97,7 +102,12 @@ impl Runner {
         // the old one goes first: two producers of one transactional.id fence each other
         self.producer = Arc::new(new_producer(&self.fixed)?);
         match self.stall.during("init_transactions", || txn::init(&self.producer, &self.shutdown)) {
-            Ok(()) | Err(Stop::Shutdown) => Ok(()),
+            Ok(()) => {
+                // the new producer was admitted by the coordinator
+                self.health.unblock(CANNOT_COMMIT);
+                Ok(())
+            }
+            Err(Stop::Shutdown) => Ok(()),
             Err(Stop::Failed(e)) => Err(ProcessError::FatalTransaction(e)),
         }
     }

@@ -5,8 +5,9 @@
 //! own 60 s socket timeout when the broker hangs). A blocked thread cannot
 //! report itself, so a small watcher thread does: once a watched call has
 //! run for [`REPORT_AFTER`], `/readyz` turns 503 with what it waits for.
-//! The reason is cleared by the next successful commit, not by the call
-//! returning (a call that returns an error has not recovered anything).
+//! The reason is cleared by the next successful commit, or by the
+//! coordinator answering the recovery's abort or new producer — not by the
+//! call returning (a call that returns an error has not recovered anything).
 
 use super::commit::CANNOT_COMMIT;
 use crate::telemetry::Health;
@@ -37,6 +38,18 @@ impl StallHandle {
     /// Runs `f`, a call that may block on the broker, under watch.
     pub fn during<T>(&self, what: &'static str, f: impl FnOnce() -> T) -> T {
         watched(&self.current, what, f)
+    }
+
+    /// Stops watching `thread`'s call: a thread left behind stuck in a call
+    /// (its producer replaced) no longer says anything about readiness.
+    pub fn forget(&self, thread: ThreadId) {
+        self.current.lock().expect("stall lock").remove(&thread);
+    }
+
+    /// Calls under watch now.
+    #[cfg(test)]
+    pub fn watched_calls(&self) -> usize {
+        self.current.lock().expect("stall lock").len()
     }
 }
 
