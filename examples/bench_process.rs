@@ -62,15 +62,15 @@ fn main() {
     // own group and state topics, then the shipped default (the cores)
     let single = (cores > 1 && std::env::var("BENCH_THREADS").is_err()).then(|| {
         let run = Processor::start(&bootstrap, &topic, n, "one", Some(1));
-        let rate = run.rate;
+        let (rate, cpu) = (run.rate, run.cpu_us_per_event);
         run.stop();
         eprintln!("processor, 1 thread: {rate:.0} events/s");
-        rate
+        (rate, cpu)
     });
     let before = BatchMetrics::now();
     let threads = std::env::var("BENCH_THREADS").ok().and_then(|v| v.parse().ok());
     let run = Processor::start(&bootstrap, &topic, n, "", threads);
-    let rate = run.rate;
+    let (rate, cpu) = (run.rate, run.cpu_us_per_event);
     let batches = BatchMetrics::now().minus(&before);
     let config_rules = Arc::clone(&run.rules);
 
@@ -92,8 +92,10 @@ fn main() {
     println!("eos_copy_events_per_s={floor:.0}");
     println!("ratio={:.2}", rate / raw);
     println!("ratio_to_eos_copy={:.2}", rate / floor);
-    if let Some(one) = single {
+    println!("processing_thread_cpu_us_per_event={cpu:.2}");
+    if let Some((one, one_cpu)) = single {
         println!("processor_1_thread_events_per_s={one:.0} ratio_to_eos_copy={:.2}", one / floor);
+        println!("processor_1_thread_cpu_us_per_event={one_cpu:.2}");
         println!("thread_scaling={:.2}", rate / one);
     }
     println!("latency_samples={samples} p50_ms={p50:.1} p99_ms={p99:.1}");
@@ -105,6 +107,9 @@ fn main() {
 /// committed every event.
 struct Processor {
     rate: f64,
+    /// CPU time of the processing threads per input event (not the client
+    /// library's threads, the commit threads or the broker).
+    cpu_us_per_event: f64,
     rules: Arc<postback::domain::Rules>,
     shutdown: tokio_util::sync::CancellationToken,
     handle: std::thread::JoinHandle<Result<(), process::ProcessError>>,
@@ -132,14 +137,44 @@ impl Processor {
             wait_committed(bootstrap, &group, &states, n as i64);
         }
         let secs = t.elapsed().as_secs_f64();
-        eprintln!("processor: {n} events in {secs:.1}s");
-        Processor { rate: n as f64 / secs, rules, shutdown, handle, _state: state }
+        // the processing threads are still alive: their CPU so far is the run's
+        let cpu = thread_cpu_secs("processor");
+        eprintln!("processor: {n} events in {secs:.1}s, processing threads {cpu:.2} CPU-s");
+        Processor {
+            rate: n as f64 / secs,
+            cpu_us_per_event: cpu * 1e6 / n as f64,
+            rules,
+            shutdown,
+            handle,
+            _state: state,
+        }
     }
 
     fn stop(self) {
         self.shutdown.cancel();
         let _ = self.handle.join();
     }
+}
+
+/// CPU seconds (user + system) of this process's threads whose name starts
+/// with `prefix`, from `/proc/self/task/*/stat` (Linux; 0 elsewhere).
+fn thread_cpu_secs(prefix: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0.0 };
+    let mut ticks = 0u64;
+    for task in tasks.filter_map(Result::ok) {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with(prefix) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // fields after the parenthesised name: state is field 3, utime 14, stime 15
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let field = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        ticks += field(14) + field(15);
+    }
+    // USER_HZ is 100 on Linux
+    ticks as f64 / 100.0
 }
 
 /// Batch sizes and durations from the metrics, to print one run's means.
