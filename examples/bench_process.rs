@@ -21,7 +21,7 @@ mod common;
 #[path = "bench/copy.rs"]
 mod copy;
 
-use common::{client, create_topic, send_waiting};
+use common::{client, create_topic, send_waiting, thread_cpu_secs};
 use postback::codec::encode_event_json;
 use postback::config;
 use postback::demo::generator::{Generator, Mix};
@@ -154,27 +154,6 @@ impl Processor {
         self.shutdown.cancel();
         let _ = self.handle.join();
     }
-}
-
-/// CPU seconds (user + system) of this process's threads whose name starts
-/// with `prefix`, from `/proc/self/task/*/stat` (Linux; 0 elsewhere).
-fn thread_cpu_secs(prefix: &str) -> f64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0.0 };
-    let mut ticks = 0u64;
-    for task in tasks.filter_map(Result::ok) {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if !comm.starts_with(prefix) {
-            continue;
-        }
-        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        // fields after the parenthesised name: state is field 3, utime 14, stime 15
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let field = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        ticks += field(14) + field(15);
-    }
-    // USER_HZ is 100 on Linux
-    ticks as f64 / 100.0
 }
 
 /// Batch sizes and durations from the metrics, to print one run's means.

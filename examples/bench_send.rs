@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{client, create_topic, send_waiting};
+use common::{client, create_topic, process_cpu_secs, send_waiting};
 use postback::codec::{JobEncoding, encode_job};
 use postback::config;
 use postback::domain::{Job, Method, Routing};
@@ -53,11 +53,13 @@ fn main() {
     }
     // reading the counters renders the registry: poll gently
     let t = Instant::now();
+    let cpu = process_cpu_secs();
     let first = delivered();
     while delivered() < n as u64 {
         std::thread::sleep(Duration::from_millis(20));
     }
     let secs = t.elapsed().as_secs_f64();
+    let cpu = process_cpu_secs() - cpu;
     let rate = (n as u64 - first) as f64 / secs;
     shutdown.cancel();
     let _ = rt.block_on(task);
@@ -68,6 +70,8 @@ fn main() {
     println!("load_tool_requests_per_s={wrk_rate:.0}");
     println!("sender_postbacks_per_s={rate:.0}");
     println!("ratio={:.2}", rate / wrk_rate);
+    // the whole sender process: HTTP client, Kafka clients, their share of the kernel
+    println!("sender_cpu_us_per_postback={:.1}", cpu * 1e6 / (n as u64 - first) as f64);
     println!("request_latency_p50_ms={:.1} p99_ms={:.1}", q(0.5), q(0.99));
     let outcome = |o: &str| sum("postback_deliveries_total", &[("outcome", o)]) as u64;
     println!("deferred={} retried={} dlq={}", outcome("deferred"), outcome("retried"), outcome("dlq"));
