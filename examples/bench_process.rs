@@ -82,7 +82,10 @@ fn main() {
         .filter(|p| p.event.to_string().contains("(by user)") || p.event.name() == "new_user")
         .map(|p| p.id.clone())
         .collect();
-    let (p50, p99, samples, split) = latency(&bootstrap, &topic, &mut generator, &user_postbacks);
+    let (p50, p99, samples, split) = latency(&bootstrap, &topic, &mut generator, &user_postbacks, 5_000.0);
+    // half load: half the rate this configuration just sustained
+    let half = (rate / 2.0).round();
+    let (h50, h99, h_samples, _) = latency(&bootstrap, &topic, &mut generator, &user_postbacks, half);
     run.stop();
     let mode = if repartition() { "repartition" } else { "co-partitioned" };
     let threads = threads.map_or_else(|| format!("{cores} (default)"), |t| t.to_string());
@@ -98,8 +101,9 @@ fn main() {
         println!("processor_1_thread_cpu_us_per_event={one_cpu:.2}");
         println!("thread_scaling={:.2}", rate / one);
     }
-    println!("latency_samples={samples} p50_ms={p50:.1} p99_ms={p99:.1}");
+    println!("latency_samples={samples} p50_ms={p50:.1} p99_ms={p99:.1} (5000 events/s)");
     println!("{split}");
+    println!("half_load_events_per_s={half:.0} latency_samples={h_samples} p50_ms={h50:.1} p99_ms={h99:.1}");
     batches.print();
 }
 
@@ -136,6 +140,7 @@ impl Processor {
         // processes alone until the others' rebalance, which is not the
         // steady state being measured
         let (t, base) = (Instant::now(), committed_now(bootstrap, &group, topic));
+        eprintln!("input partitions per thread when ready: {}", assignment(topic));
         wait_committed(bootstrap, &group, topic, n as i64);
         if repartition() {
             wait_committed(bootstrap, &group, &states, n as i64);
@@ -276,6 +281,19 @@ fn bench_config(bootstrap: &str, topic: &str, run: &str, threads: Option<usize>,
     config::load_str(&text, Path::new("bench.toml"), Vec::<(String, String)>::new()).expect("bench config")
 }
 
+/// Input partitions per processing thread, from the metrics.
+fn assignment(topic: &str) -> String {
+    let names = std::iter::once("processor".to_owned()).chain((0..16).map(|i| format!("processor-{i}")));
+    names
+        .filter_map(|name| {
+            let labels = [("thread", name.as_str()), ("topic", topic)];
+            let n = postback::telemetry::metrics::sum("postback_processor_partitions", &labels);
+            (n > 0.0).then(|| format!("{name}={n}"))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Events of `topic` the group has committed so far.
 fn committed_now(bootstrap: &str, group: &str, topic: &str) -> i64 {
     let consumer: BaseConsumer = client(bootstrap).set("group.id", group).create().expect("consumer");
@@ -303,13 +321,15 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as i64
 }
 
-/// Produces events at a steady rate while a read_committed consumer of the
-/// jobs topic notes when each event's first job shows up.
+/// Produces events at a steady `rate` for 4 s (at least 20,000) while a
+/// read_committed consumer of the jobs topic notes when each event's first
+/// job shows up.
 fn latency(
     bootstrap: &str,
     topic: &str,
     generator: &mut Generator,
     user_postbacks: &std::collections::HashSet<String>,
+    rate: f64,
 ) -> (f64, f64, usize, String) {
     let prefix = topic.trim_end_matches(".events");
     let jobs_topic = format!("{prefix}.jobs");
@@ -326,7 +346,7 @@ fn latency(
         tpl.add_partition_offset(&jobs_topic, p, Offset::End).expect("tpl");
     }
     consumer.assign(&tpl).expect("assign");
-    let events: Vec<_> = generator.take(20_000).collect();
+    let events: Vec<_> = generator.take(((rate * 4.0) as usize).max(20_000)).collect();
     let sent_at: Arc<RwLock<HashMap<String, i64>>> = Arc::new(RwLock::new(HashMap::new()));
     let (b, t, s) = (bootstrap.to_owned(), topic.to_owned(), Arc::clone(&sent_at));
     let producer = std::thread::spawn(move || {
@@ -334,7 +354,7 @@ fn latency(
         let stamped = events.into_iter().inspect(|e| {
             s.write().expect("lock").insert(e.event_id.clone(), now_ms());
         });
-        produce(&b, &t, stamped, Some(5_000.0))
+        produce(&b, &t, stamped, Some(rate))
     });
     let mut lat: Vec<f64> = Vec::new();
     let mut by_stage: [Vec<f64>; 2] = [Vec::new(), Vec::new()];

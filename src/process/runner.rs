@@ -270,7 +270,9 @@ impl Runner {
             let _ = self.handle_assignments(&mut Vec::new());
         }
         self.parts.close();
-        metrics().thread_partitions(&self.name, 0);
+        for topic in [&self.fixed.topics.events, &self.fixed.topics.user_activity] {
+            metrics().thread_partitions(&self.name, topic, 0);
+        }
     }
 
     /// Collects a batch that adapts to the commit in flight: it takes what
@@ -355,8 +357,7 @@ impl Runner {
     fn handle_assignments(&mut self, records: &mut Vec<InRecord>) -> Result<(), ProcessError> {
         let events = self.consumer.context().take_events();
         if !events.is_empty() {
-            let assigned = self.consumer.assignment().map_or(0, |a| a.count());
-            metrics().thread_partitions(&self.name, assigned);
+            self.publish_assignment();
         }
         for event in events {
             match event {
@@ -392,6 +393,15 @@ impl Runner {
             }
         }
         Ok(())
+    }
+
+    /// This thread's partitions per topic, as a metric.
+    fn publish_assignment(&self) {
+        let assigned = self.consumer.assignment().unwrap_or_default();
+        for topic in [&self.fixed.topics.events, &self.fixed.topics.user_activity] {
+            let n = assigned.elements().iter().filter(|e| e.topic() == topic.as_str()).count();
+            metrics().thread_partitions(&self.name, topic, n);
+        }
     }
 
     /// Processes `records` (while the previous batch may still be

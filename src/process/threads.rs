@@ -8,8 +8,19 @@
 //!
 //! Identity: thread 0 keeps the instance's `instance_id` (so a single-thread
 //! instance that gains threads still fences what it left open), thread `i`
-//! uses `<instance_id>.t<i>` for its `transactional.id`, `group.instance.id`
-//! and `client.id`.
+//! uses `<instance_id>.t<i>` for its `transactional.id` and `client.id`.
+//!
+//! Only thread 0 joins as a static member (with `kafka.static_membership`).
+//! A static member that rejoins gets its cached assignment without a
+//! rebalance; when a process is killed between the two rounds of a
+//! cooperative rebalance among its own threads, the partitions revoked in
+//! the first round belong to no one in that cached state, and with every
+//! thread static nothing would ever hand them out again (the kill -9 test
+//! caught a restarted processor whose threads held only the user-activity
+//! partitions). The other threads join dynamically: their join is a
+//! rebalance, so every start hands out every partition. The cost: after a
+//! kill -9, the partitions of threads 1… wait for the dead members' session
+//! to expire (`session.timeout.ms`), while thread 0 resumes at once.
 
 use super::ProcessError;
 use super::runner::Runner;
@@ -42,6 +53,10 @@ pub fn members(fixed: &Config, threads: usize) -> Vec<Member> {
             let mut config = fixed.clone();
             if i > 0 {
                 config.kafka.instance_id = Some(format!("{}.t{i}", fixed.instance_id()));
+                // a dynamic member: its join at every start is a rebalance,
+                // which gives out partitions a static-only group can be left
+                // without (see the module comment)
+                config.kafka.static_membership = false;
             }
             let name = if threads == 1 { "processor".to_owned() } else { format!("processor-{i}") };
             Member { name, config }
@@ -137,6 +152,8 @@ mod tests {
         let got: Vec<(String, String)> = m.iter().map(|m| (m.name.clone(), m.config.instance_id())).collect();
         let want = [("processor-0", "pod-a"), ("processor-1", "pod-a.t1"), ("processor-2", "pod-a.t2")];
         assert_eq!(got, want.map(|(a, b)| (a.to_owned(), b.to_owned())));
+        let statics: Vec<bool> = m.iter().map(|m| m.config.kafka.static_membership).collect();
+        assert_eq!(statics, [true, false, false], "only thread 0 joins as a static member");
         assert_eq!(members(&config, 1)[0].name, "processor");
         assert_eq!(members(&config, 1)[0].config.instance_id(), "pod-a");
     }

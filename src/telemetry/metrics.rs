@@ -212,9 +212,9 @@ impl Metrics {
     }
 
     /// `assigned`: partitions came in; else they were revoked.
-    /// Partitions (input and user activity) assigned to a processing thread.
-    pub fn thread_partitions(&self, thread: &str, n: usize) {
-        self.thread_partitions.with_label_values(&[thread]).set(i64::try_from(n).unwrap_or(i64::MAX));
+    /// Partitions of `topic` (input or user activity) assigned to a processing thread.
+    pub fn thread_partitions(&self, thread: &str, topic: &str, n: usize) {
+        self.thread_partitions.with_label_values(&[thread, topic]).set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     pub fn rebalance(&self, group: &str, assigned: bool) {
@@ -372,8 +372,8 @@ impl Metrics {
             thread_partitions: gauge(
                 &r,
                 "processor_partitions",
-                "partitions (input and user activity) assigned to each processing thread",
-                &["thread"],
+                "partitions of the input and user-activity topics assigned to each processing thread",
+                &["thread", "topic"],
             ),
             event_lag: histogram(&r, "event_time_lag_seconds", "processing time minus event time", &["app"], LAG),
             consumer_lag: gauge(
