@@ -58,13 +58,13 @@ fn main() {
     eprintln!("exactly-once copy: {floor:.0} events/s");
 
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    // thread scaling: one processing thread first, from empty state with its
-    // own group and state topics, then the shipped default (the cores)
-    let single = (cores > 1 && std::env::var("BENCH_THREADS").is_err()).then(|| {
-        let run = Processor::start(&bootstrap, &topic, n, "one", Some(1));
+    // thread scaling: one processing thread per core first, from empty
+    // state with its own group and state topics, then the shipped default
+    let multi = (cores > 1 && std::env::var("BENCH_THREADS").is_err()).then(|| {
+        let run = Processor::start(&bootstrap, &topic, n, "multi", Some(cores));
         let (rate, cpu) = (run.rate, run.cpu_us_per_event);
         run.stop();
-        eprintln!("processor, 1 thread: {rate:.0} events/s");
+        eprintln!("processor, {cores} threads: {rate:.0} events/s");
         (rate, cpu)
     });
     let before = BatchMetrics::now();
@@ -88,7 +88,7 @@ fn main() {
     let (h50, h99, h_samples, _) = latency(&bootstrap, &topic, &mut generator, &user_postbacks, half);
     run.stop();
     let mode = if repartition() { "repartition" } else { "co-partitioned" };
-    let threads = threads.map_or_else(|| format!("{cores} (default)"), |t| t.to_string());
+    let threads = threads.map_or_else(|| "1 (default)".to_owned(), |t| t.to_string());
     println!("events={n} devices={devices} partitions={PARTITIONS} mode={mode} threads={threads} cores={cores}");
     println!("raw_consume_events_per_s={raw:.0}");
     println!("processor_events_per_s={rate:.0}");
@@ -96,10 +96,10 @@ fn main() {
     println!("ratio={:.2}", rate / raw);
     println!("ratio_to_eos_copy={:.2}", rate / floor);
     println!("processing_thread_cpu_us_per_event={cpu:.2}");
-    if let Some((one, one_cpu)) = single {
-        println!("processor_1_thread_events_per_s={one:.0} ratio_to_eos_copy={:.2}", one / floor);
-        println!("processor_1_thread_cpu_us_per_event={one_cpu:.2}");
-        println!("thread_scaling={:.2}", rate / one);
+    if let Some((many, many_cpu)) = multi {
+        println!("processor_{cores}_threads_events_per_s={many:.0} ratio_to_eos_copy={:.2}", many / floor);
+        println!("processor_{cores}_threads_cpu_us_per_event={many_cpu:.2}");
+        println!("thread_scaling={:.2}", many / rate);
     }
     println!("latency_samples={samples} p50_ms={p50:.1} p99_ms={p99:.1} (5000 events/s)");
     println!("{split}");

@@ -83,10 +83,10 @@ impl Config {
         self.kafka.instance_id.clone().unwrap_or_else(hostname)
     }
 
-    /// Processing threads wanted: `process.threads`, else the cores this
-    /// process may use (which honours a container's CPU quota).
+    /// Processing threads wanted: `process.threads`, else one (see the
+    /// README's *Processing threads* for why not one per core).
     pub fn process_threads(&self) -> usize {
-        self.process.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        self.process.threads.unwrap_or(1)
     }
 
     /// The decoding options of `[input]`.

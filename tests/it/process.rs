@@ -81,14 +81,26 @@ fn every_trigger_kind_end_to_end() {
 
 #[test]
 fn kill_9_mid_stream_loses_and_duplicates_nothing() {
-    let env = TestEnv::new("crash", 4, SINK, "");
+    kill_9_mid_stream("crash", 1);
+}
+
+/// Two processing threads: a kill between the two rounds of their
+/// cooperative rebalance once left the input partitions to no one when
+/// every thread rejoined as a static member.
+#[test]
+fn kill_9_with_two_processing_threads_loses_and_duplicates_nothing() {
+    kill_9_mid_stream("crash2t", 2);
+}
+
+fn kill_9_mid_stream(name: &str, threads: usize) {
+    let env = TestEnv::new(name, 4, SINK, "");
     let mut events = scripted_events();
     events.extend(generated(300, 6000, 2));
     let chunks: Vec<&[Event]> = events.chunks(events.len() / 4 + 1).collect();
     let pauses = [150u64, 400, 20, 250];
     let mut kills = 0;
     for (i, chunk) in chunks.iter().enumerate() {
-        let mut p = env.start("p1");
+        let mut p = env.start_cmd("process", "p1", &[("POSTBACK__PROCESS__THREADS", threads.to_string())]);
         env.produce_part(chunk, &events);
         // kill while the instance is busy: after it has started committing
         assert!(
