@@ -36,34 +36,32 @@ where
     }
 }
 
-#[allow(dead_code)] // not every benchmark reports it
 /// CPU seconds (user + system) of this process's threads whose name starts
 /// with `prefix`, from `/proc/self/task/*/stat` (Linux; 0 elsewhere).
+#[allow(dead_code)] // not every benchmark reports it
 pub fn thread_cpu_secs(prefix: &str) -> f64 {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0.0 };
-    let mut ticks = 0u64;
-    for task in tasks.filter_map(Result::ok) {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if !comm.starts_with(prefix) {
-            continue;
-        }
-        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        // fields after the parenthesised name: state is field 3, utime 14, stime 15
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let field = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        ticks += field(14) + field(15);
-    }
-    // USER_HZ is 100 on Linux
-    ticks as f64 / 100.0
+    tasks
+        .filter_map(Result::ok)
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with(prefix)))
+        .map(|t| cpu_secs(&t.path().join("stat")))
+        .sum()
 }
 
 /// CPU seconds (user + system) of the whole process so far.
 #[allow(dead_code)] // not every benchmark reports it
 pub fn process_cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    cpu_secs(std::path::Path::new("/proc/self/stat"))
+}
+
+/// utime + stime of a `/proc/.../stat` file, in seconds.
+#[allow(dead_code)] // used through the two above
+fn cpu_secs(stat: &std::path::Path) -> f64 {
+    let stat = std::fs::read_to_string(stat).unwrap_or_default();
+    // fields after the parenthesised name: state is field 3, utime 14, stime 15
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let field = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // USER_HZ is 100 on Linux
     (field(14) + field(15)) as f64 / 100.0
 }

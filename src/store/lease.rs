@@ -4,12 +4,12 @@
 //! closes the store a moment after the new owner is assigned it. The new
 //! owner waits for that instead of failing.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-static HELD: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+static HELD: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 static RELEASED: Condvar = Condvar::new();
 
 /// A directory held open; released when dropped.
@@ -25,8 +25,7 @@ impl Lease {
         let deadline = Instant::now() + wait;
         let mut held = HELD.lock().expect("store lease lock");
         loop {
-            let set = held.get_or_insert_with(HashSet::new);
-            if set.insert(path.to_owned()) {
+            if held.insert(path.to_owned()) {
                 return Some(Lease { path: path.to_owned() });
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -40,10 +39,7 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let mut held = HELD.lock().expect("store lease lock");
-        if let Some(set) = held.as_mut() {
-            set.remove(&self.path);
-        }
+        HELD.lock().expect("store lease lock").remove(&self.path);
         RELEASED.notify_all();
     }
 }
