@@ -10,7 +10,7 @@ use super::state::{
     ATTRIBUTIONS_KEPT, Attributed, COUNTS_KEPT, Count, DeviceState, Earlier, RECENT_EVENTS, TRANSACTIONS_KEPT,
     USER_CA_MARKS, UserState,
 };
-use super::user::UserActivity;
+use super::user::{ActivityRef, UserActivity};
 use std::collections::BTreeMap;
 
 /// Current format version of every value written.
@@ -232,11 +232,15 @@ pub fn decode_user(bytes: &[u8]) -> Result<UserState, BinaryError> {
 const ACTIVITY_WAID: u8 = 2;
 
 pub fn encode_activity(act: &UserActivity, out: &mut Vec<u8>) {
+    encode_activity_ref(&act.as_ref(), out);
+}
+
+pub fn encode_activity_ref(act: &ActivityRef<'_>, out: &mut Vec<u8>) {
     let waid = !act.event.device.waid.is_empty();
     out.push(if waid { ACTIVITY_WAID } else { VERSION });
-    put_event(out, &act.event);
-    put_attributed(out, &act.device_first);
-    put_attributed(out, &act.device_current);
+    put_event(out, act.event);
+    put_attributed(out, act.device_first);
+    put_attributed(out, act.device_current);
     put_u64(out, u64::from(act.device_seq));
     put_i64(out, act.install_ms);
     if waid {

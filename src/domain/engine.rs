@@ -12,32 +12,32 @@ use super::job::Job;
 use super::routing::{RouteInput, route};
 use super::rules::Rules;
 use super::state::{DeviceState, UserState};
-use super::user::{UserActivity, UserOutcome, apply_user};
+use super::user::{ActivityRef, UserActivity, UserOutcome, apply_user};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 /// What the device stage did with one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceStep {
+pub struct DeviceStep<'a> {
     pub outcome: DeviceOutcome,
     /// The record to forward to the user stage (events with a user id).
-    pub activity: Option<UserActivity>,
+    pub activity: Option<ActivityRef<'a>>,
 }
 
 /// Device rules and routing for one event; jobs are appended to `jobs`.
-pub fn device_step(
+pub fn device_step<'a>(
     rules: &Rules,
     app: &App,
-    state: &mut Option<DeviceState>,
-    event: &Event,
+    state: &'a mut Option<DeviceState>,
+    event: &'a Event,
     now_ms: i64,
     jobs: &mut Vec<Job>,
-) -> DeviceStep {
+) -> DeviceStep<'a> {
     let outcome = apply_device(state, event, app);
     if outcome.duplicate {
         return DeviceStep { outcome, activity: None };
     }
-    let st = state.as_ref().expect("apply_device leaves a state");
+    let st: &DeviceState = state.as_ref().expect("apply_device leaves a state");
     // CA postbacks of a late event go to the attribution of its time
     let (current, seq, _) = st.attribution_at(event.timestamp_ms);
     let input = RouteInput {
@@ -50,10 +50,10 @@ pub fn device_step(
         occurrence: outcome.occurrence,
     };
     route(rules, &outcome.triggers, &input, jobs);
-    let activity = (!event.user_id.is_empty()).then(|| UserActivity {
-        event: event.clone(),
-        device_first: st.first.clone(),
-        device_current: current.clone(),
+    let activity = (!event.user_id.is_empty()).then_some(ActivityRef {
+        event,
+        device_first: &st.first,
+        device_current: current,
         device_seq: seq,
         install_ms: st.install_ms,
     });
@@ -121,9 +121,9 @@ impl Engine {
         let mut jobs = Vec::new();
         let key = state_key(&event.app_id, &event.device_id);
         let mut state = self.devices.remove(&key);
-        let step = device_step(&rules, app, &mut state, event, now_ms, &mut jobs);
+        let activity = device_step(&rules, app, &mut state, event, now_ms, &mut jobs).activity.map(|a| a.to_owned());
         self.devices.insert(key, state.expect("device state"));
-        if let Some(act) = step.activity {
+        if let Some(act) = activity {
             let key = user_key(app, &event.user_id);
             let mut user = self.users.remove(&key);
             user_step(&rules, app, &mut user, &act, now_ms, &mut jobs);

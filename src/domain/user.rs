@@ -27,6 +27,42 @@ pub struct UserActivity {
     pub install_ms: i64,
 }
 
+/// A [`UserActivity`] borrowed from the event and the device state it was
+/// taken from: the device stage encodes it straight to its record, without
+/// copying the event and two attributions first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActivityRef<'a> {
+    pub event: &'a Event,
+    pub device_first: &'a Attributed,
+    pub device_current: &'a Attributed,
+    pub device_seq: u32,
+    pub install_ms: i64,
+}
+
+impl ActivityRef<'_> {
+    pub fn to_owned(&self) -> UserActivity {
+        UserActivity {
+            event: self.event.clone(),
+            device_first: self.device_first.clone(),
+            device_current: self.device_current.clone(),
+            device_seq: self.device_seq,
+            install_ms: self.install_ms,
+        }
+    }
+}
+
+impl UserActivity {
+    pub fn as_ref(&self) -> ActivityRef<'_> {
+        ActivityRef {
+            event: &self.event,
+            device_first: &self.device_first,
+            device_current: &self.device_current,
+            device_seq: self.device_seq,
+            install_ms: self.install_ms,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UserOutcome {
     pub created: bool,
