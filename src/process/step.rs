@@ -14,7 +14,7 @@ use crate::domain::check::check_event;
 use crate::domain::engine::{device_step, state_key, user_key, user_step};
 use crate::domain::{DeviceState, Event, Job, Rules, UserActivity, UserState};
 use crate::store::StoreError;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// What one stage does with one record.
 pub trait StageStep {
@@ -93,7 +93,7 @@ impl StageStep for DeviceStep {
         out.jobs(jobs, &event.device_id, env);
         if let Some(act) = step.activity {
             let mut value = Vec::with_capacity(512);
-            binary::encode_activity(&act, &mut value);
+            binary::encode_activity_ref(&act, &mut value);
             let key = user_key(app, &act.event.user_id).into_bytes();
             out.forward(Stage::User, key, value, env.layout.user_activity);
         }
@@ -179,10 +179,18 @@ enum Slot<S> {
     Corrupt(String),
 }
 
-/// The keys of one partition. foldhash, not SipHash: a batch hashes each
-/// key several times (SipHash was 4% of the processing thread), and its
+/// The keys a batch touches, each once: a record finds its key's slot by
+/// index, so each key is hashed once per record (and once more in the
+/// committing batch's view when first seen). foldhash, not SipHash: its
 /// per-process random seed still keeps crafted device ids from colliding.
-type Overlay<S> = HashMap<String, Slot<S>, foldhash::fast::RandomState>;
+struct Keys<'v, S> {
+    /// Per key: its partition, the key, its state.
+    slots: Vec<(i32, &'v str, Slot<S>)>,
+    /// Per valid record: the index of its key's slot.
+    of_record: Vec<usize>,
+}
+
+type Index<'v> = HashMap<(i32, &'v str), usize, foldhash::fast::RandomState>;
 
 /// Runs one stage's records of a batch. Fails only when a store cannot be
 /// read.
@@ -203,11 +211,10 @@ pub fn run<S: StageStep>(
             Err(rejected) => out.dead_letter(r, rejected, env),
         }
     }
-    let mut overlays = load::<S>(&valid, view)?;
+    let mut keys = load::<S>(&valid, view)?;
     let mut jobs = Vec::new();
-    for (r, input, key) in &valid {
-        let slot = overlays.get_mut(&r.partition).and_then(|o| o.get_mut(key)).expect("loaded");
-        match slot {
+    for ((r, input, key), &slot) in valid.iter().zip(&keys.of_record) {
+        match &mut keys.slots[slot].2 {
             Slot::Corrupt(reason) => out.dead_letter(r, ("corrupt_state", reason.clone()), env),
             Slot::Loaded { state, dirty } => {
                 jobs.clear();
@@ -217,14 +224,11 @@ pub fn run<S: StageStep>(
             }
         }
     }
-    for (partition, overlay) in overlays {
-        let part = Part::new(S::STAGE, partition);
-        for (key, slot) in overlay {
-            if let Slot::Loaded { state: Some(state), dirty: true } = slot {
-                let mut value = Vec::with_capacity(256);
-                S::encode_state(&state, &mut value);
-                out.state(part, key.into_bytes(), value);
-            }
+    for (partition, key, slot) in keys.slots {
+        if let Slot::Loaded { state: Some(state), dirty: true } = slot {
+            let mut value = Vec::with_capacity(256);
+            S::encode_state(&state, &mut value);
+            out.state(Part::new(S::STAGE, partition), key.as_bytes().to_vec(), value);
         }
     }
     Ok(())
@@ -232,43 +236,43 @@ pub fn run<S: StageStep>(
 
 /// Reads the state of every key the records touch: from the committing
 /// batch when it wrote the key, else with one multi_get per partition.
-fn load<S: StageStep>(
-    items: &[(&InRecord, S::Input, String)],
+fn load<'v, S: StageStep>(
+    items: &'v [(&InRecord, S::Input, String)],
     view: StateView<'_>,
-) -> Result<HashMap<i32, Overlay<S::State>>, StoreError> {
-    let mut overlays: HashMap<i32, Overlay<S::State>> = HashMap::new();
-    let mut wanted: HashMap<i32, Vec<String>> = HashMap::new();
+) -> Result<Keys<'v, S::State>, StoreError> {
+    let mut keys = Keys { slots: Vec::new(), of_record: Vec::with_capacity(items.len()) };
+    let mut index = Index::with_capacity_and_hasher(items.len(), Default::default());
+    // per partition: the slots to read from its store
+    let mut wanted: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
     for (r, _, key) in items {
-        let part = Part::new(S::STAGE, r.partition);
-        let overlay = overlays.entry(r.partition).or_default();
-        if overlay.contains_key(key) {
+        let next = keys.slots.len();
+        let slot = *index.entry((r.partition, key.as_str())).or_insert(next);
+        keys.of_record.push(slot);
+        if slot != next {
             continue;
         }
+        let part = Part::new(S::STAGE, r.partition);
         match view.prior.get(part, key.as_bytes()) {
-            Some(bytes) => {
-                let slot = decoded::<S>(bytes, key, part);
-                overlay.insert(key.clone(), slot);
-            }
+            Some(bytes) => keys.slots.push((r.partition, key, decoded::<S>(bytes, key, part))),
             None => {
-                overlay.insert(key.clone(), Slot::Loaded { state: None, dirty: false });
-                wanted.entry(r.partition).or_default().push(key.clone());
+                keys.slots.push((r.partition, key, Slot::Loaded { state: None, dirty: false }));
+                wanted.entry(r.partition).or_default().push(slot);
             }
         }
     }
-    for (partition, keys) in wanted {
+    for (partition, slots) in wanted {
         let part = Part::new(S::STAGE, partition);
         let store = view.stores.get(&part).ok_or_else(|| StoreError::Missing(part.to_string()))?;
-        let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+        let refs: Vec<&[u8]> = slots.iter().map(|&i| keys.slots[i].1.as_bytes()).collect();
         let values = store.get_many(&refs)?;
-        let overlay = overlays.get_mut(&partition).expect("created above");
-        for (key, value) in keys.into_iter().zip(values) {
+        for (i, value) in slots.into_iter().zip(values) {
             if let Some(bytes) = value {
-                let slot = decoded::<S>(&bytes, &key, part);
-                overlay.insert(key, slot);
+                let key = keys.slots[i].1;
+                keys.slots[i].2 = decoded::<S>(&bytes, key, part);
             }
         }
     }
-    Ok(overlays)
+    Ok(keys)
 }
 
 fn decoded<S: StageStep>(bytes: &[u8], key: &str, part: Part) -> Slot<S::State> {
