@@ -537,7 +537,10 @@ impl Runner {
                 input_offset: positions.get(&Feed::input(key)).copied().or(old.input_offset),
                 changelog_offset: changelog.get(&key).map_or(old.changelog_offset, |o| o + 1),
             };
-            let puts: Vec<(&[u8], &[u8])> = writes.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+            let mut puts: Vec<(&[u8], &[u8])> = writes.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+            // in key order, each memtable insert starts its skip-list search
+            // where the previous one ended instead of at the top
+            puts.sort_unstable_by_key(|(k, _)| *k);
             store.write(&puts, meta)?;
             self.parts.metas.insert(key, meta);
         }
