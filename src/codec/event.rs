@@ -207,7 +207,14 @@ fn tree(bytes: &[u8]) -> Result<serde_json::Value, DecodeError> {
 }
 
 fn json(bytes: &[u8]) -> Result<WireEvent, DecodeError> {
-    serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))
+    // one UTF-8 check of the whole record is cheaper than serde_json's
+    // check of every string in it; bytes that are not UTF-8 still get
+    // serde_json's error, which says where
+    let parsed = match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(bytes),
+    };
+    parsed.map_err(|e| DecodeError::Json(e.to_string()))
 }
 
 fn raw_avro(bytes: &[u8]) -> Result<WireEvent, DecodeError> {
