@@ -91,6 +91,34 @@ impl Beat {
     }
 }
 
+/// Longest the processing thread sleeps in [`InFlight::wait`] between two
+/// looks at the commit thread when nothing wakes it.
+const WAKE_AT_LEAST_EVERY: Duration = Duration::from_millis(50);
+
+/// Set by the commit thread once its outcome is decided, waking the thread
+/// that spawned it (the one that waits): the wait returns as soon as the
+/// commit does, not at the next tick of a poll.
+#[derive(Clone)]
+struct Done {
+    flag: Arc<AtomicBool>,
+    waiter: std::thread::Thread,
+}
+
+impl Done {
+    fn new() -> Done {
+        Done { flag: Arc::new(AtomicBool::new(false)), waiter: std::thread::current() }
+    }
+
+    fn signal(&self) {
+        self.flag.store(true, Ordering::Release);
+        self.waiter.unpark();
+    }
+
+    fn is_set(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+}
+
 /// What a committed batch still has to do on the processing thread.
 pub struct Committing {
     /// First offset per source partition: where a failed commit rewinds to.
@@ -140,6 +168,7 @@ pub enum Outcome {
 pub struct InFlight {
     pub batch: Committing,
     handle: JoinHandle<Result<ChangelogOffsets, Stop>>,
+    done: Done,
     beat: Beat,
     /// Set when the thread is left behind: it no longer speaks for readiness.
     left: Arc<AtomicBool>,
@@ -164,6 +193,8 @@ impl InFlight {
         let heard = beat.clone();
         let left = Arc::new(AtomicBool::new(false));
         let left_behind = Arc::clone(&left);
+        let done = Done::new();
+        let finished = done.clone();
         let spawned = std::thread::Builder::new().name("txn-commit".into()).spawn(move || {
             let t = Instant::now();
             let sent = stall.during("send_offsets_to_transaction", || {
@@ -182,24 +213,27 @@ impl InFlight {
             });
             metrics().batch_duration(BatchSpan::Commit, t.elapsed().as_secs_f64());
             gate.leave(ticket);
-            result.map(|()| producer.take_changelog_offsets())
+            let result = result.map(|()| producer.take_changelog_offsets());
+            finished.signal();
+            result
         });
         let handle = spawned.inspect_err(|_| env.gate.leave(ticket))?;
         let batch =
             Committing { first, state: out.state, positions: out.positions, stats: out.stats, records, started };
-        Ok(InFlight { batch, handle, beat, left, stall: env.stall.clone(), gate: Arc::clone(&env.gate), ticket })
+        Ok(InFlight { batch, handle, done, beat, left, stall: env.stall.clone(), gate: Arc::clone(&env.gate), ticket })
     }
 
-    /// Whether the commit has an outcome (`wait` would not block).
+    /// Whether the commit has an outcome (`wait` would not block for long:
+    /// at most until the thread returns it).
     pub fn is_settled(&self) -> bool {
-        self.handle.is_finished()
+        self.done.is_set() || self.handle.is_finished()
     }
 
     /// Waits for the commit's outcome — or until no call of the commit
     /// thread has returned for `hung_after`: then the thread is left behind
     /// and the outcome is [`Outcome::Hung`].
     pub fn wait(self, hung_after: Duration) -> (Committing, Outcome) {
-        while !self.handle.is_finished() {
+        while !self.is_settled() {
             let silent = self.beat.silent_for();
             if silent >= hung_after {
                 // the stuck call must not hold readiness once a new producer
@@ -209,7 +243,9 @@ impl InFlight {
                 self.gate.leave(self.ticket);
                 return (self.batch, Outcome::Hung(silent));
             }
-            std::thread::sleep(Duration::from_millis(5));
+            // woken by the commit thread's signal; the timeout only bounds
+            // how late a hang (or a panic, which signals nothing) is seen
+            std::thread::park_timeout((hung_after - silent).min(WAKE_AT_LEAST_EVERY));
         }
         let outcome = match self.handle.join() {
             Ok(Ok(changelog)) => Outcome::Committed(changelog),
@@ -274,6 +310,7 @@ mod tests {
         let f = InFlight {
             batch: committing(),
             handle,
+            done: Done::new(),
             beat: Beat::new(),
             left: Arc::clone(&left),
             stall: stall.clone(),
@@ -303,6 +340,8 @@ mod tests {
         let ticket = gate.enter();
         let beat = Beat::new();
         let (heard, thread_gate) = (beat.clone(), Arc::clone(&gate));
+        let done = Done::new();
+        let finished = done.clone();
         // a broker away for longer than the hang limit: every call returns, retriable
         let handle = std::thread::spawn(move || {
             for _ in 0..6 {
@@ -310,12 +349,35 @@ mod tests {
                 heard.now();
             }
             thread_gate.leave(ticket);
+            finished.signal();
             Ok(ChangelogOffsets::new())
         });
         let watch = super::super::stall::StallWatch::spawn(Health::new()).unwrap();
         let left = Arc::new(AtomicBool::new(false));
-        let f = InFlight { batch: committing(), handle, beat, left, stall: watch.handle(), gate, ticket };
+        let f = InFlight { batch: committing(), handle, done, beat, left, stall: watch.handle(), gate, ticket };
         let (_, result) = f.wait(Duration::from_millis(150));
         assert!(matches!(result, Outcome::Committed(_)), "{result:?}");
+    }
+
+    #[test]
+    fn a_commit_thread_that_panics_before_its_signal_still_settles_as_failed() {
+        let gate = Arc::new(Gate::default());
+        let ticket = gate.enter();
+        let handle = std::thread::spawn(|| -> Result<ChangelogOffsets, Stop> { panic!("commit thread panics") });
+        let watch = super::super::stall::StallWatch::spawn(Health::new()).unwrap();
+        let left = Arc::new(AtomicBool::new(false));
+        let beat = Beat::new();
+        let f = InFlight {
+            batch: committing(),
+            handle,
+            done: Done::new(),
+            beat,
+            left,
+            stall: watch.handle(),
+            gate,
+            ticket,
+        };
+        let (_, result) = f.wait(Duration::from_secs(60));
+        assert!(matches!(result, Outcome::Failed(Stop::Failed(rdkafka::error::KafkaError::Canceled))), "{result:?}");
     }
 }
