@@ -82,10 +82,13 @@ fn main() {
         .filter(|p| p.event.to_string().contains("(by user)") || p.event.name() == "new_user")
         .map(|p| p.id.clone())
         .collect();
-    let (p50, p99, samples, split) = latency(&bootstrap, &topic, &mut generator, &user_postbacks, 5_000.0);
-    // half load: half the rate this configuration just sustained
-    let half = (rate / 2.0).round();
-    let (h50, h99, h_samples, _) = latency(&bootstrap, &topic, &mut generator, &user_postbacks, half);
+    // BENCH_LATENCY=0: throughput only (A/B runs of a change)
+    let latencies = std::env::var("BENCH_LATENCY").map_or(true, |v| v != "0").then(|| {
+        let at_5k = latency(&bootstrap, &topic, &mut generator, &user_postbacks, 5_000.0);
+        // half load: half the rate this configuration just sustained
+        let half = (rate / 2.0).round();
+        (at_5k, half, latency(&bootstrap, &topic, &mut generator, &user_postbacks, half))
+    });
     run.stop();
     let mode = if repartition() { "repartition" } else { "co-partitioned" };
     let threads = threads.map_or_else(|| "1 (default)".to_owned(), |t| t.to_string());
@@ -101,9 +104,11 @@ fn main() {
         println!("processor_{cores}_threads_cpu_us_per_event={many_cpu:.2}");
         println!("thread_scaling={:.2}", many / rate);
     }
-    println!("latency_samples={samples} p50_ms={p50:.1} p99_ms={p99:.1} (5000 events/s)");
-    println!("{split}");
-    println!("half_load_events_per_s={half:.0} latency_samples={h_samples} p50_ms={h50:.1} p99_ms={h99:.1}");
+    if let Some(((p50, p99, samples, split), half, (h50, h99, h_samples, _))) = latencies {
+        println!("latency_samples={samples} p50_ms={p50:.1} p99_ms={p99:.1} (5000 events/s)");
+        println!("{split}");
+        println!("half_load_events_per_s={half:.0} latency_samples={h_samples} p50_ms={h50:.1} p99_ms={h99:.1}");
+    }
     batches.print();
 }
 
