@@ -5,6 +5,7 @@
 //! 20,000 records), so the ratio to it is what postback's own work costs.
 
 use crate::common::{client, create_topic};
+use postback::kafka::deliver::deliver_all;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -65,6 +66,9 @@ pub fn eos_copy_rate(bootstrap: &str, topic: &str, partitions: i32, n: usize) ->
         }
         let meta = consumer.group_metadata().expect("group metadata");
         producer.send_offsets_to_transaction(&offsets, &meta, Duration::from_secs(30)).expect("send offsets");
+        // as the processor does: acknowledgements served in 1 ms steps, not
+        // in flush's 100 ms ones, so the floor is not a commit's fixed wait
+        deliver_all(&producer, Duration::from_secs(60)).expect("deliver");
         producer.commit_transaction(Duration::from_secs(60)).expect("commit");
         copied += batch;
     }

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod client;
 pub mod context;
+pub mod deliver;
 pub mod layout;
 pub mod murmur2;
 

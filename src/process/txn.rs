@@ -10,6 +10,7 @@
 //! what a failure means ([`Verdict`]).
 
 use super::producer::TxnProducer;
+use crate::kafka::deliver::deliver_all;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::Producer;
 use std::time::{Duration, Instant};
@@ -80,7 +81,15 @@ pub fn commit(
     shutdown: &CancellationToken,
     stalled: impl FnMut(Duration, &KafkaError),
 ) -> Result<(), Stop> {
-    retry(shutdown, || p.inner.commit_transaction(CALL_WAIT), stalled)
+    retry(
+        shutdown,
+        || {
+            // the records' acknowledgements first, without flush's 100 ms
+            // steps; not delivered in time fails as flush's own timeout did
+            deliver_all(&p.inner, CALL_WAIT).and_then(|()| p.inner.commit_transaction(CALL_WAIT))
+        },
+        stalled,
+    )
 }
 
 /// `abort_transaction`. The abort purges queued records, whose delivery
