@@ -264,5 +264,18 @@ fn fields_longer_than_the_cap_are_refused_by_name() {
         decode_event_with(&encode_event_json(&e), &opts).unwrap_err().to_string(),
         format!("field 'attribution.click_params key' is 20 bytes, over input.max_field_bytes (16)")
     );
+    // every kind of name: top level, numbered, map value, nested
+    let mut e = full_event();
+    e.attribution.as_mut().unwrap().subs[2] = "s".repeat(17);
+    e.attribution.as_mut().unwrap().click_params.insert("gclid".into(), "v".repeat(18));
+    let err = decode_event_with(&encode_event_json(&e), &opts).unwrap_err().to_string();
+    assert_eq!(err, "field 'attribution.sub3' is 17 bytes, over input.max_field_bytes (16)");
+    e.attribution.as_mut().unwrap().subs[2] = String::new();
+    let err = decode_event_with(&encode_event_json(&e), &opts).unwrap_err().to_string();
+    assert_eq!(err, "field 'attribution.click_params.gclid' is 18 bytes, over input.max_field_bytes (16)");
+    let mut e = full_event();
+    e.event_id = "e".repeat(19);
+    let err = decode_event_with(&encode_event_json(&e), &opts).unwrap_err().to_string();
+    assert_eq!(err, "field 'event_id' is 19 bytes, over input.max_field_bytes (16)");
     assert!(decode_event_with(&encode_event_json(&full_event()), &opts).is_ok());
 }
