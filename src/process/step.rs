@@ -240,7 +240,9 @@ fn load<'v, S: StageStep>(
     items: &'v [(&InRecord, S::Input, String)],
     view: StateView<'_>,
 ) -> Result<Keys<'v, S::State>, StoreError> {
-    let mut keys = Keys { slots: Vec::new(), of_record: Vec::with_capacity(items.len()) };
+    // sized for one key per record: a state is large, and growing the
+    // vector by doubling copied each one several times
+    let mut keys = Keys { slots: Vec::with_capacity(items.len()), of_record: Vec::with_capacity(items.len()) };
     let mut index = Index::with_capacity_and_hasher(items.len(), Default::default());
     // per partition: the slots to read from its store
     let mut wanted: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
