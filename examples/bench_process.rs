@@ -148,7 +148,18 @@ impl Processor {
         let health = Health::new();
         let handle = process::start(Arc::new(RwLock::new(Arc::new(config))), health.clone(), shutdown.clone())
             .expect("start processor");
-        while !health.is_ready() {
+        // ready, every thread holding partitions and every input partition
+        // held: readiness alone can come before the last thread has joined
+        // or in the middle of a cooperative rebalance, between one thread
+        // giving partitions up and another taking them
+        let settled = Instant::now() + Duration::from_secs(120);
+        let names: Vec<String> = match threads.unwrap_or(1) {
+            1 => vec!["processor".to_owned()],
+            many => (0..many).map(|i| format!("processor-{i}")).collect(),
+        };
+        let all_hold = || names.iter().all(|name| held(name, None) > 0.0);
+        let input_held = || names.iter().map(|name| held(name, Some(topic))).sum::<f64>() == PARTITIONS as f64;
+        while !(health.is_ready() && all_hold() && input_held()) && Instant::now() < settled {
             std::thread::sleep(Duration::from_millis(20));
         }
         // the clock starts once every thread has joined and restored, and
@@ -302,6 +313,14 @@ fn bench_config(bootstrap: &str, topic: &str, run: &str, threads: Option<usize>,
 }
 
 /// Input partitions per processing thread, from the metrics.
+/// Partitions processing thread `name` holds (of `topic`, or of all), from
+/// the metrics.
+fn held(name: &str, topic: Option<&str>) -> f64 {
+    let mut labels = vec![("thread", name)];
+    labels.extend(topic.map(|t| ("topic", t)));
+    postback::telemetry::metrics::sum("postback_processor_partitions", &labels)
+}
+
 fn assignment(topic: &str) -> String {
     let names = std::iter::once("processor".to_owned()).chain((0..16).map(|i| format!("processor-{i}")));
     names
