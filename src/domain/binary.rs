@@ -232,7 +232,7 @@ pub fn decode_user(bytes: &[u8]) -> Result<UserState, BinaryError> {
 const ACTIVITY_WAID: u8 = 2;
 
 pub fn encode_activity(act: &UserActivity, out: &mut Vec<u8>) {
-    encode_activity_ref(&act.as_ref(), out);
+    encode_activity_ref(&act.borrowed(), out);
 }
 
 pub fn encode_activity_ref(act: &ActivityRef<'_>, out: &mut Vec<u8>) {

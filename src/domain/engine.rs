@@ -121,7 +121,7 @@ impl Engine {
         let mut jobs = Vec::new();
         let key = state_key(&event.app_id, &event.device_id);
         let mut state = self.devices.remove(&key);
-        let activity = device_step(&rules, app, &mut state, event, now_ms, &mut jobs).activity.map(|a| a.to_owned());
+        let activity = device_step(&rules, app, &mut state, event, now_ms, &mut jobs).activity.map(|a| a.to_activity());
         self.devices.insert(key, state.expect("device state"));
         if let Some(act) = activity {
             let key = user_key(app, &event.user_id);

@@ -5,12 +5,10 @@ use super::app::App;
 use super::postback::Postback;
 use super::trigger::Trigger;
 use super::when::Rates;
-use std::collections::{BTreeMap, HashMap as StdHashMap};
-
-/// Looked up several times per event: foldhash, not SipHash (1.2% of the
-/// processing thread). The keys are the config's, so its seeded hashing
-/// is protection enough.
-type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
+// looked up several times per event: foldhash, not SipHash (1.2% of the
+// processing thread); the keys are the config's
+use foldhash::HashMap;
+use std::collections::BTreeMap;
 
 /// Per-partner values routing needs.
 #[derive(Debug, Clone, Default)]

@@ -40,7 +40,7 @@ pub struct ActivityRef<'a> {
 }
 
 impl ActivityRef<'_> {
-    pub fn to_owned(&self) -> UserActivity {
+    pub fn to_activity(&self) -> UserActivity {
         UserActivity {
             event: self.event.clone(),
             device_first: self.device_first.clone(),
@@ -52,7 +52,7 @@ impl ActivityRef<'_> {
 }
 
 impl UserActivity {
-    pub fn as_ref(&self) -> ActivityRef<'_> {
+    pub fn borrowed(&self) -> ActivityRef<'_> {
         ActivityRef {
             event: &self.event,
             device_first: &self.device_first,

@@ -58,7 +58,7 @@ pub type StateWrites = BTreeMap<Part, Vec<Entry>>;
 /// commit fail, both batches are rewound and this view is dropped with them.
 #[derive(Default)]
 pub struct Prior<'a> {
-    values: HashMap<Part, HashMap<&'a [u8], &'a [u8], foldhash::fast::RandomState>>,
+    values: HashMap<Part, foldhash::HashMap<&'a [u8], &'a [u8]>>,
 }
 
 impl<'a> Prior<'a> {

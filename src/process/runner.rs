@@ -172,7 +172,7 @@ impl Runner {
         }
         self.health.unblock(PRODUCER_NOT_READY);
         let t = &self.fixed.topics;
-        self.consumer.subscribe(&[&t.events, &t.user_activity])?;
+        self.consumer.subscribe(&self.group_topics())?;
         let l = self.layout;
         tracing::info!(
             group = %self.fixed.kafka.group_id,
@@ -270,7 +270,7 @@ impl Runner {
             let _ = self.handle_assignments(&mut Vec::new());
         }
         self.parts.close();
-        for topic in [&self.fixed.topics.events, &self.fixed.topics.user_activity] {
+        for topic in self.group_topics() {
             metrics().thread_partitions(&self.name, topic, 0);
         }
     }
@@ -398,10 +398,15 @@ impl Runner {
     /// This thread's partitions per topic, as a metric.
     fn publish_assignment(&self) {
         let assigned = self.consumer.assignment().unwrap_or_default();
-        for topic in [&self.fixed.topics.events, &self.fixed.topics.user_activity] {
-            let n = assigned.elements().iter().filter(|e| e.topic() == topic.as_str()).count();
+        for topic in self.group_topics() {
+            let n = assigned.elements().iter().filter(|e| e.topic() == topic).count();
             metrics().thread_partitions(&self.name, topic, n);
         }
+    }
+
+    /// The topics this thread's group consumer subscribes to.
+    fn group_topics(&self) -> [&str; 2] {
+        [&self.fixed.topics.events, &self.fixed.topics.user_activity]
     }
 
     /// Processes `records` (while the previous batch may still be

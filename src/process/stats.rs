@@ -5,11 +5,9 @@ use crate::config::TopicsConfig;
 use crate::domain::device::DeviceOutcome;
 use crate::domain::{App, Event, Job, Routing, Trigger};
 use crate::telemetry::metrics::{EventResult, metrics};
-use std::collections::HashMap as StdHashMap;
-
-/// Counted per record: foldhash, not SipHash (which was 2% of the
-/// processing thread); the keys are config names and labels, not input.
-type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
+// counted per record: foldhash, not SipHash (which was 2% of the
+// processing thread); the keys are config names and labels, not input
+use foldhash::HashMap;
 
 #[derive(Debug, Default)]
 pub struct BatchStats {

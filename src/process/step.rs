@@ -14,7 +14,7 @@ use crate::domain::check::check_event;
 use crate::domain::engine::{device_step, state_key, user_key, user_step};
 use crate::domain::{DeviceState, Event, Job, Rules, UserActivity, UserState};
 use crate::store::StoreError;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// What one stage does with one record.
 pub trait StageStep {
@@ -190,7 +190,7 @@ struct Keys<'v, S> {
     of_record: Vec<usize>,
 }
 
-type Index<'v> = HashMap<(i32, &'v str), usize, foldhash::fast::RandomState>;
+type Index<'v> = foldhash::HashMap<(i32, &'v str), usize>;
 
 /// Runs one stage's records of a batch. Fails only when a store cannot be
 /// read.
