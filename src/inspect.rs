@@ -1,8 +1,9 @@
 //! `postback inspect device|user APP ID`: the stored state of one device or
 //! user and, per configured postback, whether its next event would fire it
 //! and why not — explained by `domain::explain`, i.e. by the rules
-//! themselves. Reads a state directory read-only (a stopped instance's, or
-//! a running one's through its admin API: `/inspect/device/APP/ID`).
+//! themselves. Reads a stopped instance's state directory read-only, or a
+//! running one's through its admin API (`/inspect/device/APP/ID`), which
+//! reads through the open stores: their last writes are not on disk yet.
 
 use crate::clock::now_ms;
 use crate::config::Config;
@@ -41,7 +42,7 @@ pub(crate) fn find(state_dir: &Path, stage: Stage, key: &str) -> Result<Option<V
         if !name.starts_with(&prefix) || !entry.path().is_dir() {
             continue;
         }
-        let store = RocksStore::open_read_only(&entry.path())?;
+        let store = RocksStore::open_for_reading(&entry.path())?;
         if let Some(v) = store.get_many(&[key.as_bytes()])?.pop().flatten() {
             return Ok(Some(v));
         }

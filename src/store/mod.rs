@@ -50,19 +50,11 @@ pub struct StoreStats {
 pub trait Store: Send {
     /// Values of `keys`, in order; `None` for a key never written.
     fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
-    /// Writes `puts` and `meta` atomically.
+    /// Writes `puts` and `meta` atomically. Not necessarily durable at once:
+    /// after a crash a store may hold an earlier write's state and meta,
+    /// never one without the other, and restoring from the changelog offset
+    /// in that meta brings it up to date.
     fn write(&mut self, puts: &[(&[u8], &[u8])], meta: StoreMeta) -> Result<(), StoreError>;
-    /// The same without a write-ahead log, for a restore: a crash loses the
-    /// unpersisted tail together with the meta that covers it, so the
-    /// restore starts again from the older offset. [`Store::persist`] must
-    /// follow before any logged write.
-    fn write_unlogged(&mut self, puts: &[(&[u8], &[u8])], meta: StoreMeta) -> Result<(), StoreError> {
-        self.write(puts, meta)
-    }
-    /// Makes every write so far durable (after a restore).
-    fn persist(&mut self) -> Result<(), StoreError> {
-        Ok(())
-    }
     fn meta(&self) -> Result<StoreMeta, StoreError>;
     fn stats(&self) -> StoreStats;
     /// Every (key, value) whose key starts with `prefix` (inspect, tests).

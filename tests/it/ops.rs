@@ -247,4 +247,19 @@ fn inspect_explains_why_postbacks_fire_or_not() {
     assert!(wait_until(Duration::from_secs(60), || p.ready()));
     let remote = inspect(&env, &["device", "m", "d1", "--admin", &p.admin]);
     assert_eq!(line(&remote, "acme | install"), line(&report, "acme | install"));
+    // a device first seen by the running instance: its state is not on disk
+    // yet (no write-ahead log, not flushed), so the admin API reads through
+    // the open store
+    env.produce(&[ev("i2", Install, 0.0).at_ms(returned).dev("d2").from("acme").0]);
+    let of_i2 = || env.jobs().into_iter().filter(|j| j.event_id == "i2").map(|j| j.postback_id).collect::<Vec<_>>();
+    assert!(wait_until(Duration::from_secs(60), || of_i2().len() == 2), "{:?}\n{}", of_i2(), tail(&p));
+    let mut fired = of_i2();
+    fired.sort();
+    assert_eq!(fired, ["acme.install", "orbit.all-install"]);
+    let fresh = inspect(&env, &["device", "m", "d2", "--admin", &p.admin]);
+    assert!(fresh.starts_with(&format!("device d2 of app m (mobile)\nfirst seen {}", ts(returned))), "{fresh}");
+    assert!(
+        line(&fresh, "acme | install").contains(&format!("already sent: the device installed at {}", ts(returned))),
+        "{fresh}"
+    );
 }
