@@ -242,7 +242,7 @@ fn service(config: &std::path::Path, load: config::LoadOptions, stages: Stages, 
 fn check_config(file: &std::path::Path, load: config::LoadOptions) -> ExitCode {
     match config::load_with(file, load) {
         Ok(c) => {
-            print!("{}", config::table::postback_table(&c));
+            print!("{}\n{}", config::table::input_summary(&c), config::table::postback_table(&c));
             println!(
                 "\n{}: ok ({} apps, {} partners, {} postbacks)",
                 file.display(),

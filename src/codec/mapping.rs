@@ -34,6 +34,16 @@ pub struct MappingConfig {
     pub custom: BTreeMap<String, String>,
 }
 
+impl MappingConfig {
+    /// How many of our fields it reads from elsewhere (the rest are read
+    /// where our schema has them).
+    pub fn mapped(&self) -> usize {
+        let top = [&self.event_id, &self.app_id, &self.device_id, &self.user_id].iter().filter(|p| p.is_some()).count();
+        let special = usize::from(self.kind.is_some()) + usize::from(self.timestamp_ms.is_some());
+        top + special + self.attribution.len() + self.device.len() + self.revenue.len() + self.custom.len()
+    }
+}
+
 /// `kind = "/type"` or `kind = { field = "/type", values = { purchase = "payment" } }`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(untagged)]
