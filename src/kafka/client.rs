@@ -22,6 +22,13 @@ pub fn base(config: &Config) -> ClientConfig {
 /// miss partitions (see the processor's runner).
 pub fn processor_consumer(config: &Config, static_ok: bool) -> ClientConfig {
     let mut c = group_settings(base(config), &config.kafka.group_id);
+    // per topic: each member gets its share of the input *and* of the user
+    // activity. cooperative-sticky balances only the count over both
+    // topics, and measured a second instance taking all 8 user-activity
+    // partitions and none of the input: no device-stage work to share.
+    // range is eager (every rebalance revokes everything); stores that
+    // stay with the member are kept open across it (see `Partitions`)
+    c.set("partition.assignment.strategy", "range");
     if config.kafka.static_membership && static_ok {
         // a restarted pod rejoins as itself: no rebalance on rolling restarts
         c.set("group.instance.id", config.instance_id());
@@ -58,7 +65,8 @@ fn group_settings(mut c: ClientConfig, group: &str) -> ClientConfig {
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        // incremental rebalances: partitions that stay keep their state
+        // incremental rebalances: partitions that stay are not interrupted
+        // (the processor sets its own, below)
         .set("partition.assignment.strategy", "cooperative-sticky")
         // consumer lag per partition arrives through the statistics callback
         .set("statistics.interval.ms", "5000");

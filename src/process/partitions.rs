@@ -58,6 +58,10 @@ pub struct Partitions {
     /// not ready until they are, so no record is taken from them before
     /// their seek.
     to_resume: HashMap<Part, (Box<dyn Store>, StoreMeta)>,
+    /// Stores of partitions an eager rebalance revoked, kept open until the
+    /// assignment that follows says whether they come back: closing one
+    /// flushes its memtable, and most come back.
+    parked: HashMap<Part, Box<dyn Store>>,
     /// What the group has committed, learned when a partition resumes.
     committed: CommittedOffsets,
     done_tx: Sender<RestoreDone>,
@@ -94,6 +98,7 @@ impl Partitions {
             winding_down: HashMap::new(),
             pending_seek: HashMap::new(),
             to_resume: HashMap::new(),
+            parked: HashMap::new(),
             committed,
             done_tx,
             done_rx,
@@ -195,6 +200,12 @@ impl Partitions {
         if self.stores.contains_key(&part) || self.restoring.contains_key(&part) {
             return Ok(());
         }
+        if let Some(store) = self.parked.remove(&part) {
+            // still open from the revocation: it only checks the changelog
+            // for what others may have committed meanwhile (usually nothing:
+            // the partition stayed here), and the instance stays ready
+            return self.start_restore(part, store, false);
+        }
         self.health.block(Self::reason(part));
         if let Some(old) = self.winding_down.remove(&part) {
             // a restore cancelled by a revocation still holds the database
@@ -204,11 +215,21 @@ impl Partitions {
             self.reports.retain(|d| d.part != part);
         }
         let store: Box<dyn Store> = Box::new(RocksStore::open(&part.store_path(&self.state_dir))?);
-        self.start_restore(part, store)
+        self.start_restore(part, store, true)
     }
 
-    fn start_restore(&mut self, part: Part, store: Box<dyn Store>) -> Result<(), ProcessError> {
-        self.health.block(Self::reason(part));
+    /// An assignment arrived: the parked stores it does not bring back
+    /// close now, before any store is opened — another thread of this
+    /// process may be waiting to open one of them.
+    pub fn unpark_except(&mut self, assigned: &HashSet<Part>) {
+        self.parked.retain(|part, _| assigned.contains(part));
+    }
+
+    /// `unready`: `/readyz` says `restoring <part>` until it is done.
+    fn start_restore(&mut self, part: Part, store: Box<dyn Store>, unready: bool) -> Result<(), ProcessError> {
+        if unready {
+            self.health.block(Self::reason(part));
+        }
         let cancel = Arc::new(AtomicBool::new(false));
         let job = RestoreJob {
             part,
@@ -243,17 +264,22 @@ impl Partitions {
             };
             pause(consumer, part.stage.input(&self.config.topics), part.partition);
             self.pending_seek.insert(part, Seek::Committed);
-            self.start_restore(part, store)?;
+            self.start_restore(part, store, true)?;
         }
         Ok(())
     }
 
-    /// Closes a revoked partition's store (or cancels its restore).
-    pub fn revoke(&mut self, part: Part) {
+    /// Closes a revoked partition's store (or cancels its restore); with
+    /// `park` (an eager rebalance) an open store is kept for the assignment
+    /// that follows.
+    pub fn revoke(&mut self, part: Part, park: bool) {
         if part.stage == Stage::Device {
             self.side_unassign(part.partition);
         }
-        self.stores.remove(&part);
+        let open = self.stores.remove(&part).or_else(|| self.to_resume.remove(&part).map(|(store, _)| store));
+        if let (true, Some(store)) = (park, open) {
+            self.parked.insert(part, store);
+        }
         self.metas.remove(&part);
         self.pending_seek.remove(&part);
         self.to_resume.remove(&part);
@@ -354,6 +380,7 @@ impl Partitions {
         }
         self.stores.clear();
         self.to_resume.clear();
+        self.parked.clear();
         for q in self.side_assigned.clone() {
             self.side_unassign(q);
         }

@@ -32,11 +32,12 @@ use crate::registry::{Registry, RegistryError, SchemaCache};
 use crate::store::StoreMeta;
 use crate::telemetry::Health;
 use crate::telemetry::metrics::{BatchSpan, metrics};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, RebalanceProtocol};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -319,7 +320,11 @@ impl Runner {
                         self.consumer_fenced(code, reason)?;
                         return Ok(Vec::new());
                     }
-                    tracing::warn!(error = %e, "consumer error");
+                    if e.rdkafka_error_code() == Some(RDKafkaErrorCode::InconsistentGroupProtocol) {
+                        self.mixed_assignors();
+                    } else {
+                        tracing::warn!(error = %e, "consumer error");
+                    }
                     false
                 }
             };
@@ -332,6 +337,19 @@ impl Runner {
                 return Ok(records);
             }
         }
+    }
+
+    /// The group refuses to let this member join: its members name another
+    /// partition assignor (earlier versions' `cooperative-sticky`). The
+    /// member retries on its own; the others keep every partition
+    /// meanwhile, so nothing is lost, but this one stays unready until an
+    /// operator acts — say how.
+    fn mixed_assignors(&self) {
+        let how = "the group's running members use another partition assignor (earlier versions used \
+                   cooperative-sticky, the processor uses range now): stop every processor of the group, then \
+                   start them, or set [kafka.consumer] \"partition.assignment.strategy\" to the old one until you can";
+        tracing::error!(group = %self.fixed.kafka.group_id, "cannot join the consumer group: {how}");
+        self.health.block_with(NOT_JOINED, how);
     }
 
     /// Takes what the repartition topic's consumer has buffered.
@@ -359,9 +377,15 @@ impl Runner {
         if !events.is_empty() {
             self.publish_assignment();
         }
+        // an eager rebalance revokes everything, then assigns again
+        let eager = matches!(self.consumer.rebalance_protocol(), RebalanceProtocol::Eager);
         for event in events {
             match event {
                 Assignment::Assigned(list) => {
+                    let parts = list.iter().filter_map(|(t, p)| Feed::of(&self.fixed.topics, t, *p));
+                    let parts = parts.filter(|f| !self.parts.has_no_state(*f)).map(|f| Part::new(f.stage, f.partition));
+                    let parts: HashSet<Part> = parts.collect();
+                    self.parts.unpark_except(&parts);
                     for (topic, partition) in list {
                         let Some(feed) = Feed::of(&self.fixed.topics, &topic, partition) else { continue };
                         if self.parts.has_no_state(feed) {
@@ -387,7 +411,7 @@ impl Runner {
                         // the store goes, and the repartition records it would have taken
                         let part = Part::new(feed.stage, partition);
                         records.retain(|r| r.part() != part);
-                        self.parts.revoke(part);
+                        self.parts.revoke(part, eager);
                     }
                 }
             }

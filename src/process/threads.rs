@@ -12,15 +12,17 @@
 //!
 //! Only thread 0 joins as a static member (with `kafka.static_membership`).
 //! A static member that rejoins gets its cached assignment without a
-//! rebalance; when a process is killed between the two rounds of a
-//! cooperative rebalance among its own threads, the partitions revoked in
-//! the first round belong to no one in that cached state, and with every
-//! thread static nothing would ever hand them out again (the kill -9 test
-//! caught a restarted processor whose threads held only the user-activity
-//! partitions). The other threads join dynamically: their join is a
-//! rebalance, so every start hands out every partition. The cost: after a
-//! kill -9, the partitions of threads 1… wait for the dead members' session
-//! to expire (`session.timeout.ms`), while thread 0 resumes at once.
+//! rebalance; under the cooperative assignor earlier versions used, a
+//! process killed between the two rounds of a rebalance among its own
+//! threads left partitions revoked in the first round to no one in that
+//! cached state, and with every thread static nothing would ever hand them
+//! out again (the kill -9 test caught a restarted processor whose threads
+//! held only the user-activity partitions). The other threads join
+//! dynamically: their join is a rebalance, so every start hands out every
+//! partition. The cost: after a kill -9, the partitions of threads 1… wait
+//! for the dead members' session to expire (`session.timeout.ms`), while
+//! thread 0 resumes at once. The group's `range` assignor gives each thread
+//! its share of each topic (`kafka::client::processor_consumer`).
 
 use super::ProcessError;
 use super::runner::Runner;

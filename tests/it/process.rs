@@ -134,9 +134,14 @@ fn a_second_instance_takes_over_with_restored_state() {
         tail(&p1.log())
     );
     let mut p2 = env.start("p2");
+    // each instance gets half of each topic: half the input to process,
+    // not (as cooperative-sticky did) all 6 user-activity partitions and
+    // none of the input
+    let halves = || [&p1, &p2].map(|p| topic_partitions(&env, p));
     assert!(
-        wait_until(Duration::from_secs(60), || p2.metric("postback_restores_total", &[]) > 0.0),
-        "p2 gets partitions\n{}",
+        wait_until(Duration::from_secs(60), || halves() == [[3.0, 3.0], [3.0, 3.0]]),
+        "p1 and p2 hold 3 input and 3 user-activity partitions each: {:?}\n{}",
+        halves(),
         tail(&p2.log())
     );
     env.produce_part(second, &events);
@@ -147,8 +152,13 @@ fn a_second_instance_takes_over_with_restored_state() {
     // the partitions that moved were rebuilt from their changelogs
     assert!(p2.metric("postback_restored_records_total", &[("store", "device")]) > 0.0);
     assert!(p2.metric("postback_restored_records_total", &[("store", "user")]) > 0.0);
-    assert_eq!(p2.metric("postback_restores_total", &[]), 12.0, "all 6 + 6 partitions end up on p2");
+    assert_eq!(topic_partitions(&env, &p2), [6.0, 6.0], "all 6 + 6 partitions end up on p2");
     assert_eq!(p2.terminate(), Some(0));
+}
+
+/// Input and user-activity partitions an instance holds.
+fn topic_partitions(env: &TestEnv, p: &Instance) -> [f64; 2] {
+    ["events", "user-activity"].map(|t| p.metric("postback_processor_partitions", &[("topic", &env.topic(t))]))
 }
 
 /// Partitions (input and user activity) each of `threads` reports.
@@ -164,12 +174,15 @@ fn processing_threads_split_the_partitions_and_take_them_back() {
     let (second, third) = rest.split_at(rest.len() / 2);
     let three = ["processor-0", "processor-1", "processor-2"];
     let mut p1 = env.start_cmd("process", "p1", &[("POSTBACK__PROCESS__THREADS", "3".into())]);
-    // 6 input + 6 user-activity partitions over three members of the group
-    let split = wait_until(Duration::from_secs(60), || {
-        let n = thread_partitions(&p1, &three);
-        n.iter().sum::<f64>() == 12.0 && n.iter().all(|&k| k >= 1.0)
-    });
-    assert!(split, "each thread has partitions: {:?}\n{}", thread_partitions(&p1, &three), tail(&p1.log()));
+    // 6 input + 6 user-activity partitions over three members of the
+    // group: 2 + 2 each (range assigns each topic on its own)
+    let split = wait_until(Duration::from_secs(60), || thread_partitions(&p1, &three) == [4.0, 4.0, 4.0]);
+    assert!(split, "each thread has 4 partitions: {:?}\n{}", thread_partitions(&p1, &three), tail(&p1.log()));
+    assert_eq!(topic_partitions(&env, &p1), [6.0, 6.0]);
+    for t in three {
+        let input = p1.metric("postback_processor_partitions", &[("thread", t), ("topic", &env.topic("events"))]);
+        assert_eq!(input, 2.0, "{t} holds 2 input partitions");
+    }
     env.produce_part(first, &events);
     await_jobs(&env, first, Duration::from_secs(120), &[&p1]);
     // a second instance with one thread takes its share, then leaves
