@@ -374,10 +374,14 @@ impl Runner {
 
     fn handle_assignments(&mut self, records: &mut Vec<InRecord>) -> Result<(), ProcessError> {
         let events = self.consumer.context().take_events();
-        if !events.is_empty() {
-            self.publish_assignment();
+        if events.is_empty() {
+            return Ok(());
         }
-        // an eager rebalance revokes everything, then assigns again
+        self.publish_assignment();
+        // an eager rebalance revokes everything, then assigns again. Asked
+        // only when there is a change: it is a round trip to librdkafka's
+        // main thread, and this runs after every poll (asked every time, it
+        // cut the processor from ~70,000 to ~21,000 events/s)
         let eager = matches!(self.consumer.rebalance_protocol(), RebalanceProtocol::Eager);
         for event in events {
             match event {
