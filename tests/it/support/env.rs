@@ -128,6 +128,13 @@ impl TestEnv {
         self.read("jobs").iter().map(|r| decode_job(&r.value).expect("job decodes")).collect()
     }
 
+    /// The committed jobs, or `None` while a transaction still holds the
+    /// reader short of the end of a partition.
+    pub fn jobs_if_settled(&self) -> Option<Vec<Job>> {
+        let (reads, complete) = kafka::read_until_end(&self.bootstrap, &self.topic("jobs"));
+        complete.then(|| reads.iter().map(|r| decode_job(&r.value).expect("job decodes")).collect())
+    }
+
     /// Every committed record of one of this env's topics (`jobs`, `events.dlq`, ...).
     pub fn read(&self, topic: &str) -> Vec<kafka::Read> {
         kafka::read_all_at(&self.bootstrap, &self.topic(topic))
