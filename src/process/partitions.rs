@@ -282,7 +282,6 @@ impl Partitions {
         }
         self.metas.remove(&part);
         self.pending_seek.remove(&part);
-        self.to_resume.remove(&part);
         if let Some(r) = self.restoring.remove(&part) {
             r.cancel.store(true, Ordering::Relaxed);
             self.winding_down.insert(part, r.thread);

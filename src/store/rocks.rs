@@ -12,7 +12,7 @@ use super::{Entry, META_CHANGELOG, META_INPUT, Store, StoreError, StoreMeta, Sto
 use rocksdb::{DB, Options, WriteBatch, WriteOptions};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
 /// Longest an open waits for another thread of this process to close the
@@ -30,7 +30,7 @@ struct Open {
 /// The writable stores open in this process, by directory: what they hold
 /// past their last flush is in memory only, so a reader in the same
 /// process (the admin API's inspect) reads through them, not from disk.
-static LIVE: Mutex<Option<HashMap<PathBuf, Weak<Open>>>> = Mutex::new(None);
+static LIVE: LazyLock<Mutex<HashMap<PathBuf, Weak<Open>>>> = LazyLock::new(Mutex::default);
 
 fn live_key(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
@@ -58,7 +58,6 @@ impl RocksStore {
             DB::open(&opts, &path).map_err(|source| StoreError::Rocks { path: path.display().to_string(), source })?;
         let open = Arc::new(Open { db, _lease: Some(lease) });
         let mut live = LIVE.lock().expect("live stores lock");
-        let live = live.get_or_insert_with(HashMap::new);
         live.retain(|_, w| w.strong_count() > 0);
         live.insert(live_key(&path), Arc::downgrade(&open));
         Ok(RocksStore { open, path })
@@ -77,7 +76,7 @@ impl RocksStore {
     /// The store in `path` for reading: through its writer when this
     /// process has it open (it holds unflushed writes), else read-only.
     pub fn open_for_reading(path: &Path) -> Result<RocksStore, StoreError> {
-        let live = LIVE.lock().expect("live stores lock").as_ref().and_then(|m| m.get(&live_key(path))?.upgrade());
+        let live = LIVE.lock().expect("live stores lock").get(&live_key(path)).and_then(Weak::upgrade);
         match live {
             Some(open) => Ok(RocksStore { open, path: path.to_owned() }),
             None => RocksStore::open_read_only(path),
