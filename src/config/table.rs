@@ -84,7 +84,7 @@ pub fn input_summary(config: &Config) -> String {
     out.push_str(&match &config.schema_registry {
         Some(r) => format!(
             "schema registry: {}{}{}; timeout {}; up to {} schemas cached\n",
-            crate::send::redact::redact_url(&r.url),
+            without_userinfo(&r.url),
             if r.username.is_some() { "; basic auth" } else { "" },
             r.ca_file.as_ref().map_or(String::new(), |f| format!("; CA file {}", f.display())),
             crate::domain::time::human_ms(r.timeout.0.as_millis() as i64),
@@ -93,6 +93,19 @@ pub fn input_summary(config: &Config) -> String {
         None => "schema registry: none (Confluent-framed records must be written with schemas/event.avsc)\n".to_owned(),
     });
     out
+}
+
+/// `url` with any `user:password@` removed. (`send::redact` strips more,
+/// and `config` comes before `send` in the module order.)
+fn without_userinfo(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// Renders the postback table with aligned columns.
