@@ -7,6 +7,7 @@
 //! retry tier, or in the DLQ, each write acknowledged). After a crash the
 //! jobs in flight are sent again, with the same `X-Postback-Id`.
 
+mod consumers;
 pub mod http;
 mod lane;
 pub mod limits;
@@ -26,10 +27,9 @@ use crate::config::Config;
 use crate::config::reload::SharedConfig;
 use crate::kafka::admin::{self, AdminError};
 use crate::kafka::client;
-use crate::kafka::context::GroupContext;
 use crate::telemetry::Health;
 use offsets::OffsetTracker;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 use retry::RetryPolicy;
@@ -83,25 +83,14 @@ pub async fn run(shared_config: SharedConfig, health: Health, shutdown: Cancella
         Arc::new(task::Shared { http: http::Http::new(&config)?, outputs, policy, max_hold: config.send.max_hold.0 });
 
     let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
-    let hook_tracker = Arc::clone(&tracker);
-    // new partitions stay paused until what their previous owner finished is known
-    let context = GroupContext::new(&config.kafka.sender_group_id, true).with_revoke_hook(Box::new(
-        move |consumer, partitions| {
-            // commit what is finished before the partitions go to another instance
-            let offsets = hook_tracker.lock().expect("tracker").take_for(partitions);
-            worker::commit_offsets(consumer, &offsets, CommitMode::Sync);
-        },
-    ));
-    let consumer: StreamConsumer<GroupContext> =
-        client::consumer(&config, &config.kafka.sender_group_id).create_with_context(context)?;
     let mut topics = vec![t.jobs.clone()];
     topics.extend(config.retry_topics());
-    consumer.subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let consumers = consumers::Consumers::subscribe(&config, &topics, &tracker)?;
     tracing::info!(group = %config.kafka.sender_group_id, topics = ?topics, "sender stage started");
     health.unblock(STARTING);
 
     let w = worker::Worker::new(
-        Arc::new(consumer),
+        Arc::new(consumers),
         shared,
         shared_config,
         tracker,

@@ -3,8 +3,9 @@
 //! due, dispatches due jobs to their partner's lane as tasks, and commits
 //! each partition up to its lowest unfinished job.
 
+use super::consumers::Consumers;
 use super::lane::Lane;
-use super::offsets::{Commit, OffsetTracker};
+use super::offsets::OffsetTracker;
 use super::step::{Refusal, before_attempt};
 use super::task::{self, At, Shared};
 use crate::clock::now_ms;
@@ -12,8 +13,9 @@ use crate::codec::decode_job;
 use crate::config::Config;
 use crate::config::reload::SharedConfig;
 use crate::domain::Job;
-use crate::kafka::context::{Assignment, GroupContext};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use crate::kafka::context::Assignment;
+use futures::StreamExt;
+use rdkafka::consumer::CommitMode;
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -40,7 +42,7 @@ struct Held {
 }
 
 pub struct Worker {
-    pub consumer: Arc<StreamConsumer<GroupContext>>,
+    pub consumers: Arc<Consumers>,
     pub shared: Arc<Shared>,
     config: SharedConfig,
     /// The config the lanes were built from (reload builds new ones).
@@ -64,7 +66,7 @@ pub struct Worker {
 impl Worker {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        consumer: Arc<StreamConsumer<GroupContext>>,
+        consumers: Arc<Consumers>,
         shared: Arc<Shared>,
         config: SharedConfig,
         tracker: Arc<Mutex<OffsetTracker>>,
@@ -77,7 +79,7 @@ impl Worker {
         let lanes = lanes_from.partners.iter().map(|p| (p.id.clone(), Arc::new(Lane::new(p, &lanes_from)))).collect();
         let (loaded_tx, loaded_rx) = mpsc::unbounded_channel();
         Worker {
-            consumer,
+            consumers,
             shared,
             config,
             lanes_from,
@@ -96,6 +98,8 @@ impl Worker {
     }
 
     pub async fn run(mut self) {
+        let consumers = Arc::clone(&self.consumers);
+        let mut messages = consumers.messages();
         let mut commit = tokio::time::interval(self.commit_interval);
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         let mut permit: Option<OwnedSemaphorePermit> = None;
@@ -116,11 +120,11 @@ impl Worker {
                 }
                 continue;
             }
-            let consumer = Arc::clone(&self.consumer);
             tokio::select! {
-                msg = consumer.recv() => match msg {
-                    Ok(m) => self.take(&m, permit.take().expect("permit held")),
-                    Err(e) => tracing::warn!(error = %e, "sender consumer error"),
+                msg = messages.next() => match msg {
+                    Some(Ok(m)) => self.take(&m, permit.take().expect("permit held")),
+                    Some(Err(e)) => tracing::warn!(error = %e, "sender consumer error"),
+                    None => unreachable!("kafka message streams never end"),
                 },
                 _ = tokio::time::sleep_until(wake), if next_due.is_some() => self.release_due(),
                 _ = commit.tick() => self.commit(CommitMode::Async),
@@ -168,9 +172,7 @@ impl Worker {
     /// Pauses the partition until its head job is due: never a sleep in the
     /// poll loop, and the other partitions keep flowing.
     fn hold(&mut self, job: Job, key: Vec<u8>, origin: Origin, permit: OwnedSemaphorePermit) {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(&origin.topic, origin.partition);
-        if let Err(e) = self.consumer.pause(&tpl) {
+        if let Err(e) = self.consumers.pause(&origin.topic, origin.partition) {
             tracing::error!(topic = %origin.topic, partition = origin.partition, error = %e, "could not pause a retry tier partition");
         }
         self.due.insert((job.not_before_ms, origin.topic.clone(), origin.partition));
@@ -185,9 +187,7 @@ impl Worker {
             }
             self.due.pop_first();
             let Some(h) = self.held.remove(&(topic.clone(), partition)) else { continue };
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition(&topic, partition);
-            if let Err(e) = self.consumer.resume(&tpl) {
+            if let Err(e) = self.consumers.resume(&topic, partition) {
                 tracing::error!(topic, partition, error = %e, "could not resume a retry tier partition");
             }
             self.dispatch(h.job, h.key, h.origin, h.permit);
@@ -236,7 +236,11 @@ impl Worker {
     }
 
     fn handle_assignments(&mut self) {
-        for event in self.consumer.context().take_events() {
+        let events = self.consumers.take_events();
+        if events.is_empty() {
+            return;
+        }
+        for event in events {
             match event {
                 Assignment::Revoked(list) => {
                     for key in list {
@@ -249,18 +253,23 @@ impl Worker {
                 Assignment::Assigned(list) => self.load_committed(list),
             }
         }
+        self.report_partitions();
+    }
+
+    /// How many partitions of each subscribed topic this instance holds
+    /// (0 included: a sender with no jobs partition only sends retries).
+    fn report_partitions(&self) {
+        for (topic, n) in self.consumers.partition_counts() {
+            crate::telemetry::metrics::metrics().sender_partitions(topic, n);
+        }
     }
 
     /// Reads, off the async threads, what the new partitions' previous
     /// owner committed: the offset and which offsets above it it finished.
     fn load_committed(&self, list: Vec<(String, i32)>) {
-        let mut tpl = TopicPartitionList::new();
-        for (topic, partition) in &list {
-            tpl.add_partition(topic, *partition);
-        }
-        let (consumer, tx) = (Arc::clone(&self.consumer), self.loaded_tx.clone());
+        let (consumers, tx) = (Arc::clone(&self.consumers), self.loaded_tx.clone());
         tokio::task::spawn_blocking(move || {
-            let _ = tx.send(consumer.committed_offsets(tpl, Duration::from_secs(30)));
+            let _ = tx.send(consumers.committed(&list, Duration::from_secs(30)));
         });
     }
 
@@ -272,8 +281,7 @@ impl Worker {
             Ok(tpl) => tpl,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read committed offsets; resuming without skipping finished jobs");
-                let assigned = self.consumer.assignment().unwrap_or_default();
-                let _ = self.consumer.resume(&assigned);
+                self.consumers.resume_all();
                 return;
             }
         };
@@ -284,14 +292,14 @@ impl Worker {
             }
         }
         drop(tracker);
-        if let Err(e) = self.consumer.resume(&tpl) {
+        if let Err(e) = self.consumers.resume_list(&tpl) {
             tracing::error!(error = %e, "could not resume newly assigned partitions");
         }
     }
 
     fn commit(&self, mode: CommitMode) {
         let offsets = self.tracker.lock().expect("tracker").take_committable();
-        commit_offsets(self.consumer.as_ref(), &offsets, mode);
+        self.consumers.commit(&offsets, mode);
     }
 
     /// Shutdown: no new jobs; in-flight ones get `shutdown_deadline` to
@@ -316,22 +324,4 @@ impl Worker {
 fn finish(tracker: &Mutex<OffsetTracker>, origin: &Origin, permit: OwnedSemaphorePermit) {
     tracker.lock().expect("tracker").finished(&origin.topic, origin.partition, origin.offset);
     drop(permit);
-}
-
-/// Commits offsets with their metadata (which finished offsets lie above).
-pub fn commit_offsets<C: Consumer<GroupContext>>(consumer: &C, commits: &[Commit], mode: CommitMode) {
-    if commits.is_empty() {
-        return;
-    }
-    let mut tpl = TopicPartitionList::new();
-    for c in commits {
-        let mut e = tpl.add_partition(&c.topic, c.partition);
-        if e.set_offset(Offset::Offset(c.offset)).is_err() {
-            return;
-        }
-        e.set_metadata(c.metadata.as_str());
-    }
-    if let Err(e) = consumer.commit(&tpl, mode) {
-        tracing::warn!(error = %e, "offset commit failed; retried at the next interval");
-    }
 }

@@ -99,6 +99,7 @@ pub struct Metrics {
     http_duration: HistogramVec,
     http_responses: IntCounterVec,
     in_flight: IntGaugeVec,
+    sender_partitions: IntGaugeVec,
     circuit_state: IntGaugeVec,
     job_age: HistogramVec,
     // operations
@@ -211,12 +212,12 @@ impl Metrics {
         self.restores.with_label_values(&[store]).inc();
     }
 
-    /// `assigned`: partitions came in; else they were revoked.
     /// Partitions of `topic` (input or user activity) assigned to a processing thread.
     pub fn thread_partitions(&self, thread: &str, topic: &str, n: usize) {
         self.thread_partitions.with_label_values(&[thread, topic]).set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
+    /// `assigned`: partitions came in; else they were revoked.
     pub fn rebalance(&self, group: &str, assigned: bool) {
         self.rebalances.with_label_values(&[group, if assigned { "assign" } else { "revoke" }]).inc();
     }
@@ -232,6 +233,11 @@ impl Metrics {
     pub fn http_response(&self, partner: &str, class: &str, seconds: f64) {
         self.http_duration.with_label_values(&[partner]).observe(seconds);
         self.http_responses.with_label_values(&[partner, class]).inc();
+    }
+
+    /// Partitions of `topic` (jobs or a retry tier) this sender holds.
+    pub fn sender_partitions(&self, topic: &str, n: usize) {
+        self.sender_partitions.with_label_values(&[topic]).set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// The in-flight gauge of a partner.
@@ -423,6 +429,12 @@ impl Metrics {
                 &["partner", "class"],
             ),
             in_flight: gauge(&r, "http_in_flight", "requests in flight per partner", &["partner"]),
+            sender_partitions: gauge(
+                &r,
+                "sender_partitions",
+                "partitions of the jobs topic and of each retry tier assigned to this sender",
+                &["topic"],
+            ),
             circuit_state: gauge(&r, "circuit_state", "partner circuit: 0 closed, 1 half-open, 2 open", &["partner"]),
             job_age: histogram(&r, "job_age_seconds", "job age (now - created) when delivered", &["partner"], LAG),
             config_reloads: single_counter(&r, "config_reloads_total", "config reloads applied"),

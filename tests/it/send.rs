@@ -414,3 +414,40 @@ fn dlq_replay_requeues_matching_jobs() {
     assert_eq!(by_id(&partner.requests())["d-1"].len(), 2);
     assert_eq!(s.terminate(), Some(0));
 }
+
+/// Partitions of `jobs` and of each retry tier (3 with [`SEND`]) a sender holds.
+fn sender_partitions(env: &TestEnv, s: &Instance) -> Vec<f64> {
+    let topics = ["jobs", "jobs.retry-1", "jobs.retry-2", "jobs.retry-3"].map(|t| env.topic(t));
+    topics.iter().map(|t| s.metric("postback_sender_partitions", &[("topic", t)])).collect()
+}
+
+#[test]
+fn a_second_sender_takes_part_of_every_topic() {
+    let partner = Partner::start();
+    let env = TestEnv::new("send-scale", 1, "https://pb.example", SEND);
+    let jobs: Vec<Job> = (0..300).map(|i| job(&format!("s-{i}"), "acme", partner.url("/ok"))).collect();
+    let (first, second) = jobs.split_at(150);
+    env.produce_jobs(first);
+    let mut s1 = sender(&env, "s1", &[]);
+    let all = vec![3.0; 4];
+    assert!(wait_until(Duration::from_secs(60), || sender_partitions(&env, &s1) == all), "{}", tail(&s1));
+    let mut s2 = sender(&env, "s2", &[]);
+    // 3 partitions of each topic over two instances: 2 + 1 of every one.
+    // One consumer for all topics gave s1 none of `jobs` (0 + 3): the
+    // assignor balances counts per member, not per topic
+    let split = || [&s1, &s2].map(|s| sender_partitions(&env, s));
+    let balanced = |[a, b]: &[Vec<f64>; 2]| a.iter().zip(b).all(|(x, y)| x + y == 3.0 && x.min(*y) == 1.0);
+    assert!(wait_until(Duration::from_secs(60), || balanced(&split())), "split {:?}\n{}", split(), tail(&s2));
+    env.produce_jobs(second);
+    assert!(wait_until(Duration::from_secs(60), || by_id(&partner.requests()).len() == 300), "{}", tail(&s2));
+    // both send (acme's jobs are keyed over all three partitions)
+    for s in [&s1, &s2] {
+        assert!(s.metric("postback_deliveries_total", &[("outcome", "delivered")]) > 0.0, "{}", tail(s));
+    }
+    assert_eq!(s1.terminate(), Some(0));
+    // s1's partitions moved to s2 with what s1 finished: nothing is sent twice
+    assert!(wait_until(Duration::from_secs(60), || sender_partitions(&env, &s2) == all), "{}", tail(&s2));
+    assert_eq!(s2.terminate(), Some(0));
+    let twice: Vec<_> = by_id(&partner.requests()).into_iter().filter(|(_, r)| r.len() > 1).map(|(id, _)| id).collect();
+    assert!(twice.is_empty(), "sent twice: {twice:?}");
+}
