@@ -36,12 +36,16 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::AtomicI64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const PARTITIONS: i32 = 8;
 
 fn main() {
+    // the processor's warnings (RUST_LOG, default warn) go to stderr
+    postback::telemetry::logging::init(postback::telemetry::logging::LogFormat::Text, "warn");
     let args: Vec<String> = std::env::args().collect();
     let bootstrap = args.get(1).expect("usage: bench_process BOOTSTRAP [EVENTS] [DEVICES]").clone();
     let n: usize = args.get(2).map_or(1_000_000, |s| s.parse().expect("EVENTS"));
@@ -51,7 +55,7 @@ fn main() {
 
     let mut generator = Generator::new(&Mix { devices, seed: 42, ..Mix::default() });
     let t = Instant::now();
-    let produced = produce(&bootstrap, &topic, (&mut generator).take(n), None);
+    let produced = produce(&bootstrap, &topic, (&mut generator).take(n));
     eprintln!("produced {produced} events in {:.1}s", t.elapsed().as_secs_f64());
 
     let raw = raw_consume_rate(&bootstrap, &topic, n);
@@ -224,11 +228,39 @@ impl BatchMetrics {
 }
 
 /// Produces events keyed by device; `rate` limits events/s.
-fn produce(
+/// An event ready to produce: the load generator's own work (JSON
+/// encoding) is done before a phase starts, so that it does not compete
+/// with the processor for the two cores during the phase.
+struct Encoded {
+    event_id: String,
+    key: Vec<u8>,
+    partition: i32,
+    value: Vec<u8>,
+}
+
+fn encode_all(events: impl Iterator<Item = postback::domain::Event>) -> Vec<Encoded> {
+    events
+        .map(|e| {
+            let own = partition_for(e.device_id.as_bytes(), PARTITIONS);
+            let partition = if repartition() { (own + 1) % PARTITIONS } else { own };
+            let value = encode_event_json(&e);
+            Encoded { event_id: e.event_id, key: e.device_id.into_bytes(), partition, value }
+        })
+        .collect()
+}
+
+fn produce(bootstrap: &str, topic: &str, events: impl Iterator<Item = postback::domain::Event>) -> usize {
+    produce_encoded(bootstrap, topic, &encode_all(events), None, |_| {})
+}
+
+/// Produces `records`, at `rate` per second if given; `sending(i)` is
+/// called as record `i` is handed to the producer.
+fn produce_encoded(
     bootstrap: &str,
     topic: &str,
-    events: impl Iterator<Item = postback::domain::Event>,
+    records: &[Encoded],
     rate: Option<f64>,
+    mut sending: impl FnMut(usize),
 ) -> usize {
     let p: BaseProducer = client(bootstrap)
         .set("linger.ms", "20")
@@ -241,23 +273,19 @@ fn produce(
     // show as event -> job latency of the processor
     p.client().fetch_metadata(Some(topic), Duration::from_secs(10)).expect("producer metadata");
     let start = Instant::now();
-    let mut count = 0;
-    for e in events {
-        let value = encode_event_json(&e);
-        let own = partition_for(e.device_id.as_bytes(), PARTITIONS);
-        let partition = if repartition() { (own + 1) % PARTITIONS } else { own };
-        send_waiting(&p, BaseRecord::to(topic).partition(partition).key(e.device_id.as_bytes()).payload(&value));
-        count += 1;
-        if let Some(r) = rate {
-            let due = Duration::from_secs_f64(count as f64 / r);
+    for (i, r) in records.iter().enumerate() {
+        if let Some(rate) = rate {
+            let due = Duration::from_secs_f64(i as f64 / rate);
             if let Some(wait) = due.checked_sub(start.elapsed()) {
                 std::thread::sleep(wait);
             }
         }
+        sending(i);
+        send_waiting(&p, BaseRecord::to(topic).partition(r.partition).key(&r.key).payload(&r.value));
         p.poll(Duration::ZERO);
     }
     p.flush(Duration::from_secs(120)).expect("flush");
-    count
+    records.len()
 }
 
 fn repartition() -> bool {
@@ -388,16 +416,13 @@ fn latency(
         tpl.add_partition_offset(&jobs_topic, p, Offset::End).expect("tpl");
     }
     consumer.assign(&tpl).expect("assign");
-    let events: Vec<_> = generator.take(((rate * 4.0) as usize).max(20_000)).collect();
-    let sent_at: Arc<RwLock<HashMap<String, i64>>> = Arc::new(RwLock::new(HashMap::new()));
-    let (b, t, s) = (bootstrap.to_owned(), topic.to_owned(), Arc::clone(&sent_at));
-    let producer = std::thread::spawn(move || {
-        // timestamps are taken when handing the event to the producer
-        let stamped = events.into_iter().inspect(|e| {
-            s.write().expect("lock").insert(e.event_id.clone(), now_ms());
-        });
-        produce(&b, &t, stamped, Some(rate))
-    });
+    let records = Arc::new(encode_all(generator.take(((rate * 4.0) as usize).max(20_000))));
+    let index: HashMap<&str, usize> = records.iter().enumerate().map(|(i, r)| (r.event_id.as_str(), i)).collect();
+    // when each record was handed to the producer (0: not yet)
+    let sent_at: Arc<Vec<AtomicI64>> = Arc::new((0..records.len()).map(|_| AtomicI64::new(0)).collect());
+    let (b, t, s, r) = (bootstrap.to_owned(), topic.to_owned(), Arc::clone(&sent_at), Arc::clone(&records));
+    let producer =
+        std::thread::spawn(move || produce_encoded(&b, &t, &r, Some(rate), |i| s[i].store(now_ms(), Relaxed)));
     let mut lat: Vec<f64> = Vec::new();
     // the same, for events produced after SETTLE: the throughput phase
     // leaves the broker (log cleaner) and the stores (compactions) busy on
@@ -413,7 +438,7 @@ fn latency(
             let now = now_ms();
             last_job = Instant::now();
             let Ok(job) = postback::codec::decode_job(m.payload().unwrap_or_default()) else { continue };
-            let at = sent_at.read().expect("lock").get(&job.event_id).copied();
+            let at = index.get(job.event_id.as_str()).map(|i| sent_at[*i].load(Relaxed)).filter(|at| *at > 0);
             if let Some(at) = at {
                 by_stage[usize::from(user_postbacks.contains(&job.postback_id))].push((now - at) as f64);
                 if seen.insert(job.event_id.clone()) {

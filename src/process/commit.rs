@@ -212,6 +212,7 @@ impl InFlight {
                 })
             });
             metrics().batch_duration(BatchSpan::Commit, t.elapsed().as_secs_f64());
+            tracing::debug!(records, commit_ms = t.elapsed().as_millis() as u64, ok = result.is_ok(), "transaction ended");
             gate.leave(ticket);
             let result = result.map(|()| producer.take_changelog_offsets());
             finished.signal();

@@ -467,10 +467,17 @@ impl Runner {
             process_batch(&records, StateView { stores: &self.parts.stores, prior: &prior }, &env)
         };
         let first = first_offsets(&records);
+        let processed_at = Instant::now();
         if !self.settle(&first)? {
             // the previous batch was rewound, and this one with it
             return Ok(());
         }
+        tracing::debug!(
+            records = records.len(),
+            process_ms = processed_at.duration_since(started).as_millis() as u64,
+            settle_ms = processed_at.elapsed().as_millis() as u64,
+            "batch processed"
+        );
         let out = processed?;
         self.open_transaction(out, first, started, records.len())
     }
