@@ -10,19 +10,18 @@
 //! instance that gains threads still fences what it left open), thread `i`
 //! uses `<instance_id>.t<i>` for its `transactional.id` and `client.id`.
 //!
-//! Only thread 0 joins as a static member (with `kafka.static_membership`).
-//! A static member that rejoins gets its cached assignment without a
-//! rebalance; under the cooperative assignor earlier versions used, a
+//! Every thread joins as a static member (with `kafka.static_membership`)
+//! under its own identity, so after a restart each one rejoins as itself and
+//! gets its partitions back at once; a thread that joined dynamically would
+//! wait, after a `kill -9`, for its dead predecessor's session to expire
+//! (`session.timeout.ms`, 45 s) before any partition moved. Earlier versions
+//! kept threads 1… dynamic: under the cooperative assignor they used then, a
 //! process killed between the two rounds of a rebalance among its own
-//! threads left partitions revoked in the first round to no one in that
-//! cached state, and with every thread static nothing would ever hand them
-//! out again (the kill -9 test caught a restarted processor whose threads
-//! held only the user-activity partitions). The other threads join
-//! dynamically: their join is a rebalance, so every start hands out every
-//! partition. The cost: after a kill -9, the partitions of threads 1… wait
-//! for the dead members' session to expire (`session.timeout.ms`), while
-//! thread 0 resumes at once. The group's `range` assignor gives each thread
-//! its share of each topic (`kafka::client::processor_consumer`).
+//! threads left the partitions revoked in the first round to no one in the
+//! members' cached assignments. The `range` assignor assigns every partition
+//! in each rebalance (`kafka::client::processor_consumer`), so that state no
+//! longer exists. A restart with fewer threads leaves the missing threads'
+//! members in the group until their sessions expire.
 
 use super::ProcessError;
 use super::runner::Runner;
@@ -55,10 +54,6 @@ pub fn members(fixed: &Config, threads: usize) -> Vec<Member> {
             let mut config = fixed.clone();
             if i > 0 {
                 config.kafka.instance_id = Some(format!("{}.t{i}", fixed.instance_id()));
-                // a dynamic member: its join at every start is a rebalance,
-                // which gives out partitions a static-only group can be left
-                // without (see the module comment)
-                config.kafka.static_membership = false;
             }
             let name = if threads == 1 { "processor".to_owned() } else { format!("processor-{i}") };
             Member { name, config }
@@ -155,7 +150,7 @@ mod tests {
         let want = [("processor-0", "pod-a"), ("processor-1", "pod-a.t1"), ("processor-2", "pod-a.t2")];
         assert_eq!(got, want.map(|(a, b)| (a.to_owned(), b.to_owned())));
         let statics: Vec<bool> = m.iter().map(|m| m.config.kafka.static_membership).collect();
-        assert_eq!(statics, [true, false, false], "only thread 0 joins as a static member");
+        assert_eq!(statics, [true, true, true], "every thread joins as a static member, under its own id");
         assert_eq!(members(&config, 1)[0].name, "processor");
         assert_eq!(members(&config, 1)[0].config.instance_id(), "pod-a");
     }

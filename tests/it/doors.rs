@@ -242,6 +242,54 @@ fn a_processor_restarted_after_kill_9_commits_again_within_seconds() {
     assert_eq!(p.terminate(), Some(0));
 }
 
+/// Two processing threads, a session timeout of 45 s: after a `kill -9`
+/// both threads rejoin as themselves (static members) and take their
+/// partitions back at once. A thread joining dynamically made the whole
+/// group wait for its dead predecessor's session (45 s) first.
+#[test]
+fn both_threads_of_a_processor_restarted_after_kill_9_resume_within_seconds() {
+    let env = TestEnv::new("failover2t", 4, "https://pb.example", "");
+    let extra = [
+        ("POSTBACK__PROCESS__THREADS", "2".to_owned()),
+        ("POSTBACK__KAFKA__CONSUMER__SESSION.TIMEOUT.MS", "\"45000\"".to_owned()),
+    ];
+    // one install per input partition, before and after the kill
+    let on_each_partition = |tag: &str, at: f64| {
+        let mut by_partition = std::collections::BTreeMap::new();
+        for i in 0.. {
+            let device = format!("{tag}-d{i}");
+            by_partition.entry(postback::kafka::partition_for(device.as_bytes(), 4)).or_insert(device);
+            if by_partition.len() == 4 {
+                break;
+            }
+        }
+        by_partition
+            .into_values()
+            .map(|d| ev(&format!("{d}-e"), Install, at).dev(&d).from("acme").0)
+            .collect::<Vec<_>>()
+    };
+    let first = on_each_partition("a", 0.0);
+    let mut p = env.start_cmd("process", "p1", &extra);
+    env.produce(&first);
+    await_jobs(&env, &first, Duration::from_secs(60), &[&p]);
+    let threads = ["processor-0", "processor-1"];
+    let held: Vec<f64> = threads.iter().map(|t| p.metric("postback_processor_partitions", &[("thread", t)])).collect();
+    assert_eq!(held, [4.0, 4.0], "2 input + 2 user-activity partitions per thread");
+    p.kill9();
+    let restarted = Instant::now();
+    let mut p = env.start_cmd("process", "p1", &extra);
+    let second = on_each_partition("b", 1.0);
+    env.produce(&second);
+    let all: Vec<_> = first.iter().chain(&second).cloned().collect();
+    let want = crate::support::env::predict(&all).len();
+    assert!(wait_until(Duration::from_secs(60), || env.jobs().len() >= want), "{}", tail(&p));
+    let took = restarted.elapsed();
+    eprintln!("restart to the last partition's commit after kill -9, two threads: {took:?}");
+    assert!(took < Duration::from_secs(30), "took {took:?}: a thread waited for a dead member's session\n{}", tail(&p));
+    assert_eq!(env.jobs().len(), want, "nothing twice");
+    assert_eq!(p.terminate(), Some(0));
+}
+
 #[test]
 fn a_value_of_dot_dot_stays_in_its_path_segment_on_the_wire() {
     let partner = Partner::start();
