@@ -64,13 +64,14 @@ fn main() {
     eprintln!("exactly-once copy: {floor:.0} events/s");
 
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    // thread scaling: one processing thread per core first, from empty
-    // state with its own group and state topics, then the shipped default
-    let multi = (cores > 1 && std::env::var("BENCH_THREADS").is_err()).then(|| {
-        let run = Processor::start(&bootstrap, &topic, n, "multi", Some(cores));
+    // thread scaling: one processing thread first, from empty state with
+    // its own group and state topics, then the shipped default (one thread
+    // per core)
+    let single = (cores > 1 && std::env::var("BENCH_THREADS").is_err()).then(|| {
+        let run = Processor::start(&bootstrap, &topic, n, "single", Some(1));
         let (rate, cpu) = (run.rate, run.cpu_us_per_event);
         run.stop();
-        eprintln!("processor, {cores} threads: {rate:.0} events/s");
+        eprintln!("processor, 1 thread: {rate:.0} events/s");
         (rate, cpu)
     });
     let before = BatchMetrics::now();
@@ -95,15 +96,18 @@ fn main() {
         // machine whose cores also run the broker and this bench's own
         // producer, that is close to what the processor sustains while the
         // events are being produced, so a quarter is measured too
+        // BENCH_LOAD_BASE=RATE: halves and quarters of a given rate instead
+        // (to compare thread counts at the same input rate)
+        let base = std::env::var("BENCH_LOAD_BASE").ok().and_then(|v| v.parse::<f64>().ok()).unwrap_or(rate);
         let loads = [2.0, 4.0].map(|div| {
-            let at = (rate / div).round();
+            let at = (base / div).round();
             (at, latency(&bootstrap, &topic, &mut generator, &user_postbacks, at))
         });
         (at_5k, loads)
     });
     run.stop();
     let mode = if repartition() { "repartition" } else { "co-partitioned" };
-    let threads = threads.map_or_else(|| "1 (default)".to_owned(), |t| t.to_string());
+    let threads = threads.map_or_else(|| format!("{cores} (default: one per core)"), |t| t.to_string());
     println!("events={n} devices={devices} partitions={PARTITIONS} mode={mode} threads={threads} cores={cores}");
     println!("raw_consume_events_per_s={raw:.0}");
     println!("processor_events_per_s={rate:.0}");
@@ -111,10 +115,10 @@ fn main() {
     println!("ratio={:.2}", rate / raw);
     println!("ratio_to_eos_copy={:.2}", rate / floor);
     println!("processing_thread_cpu_us_per_event={cpu:.2}");
-    if let Some((many, many_cpu)) = multi {
-        println!("processor_{cores}_threads_events_per_s={many:.0} ratio_to_eos_copy={:.2}", many / floor);
-        println!("processor_{cores}_threads_cpu_us_per_event={many_cpu:.2}");
-        println!("thread_scaling={:.2}", many / rate);
+    if let Some((one, one_cpu)) = single {
+        println!("processor_1_thread_events_per_s={one:.0} ratio_to_eos_copy={:.2}", one / floor);
+        println!("processor_1_thread_cpu_us_per_event={one_cpu:.2}");
+        println!("thread_scaling={:.2}", rate / one);
     }
     if let Some(((p50, p99, samples, split), loads)) = latencies {
         println!("latency_samples={samples} p50_ms={p50:.1} p99_ms={p99:.1} (5000 events/s)");

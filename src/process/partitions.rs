@@ -17,7 +17,7 @@ use super::stage::{Feed, Part, Source, Stage};
 use crate::config::Config;
 use crate::kafka::client;
 use crate::kafka::context::{CommittedOffsets, GroupContext};
-use crate::store::{RocksStore, Store, StoreMeta};
+use crate::store::{RocksStore, Store, StoreMeta, held_here_lately};
 use crate::telemetry::{Health, metrics};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -29,6 +29,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+/// How recently another processing thread of this process must have held a
+/// store for its reopening to count as a hand-over between threads.
+const HANDOVER: Duration = Duration::from_secs(60);
 
 struct Restoring {
     cancel: Arc<AtomicBool>,
@@ -206,7 +210,14 @@ impl Partitions {
             // the partition stayed here), and the instance stays ready
             return self.start_restore(part, store, false);
         }
-        self.health.block(Self::reason(part));
+        let path = part.store_path(&self.state_dir);
+        // from another processing thread of this process (the assignment
+        // moved it between threads): on disk up to a moment ago, so its
+        // catch-up does not make the instance unready
+        let handed_over = held_here_lately(&path, HANDOVER);
+        if !handed_over {
+            self.health.block(Self::reason(part));
+        }
         if let Some(old) = self.winding_down.remove(&part) {
             // a restore cancelled by a revocation still holds the database
             // lock, in its thread and then in its report: let both go
@@ -214,8 +225,8 @@ impl Partitions {
             self.reports.extend(self.done_rx.try_iter());
             self.reports.retain(|d| d.part != part);
         }
-        let store: Box<dyn Store> = Box::new(RocksStore::open(&part.store_path(&self.state_dir))?);
-        self.start_restore(part, store, true)
+        let store: Box<dyn Store> = Box::new(RocksStore::open(&path)?);
+        self.start_restore(part, store, !handed_over)
     }
 
     /// An assignment arrived: the parked stores it does not bring back

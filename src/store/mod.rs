@@ -12,7 +12,7 @@ mod mem;
 mod rocks;
 
 pub use mem::MemStore;
-pub use rocks::RocksStore;
+pub use rocks::{RocksStore, held_here_lately};
 
 /// Offsets a store's contents reflect.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use rocksdb::{DB, Options, WriteBatch, WriteOptions};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Longest an open waits for another thread of this process to close the
 /// same store (a partition moving between processing threads: the old
@@ -25,12 +25,35 @@ struct Open {
     db: DB,
     /// Declared after `db`, so the directory is released once it is closed.
     _lease: Option<Lease>,
+    /// A writable store's registry key: its closing time is noted there.
+    key: Option<PathBuf>,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            CLOSED.lock().expect("closed stores lock").insert(key, Instant::now());
+        }
+    }
 }
 
 /// The writable stores open in this process, by directory: what they hold
 /// past their last flush is in memory only, so a reader in the same
 /// process (the admin API's inspect) reads through them, not from disk.
 static LIVE: LazyLock<Mutex<HashMap<PathBuf, Weak<Open>>>> = LazyLock::new(Mutex::default);
+
+/// When each writable store of this process last closed, by directory.
+static CLOSED: LazyLock<Mutex<HashMap<PathBuf, Instant>>> = LazyLock::new(Mutex::default);
+
+/// Whether this process holds the store in `path` open right now (another
+/// processing thread, about to hand it over) or closed it within `window`.
+/// Such a store has its state on disk up to a moment ago: reopening it is a
+/// hand-over between threads, with next to nothing to catch up.
+pub fn held_here_lately(path: &Path, window: Duration) -> bool {
+    let key = live_key(path);
+    let open = LIVE.lock().expect("live stores lock").get(&key).is_some_and(|w| w.strong_count() > 0);
+    open || CLOSED.lock().expect("closed stores lock").get(&key).is_some_and(|t| t.elapsed() <= window)
+}
 
 fn live_key(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
@@ -56,10 +79,11 @@ impl RocksStore {
         opts.set_keep_log_file_num(2);
         let db =
             DB::open(&opts, &path).map_err(|source| StoreError::Rocks { path: path.display().to_string(), source })?;
-        let open = Arc::new(Open { db, _lease: Some(lease) });
+        let key = live_key(&path);
+        let open = Arc::new(Open { db, _lease: Some(lease), key: Some(key.clone()) });
         let mut live = LIVE.lock().expect("live stores lock");
         live.retain(|_, w| w.strong_count() > 0);
-        live.insert(live_key(&path), Arc::downgrade(&open));
+        live.insert(key, Arc::downgrade(&open));
         Ok(RocksStore { open, path })
     }
 
@@ -70,7 +94,7 @@ impl RocksStore {
         let opts = Options::default();
         let db = DB::open_for_read_only(&opts, path, false)
             .map_err(|source| StoreError::Rocks { path: path.display().to_string(), source })?;
-        Ok(RocksStore { open: Arc::new(Open { db, _lease: None }), path: path.to_owned() })
+        Ok(RocksStore { open: Arc::new(Open { db, _lease: None, key: None }), path: path.to_owned() })
     }
 
     /// The store in `path` for reading: through its writer when this
@@ -156,6 +180,23 @@ impl Store for RocksStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_held_here_a_moment_ago_counts_as_handed_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("device-1");
+        let long = Duration::from_secs(60);
+        assert!(!held_here_lately(&path, long), "never opened in this process");
+        let s = RocksStore::open(&path).unwrap();
+        assert!(held_here_lately(&path, Duration::ZERO), "open here right now");
+        drop(s);
+        assert!(held_here_lately(&path, long), "closed a moment ago");
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!held_here_lately(&path, Duration::from_millis(10)), "closed longer ago than the window");
+        let read_only = RocksStore::open_read_only(&path).unwrap();
+        drop(read_only);
+        assert!(!held_here_lately(&path, Duration::from_millis(10)), "a reader is no hand-over");
+    }
 
     #[test]
     fn writes_are_atomic_with_meta_and_survive_reopen() {

@@ -130,14 +130,17 @@ fn a_second_instance_takes_over_with_restored_state() {
     let env = TestEnv::new("rebalance", 6, SINK, "");
     let events = generated(300, 5000, 3);
     let (first, second) = events.split_at(events.len() / 2);
-    let mut p1 = env.start("p1");
+    // one member per instance: the split between instances is what this
+    // checks (with two threads each, 6 partitions over 4 members are 2 2 1 1)
+    let one = [("POSTBACK__PROCESS__THREADS", "1".to_owned())];
+    let mut p1 = env.start_cmd("process", "p1", &one);
     env.produce_part(first, &events);
     assert!(
         wait_until(Duration::from_secs(60), || p1.metric("postback_events_total", &[]) > 500.0),
         "p1 processes\n{}",
         tail(&p1.log())
     );
-    let mut p2 = env.start("p2");
+    let mut p2 = env.start_cmd("process", "p2", &one);
     // each instance gets half of each topic: half the input to process,
     // not (as cooperative-sticky did) all 6 user-activity partitions and
     // none of the input
