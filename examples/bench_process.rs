@@ -161,7 +161,9 @@ impl Processor {
         // or in the middle of a cooperative rebalance, between one thread
         // giving partitions up and another taking them
         let settled = Instant::now() + Duration::from_secs(120);
-        let names: Vec<String> = match threads.unwrap_or(1) {
+        // the processor's own default when not given: one per core
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let names: Vec<String> = match threads.unwrap_or(cores).min(PARTITIONS as usize) {
             1 => vec!["processor".to_owned()],
             many => (0..many).map(|i| format!("processor-{i}")).collect(),
         };
