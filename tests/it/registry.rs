@@ -4,7 +4,7 @@
 //! cannot be read dead-lettered with the reason, and jobs written as Avro
 //! that a consumer knowing only the registry can read.
 
-use crate::process::{assert_exact, await_jobs};
+use crate::process::{assert_exact, await_jobs, tail};
 use crate::support::env::{TestEnv, generated};
 use crate::support::kafka::{TestProducer, wait_until};
 use crate::support::proc::http_full;
@@ -133,9 +133,24 @@ fn avro_events_under_a_schema_registry_are_resolved_and_jobs_are_avro() {
 
 #[test]
 fn a_registry_that_does_not_answer_is_waited_for_not_a_reason_to_drop_records() {
-    let registry = OwnRegistry::start("paused");
+    registry_outage("paused", &[], None);
+}
+
+/// The outage outlasts `max.poll.interval.ms` (12 s here): the processing
+/// thread, waiting for the registry, does not poll, so the group takes its
+/// partitions away. Once the registry answers, the batch it held cannot
+/// commit (its member left the group); it is rewound, the member rejoins and
+/// processes it again — exactly once, in the same process.
+#[test]
+fn a_registry_outage_longer_than_the_poll_interval_loses_and_repeats_nothing() {
+    let extra = [("POSTBACK__KAFKA__CONSUMER__MAX.POLL.INTERVAL.MS", "\"12000\"".to_owned())];
+    registry_outage("paused-long", &extra, Some(Duration::from_secs(25)));
+}
+
+fn registry_outage(name: &str, extra_env: &[(&str, String)], hold: Option<Duration>) {
+    let registry = OwnRegistry::start(name);
     let extra = format!("[schema_registry]\nurl = \"{}\"\ntimeout = \"2s\"\n", registry.url);
-    let env = TestEnv::new("registry-paused", 1, SINK, &extra);
+    let env = TestEnv::new(&format!("registry-{name}"), 1, SINK, &extra);
     let id = registry.register(&env.topic("events-value"), OURS);
     let events = generated(10, 60, 72);
     let producer = TestProducer::at(&env.bootstrap);
@@ -145,11 +160,15 @@ fn a_registry_that_does_not_answer_is_waited_for_not_a_reason_to_drop_records() 
     producer.flush();
 
     registry.pause();
-    let p = env.start("p1");
+    let mut p = env.start_cmd("process", "p1", extra_env);
+    let paused_at = std::time::Instant::now();
     let waiting = wait_until(
         Duration::from_secs(60),
         || matches!(http_full(&p.admin, "/readyz"), Some((503, body)) if body.contains("processor: schema registry unreachable")),
     );
+    if let Some(hold) = hold {
+        std::thread::sleep(hold.saturating_sub(paused_at.elapsed()));
+    }
     let quiet = env.read("jobs").is_empty() && env.read("events.dlq").is_empty();
     registry.resume();
     assert!(waiting, "/readyz said why the stage waits: {:?}", http_full(&p.admin, "/readyz"));
@@ -159,4 +178,10 @@ fn a_registry_that_does_not_answer_is_waited_for_not_a_reason_to_drop_records() 
     assert_exact(&jobs, &events);
     assert!(env.read("events.dlq").is_empty(), "no record was dead-lettered for the outage");
     assert!(wait_until(Duration::from_secs(30), || p.ready()), "ready again: {:?}", http_full(&p.admin, "/readyz"));
+    assert!(p.running(), "the same process went on\n{}", tail(&p.log()));
+    if hold.is_some() {
+        // the outage did outlast the poll interval: the group took the partitions
+        let log = p.log();
+        assert!(log.contains("maximum poll interval"), "{}", tail(&log));
+    }
 }
