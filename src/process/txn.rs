@@ -12,7 +12,7 @@
 use super::producer::TxnProducer;
 use crate::kafka::deliver::deliver_all;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::Producer;
+use rdkafka::producer::{Producer, PurgeConfig};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -94,8 +94,14 @@ pub fn commit(
 
 /// `abort_transaction`. The abort purges queued records, whose delivery
 /// reports the caller's thread must serve (librdkafka does not finish the
-/// abort until they are), so the producer is polled between tries.
+/// abort until they are). They are purged and served here first, in 1 ms
+/// steps: left to the abort, its first try sat out all of [`CALL_WAIT`]
+/// (5 s, after a registry outage had left a batch of 56 records) before
+/// the retry's poll served them. The producer is polled between tries too.
 pub fn abort(p: &TxnProducer, shutdown: &CancellationToken) -> Result<(), Stop> {
+    p.inner.purge(PurgeConfig::default().queue().inflight());
+    // not all served in time: the abort below waits for the rest, as before
+    let _ = deliver_all(&p.inner, CALL_WAIT);
     retry(
         shutdown,
         || {

@@ -183,5 +183,8 @@ fn registry_outage(name: &str, extra_env: &[(&str, String)], hold: Option<Durati
         // the outage did outlast the poll interval: the group took the partitions
         let log = p.log();
         assert!(log.contains("maximum poll interval"), "{}", tail(&log));
+        // the aborted batch's records were purged and their reports served
+        // at once, not after a whole abort call's wait
+        assert!(!log.contains("abort_transaction not done yet"), "{}", tail(&log));
     }
 }
