@@ -56,9 +56,10 @@ impl Consumers {
 
     /// The messages of every member as one stream. Made once per run: each
     /// member's stream keeps its waker slot, and only members woken by a
-    /// new message are polled (a fresh set of futures per message cost the
-    /// sender ~15% more CPU per postback with 4 members). Members that have
-    /// messages take turns. Cancellation safe.
+    /// new message are polled (a fresh set of recv futures per message, one
+    /// per member, cost the sender ~15% more CPU per postback in
+    /// `bench_send`). Members that have messages take turns. Cancellation
+    /// safe.
     pub fn messages(&self) -> SelectAll<MessageStream<'_, GroupContext>> {
         futures::stream::select_all(self.members.iter().map(Member::stream))
     }
