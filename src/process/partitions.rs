@@ -30,6 +30,10 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// How long reading a committed offset is retried before the stage fails
+/// (and its restart goes on from the committed offsets).
+const COMMITTED_PATIENCE: Duration = Duration::from_secs(60);
+
 /// How recently another processing thread of this process must have held a
 /// store for its reopening to count as a hand-over between threads.
 const HANDOVER: Duration = Duration::from_secs(60);
@@ -401,10 +405,24 @@ impl Partitions {
 
 /// The group's committed offset of a partition (where its input resumes
 /// after a resync); the beginning when nothing was committed yet.
+/// Asked again for up to [`COMMITTED_PATIENCE`]: right after a broker
+/// comes back its group coordinator answers `NotCoordinator` or "loading"
+/// for a while, and the outage test caught an abort's rewind that failed
+/// the stage on the first such answer.
 fn committed(consumer: &BaseConsumer<GroupContext>, topic: &str, partition: i32) -> Result<Offset, KafkaError> {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition(topic, partition);
-    let got = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
+    let started = std::time::Instant::now();
+    let got = loop {
+        match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+            Ok(got) => break got,
+            Err(e) if started.elapsed() < COMMITTED_PATIENCE => {
+                tracing::warn!(topic, partition, error = %e, "cannot read the committed offset yet; asking again");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let offset = got.find_partition(topic, partition).map(|e| e.offset());
     Ok(match offset {
         Some(Offset::Offset(o)) => Offset::Offset(o),
