@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long reading a committed offset is retried before the stage fails
 /// (and its restart goes on from the committed offsets).
@@ -37,6 +37,31 @@ const COMMITTED_PATIENCE: Duration = Duration::from_secs(60);
 /// How recently another processing thread of this process must have held a
 /// store for its reopening to count as a hand-over between threads.
 const HANDOVER: Duration = Duration::from_secs(60);
+
+/// How long a partition may wait for its store, still open in another
+/// processing thread of this process, before the instance says it is not
+/// ready because of it.
+const HANDOVER_PATIENCE: Duration = Duration::from_secs(30);
+
+/// How often a store held by another thread is asked for again (this runs
+/// after every poll of the loop).
+const HANDOVER_RETRY: Duration = Duration::from_millis(50);
+
+/// A partition assigned here whose store another processing thread of this
+/// process still has open: that thread closes it when its own loop hears
+/// of the revocation, which can take as long as a broker outage (it may be
+/// recovering from one). Waiting for it on the spot could deadlock two
+/// threads that swap partitions, and giving up after a while failed the
+/// stage in the outage test; so the store is asked for again from the loop.
+struct Awaiting {
+    since: Instant,
+    next_try: Instant,
+    /// Not a hand-over (closed here long ago): a restore that makes the
+    /// instance unready follows.
+    unready: bool,
+    /// Past [`HANDOVER_PATIENCE`]: said so, and blocks readiness.
+    overdue: bool,
+}
 
 struct Restoring {
     cancel: Arc<AtomicBool>,
@@ -59,6 +84,7 @@ pub struct Partitions {
     pub stores: Stores,
     pub metas: HashMap<Part, StoreMeta>,
     restoring: HashMap<Part, Restoring>,
+    awaiting: HashMap<Part, Awaiting>,
     /// Restores cancelled by a revocation that may still hold their store.
     winding_down: HashMap<Part, JoinHandle<()>>,
     pending_seek: HashMap<Part, Seek>,
@@ -103,6 +129,7 @@ impl Partitions {
             stores: HashMap::new(),
             metas: HashMap::new(),
             restoring: HashMap::new(),
+            awaiting: HashMap::new(),
             winding_down: HashMap::new(),
             pending_seek: HashMap::new(),
             to_resume: HashMap::new(),
@@ -203,9 +230,15 @@ impl Partitions {
         format!("restoring {part}")
     }
 
-    /// Opens the store of a newly assigned partition and starts its restore.
+    fn held_reason(part: Part) -> String {
+        format!("store {part} still open in another processing thread")
+    }
+
+    /// Opens the store of a newly assigned partition and starts its restore
+    /// (or, when another thread still has it open, asks for it again later).
     pub fn assign(&mut self, part: Part) -> Result<(), ProcessError> {
-        if self.stores.contains_key(&part) || self.restoring.contains_key(&part) {
+        let known = self.stores.contains_key(&part) || self.restoring.contains_key(&part);
+        if known || self.awaiting.contains_key(&part) {
             return Ok(());
         }
         if let Some(store) = self.parked.remove(&part) {
@@ -229,8 +262,42 @@ impl Partitions {
             self.reports.extend(self.done_rx.try_iter());
             self.reports.retain(|d| d.part != part);
         }
-        let store: Box<dyn Store> = Box::new(RocksStore::open(&path)?);
-        self.start_restore(part, store, !handed_over)
+        let now = Instant::now();
+        self.awaiting.insert(part, Awaiting { since: now, next_try: now, unready: !handed_over, overdue: false });
+        self.open_awaiting(part)
+    }
+
+    /// Tries to open an awaiting partition's store, and starts its restore
+    /// if it could.
+    fn open_awaiting(&mut self, part: Part) -> Result<(), ProcessError> {
+        let path = part.store_path(&self.state_dir);
+        let Some(store) = RocksStore::open_if_free(&path)? else {
+            let w = self.awaiting.get_mut(&part).expect("awaiting");
+            if w.next_try == w.since {
+                tracing::info!(store = %part, "store still open in another processing thread; asking again until it lets go");
+            }
+            w.next_try = Instant::now() + HANDOVER_RETRY;
+            if !w.overdue && w.since.elapsed() >= HANDOVER_PATIENCE {
+                w.overdue = true;
+                let waited_s = w.since.elapsed().as_secs();
+                tracing::warn!(store = %part, waited_s, "store still open in another processing thread; still waiting");
+                self.health.block(Self::held_reason(part));
+            }
+            return Ok(());
+        };
+        let w = self.awaiting.remove(&part).expect("awaiting");
+        self.health.unblock(&Self::held_reason(part));
+        self.start_restore(part, Box::new(store), w.unready)
+    }
+
+    /// Asks again for the stores other threads held (see [`Awaiting`]).
+    fn retry_awaiting(&mut self) -> Result<(), ProcessError> {
+        let now = Instant::now();
+        let due: Vec<Part> = self.awaiting.iter().filter(|(_, w)| w.next_try <= now).map(|(p, _)| *p).collect();
+        for part in due {
+            self.open_awaiting(part)?;
+        }
+        Ok(())
     }
 
     /// An assignment arrived: the parked stores it does not bring back
@@ -297,6 +364,9 @@ impl Partitions {
         }
         self.metas.remove(&part);
         self.pending_seek.remove(&part);
+        if self.awaiting.remove(&part).is_some() {
+            self.health.unblock(&Self::held_reason(part));
+        }
         if let Some(r) = self.restoring.remove(&part) {
             r.cancel.store(true, Ordering::Relaxed);
             self.winding_down.insert(part, r.thread);
@@ -307,6 +377,9 @@ impl Partitions {
     /// Takes in finished restores and resumes their partitions (at the
     /// offset they must resume from). Returns how many became ready.
     pub fn poll_restores(&mut self, consumer: &BaseConsumer<GroupContext>) -> Result<usize, ProcessError> {
+        if !self.awaiting.is_empty() {
+            self.retry_awaiting()?;
+        }
         self.reports.extend(self.done_rx.try_iter());
         for done in std::mem::take(&mut self.reports) {
             let part = done.part;
@@ -395,6 +468,7 @@ impl Partitions {
         self.stores.clear();
         self.to_resume.clear();
         self.parked.clear();
+        self.awaiting.clear();
         for q in self.side_assigned.clone() {
             self.side_unassign(q);
         }

@@ -1,16 +1,16 @@
 //! Store directories open in this process. RocksDB refuses to open one
 //! directory twice; with `process.threads`, a partition can move from one
 //! processing thread to another of the same process, and its old owner
-//! closes the store a moment after the new owner is assigned it. The new
-//! owner waits for that instead of failing.
+//! closes the store only when its own loop hears of the revocation — which
+//! can be long after the new owner is assigned it (the old owner may be
+//! waiting out a broker outage). The new owner asks again later instead of
+//! failing (`process::partitions`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
 
 static HELD: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
-static RELEASED: Condvar = Condvar::new();
 
 /// A directory held open; released when dropped.
 #[derive(Debug)]
@@ -19,28 +19,16 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// Takes `path`, waiting up to `wait` for another holder in this
-    /// process to let it go. `None`: still held after `wait`.
-    pub fn take(path: &Path, wait: Duration) -> Option<Lease> {
-        let deadline = Instant::now() + wait;
+    /// Takes `path`, unless another holder in this process has it.
+    pub fn take(path: &Path) -> Option<Lease> {
         let mut held = HELD.lock().expect("store lease lock");
-        loop {
-            if held.insert(path.to_owned()) {
-                return Some(Lease { path: path.to_owned() });
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            held = RELEASED.wait_timeout(held, left).expect("store lease lock").0;
-        }
+        held.insert(path.to_owned()).then(|| Lease { path: path.to_owned() })
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
         HELD.lock().expect("store lease lock").remove(&self.path);
-        RELEASED.notify_all();
     }
 }
 
@@ -51,14 +39,9 @@ mod tests {
     #[test]
     fn a_held_directory_is_taken_once_its_holder_lets_it_go() {
         let path = std::env::temp_dir().join("postback-lease-test");
-        let first = Lease::take(&path, Duration::ZERO).expect("free");
-        assert!(Lease::take(&path, Duration::from_millis(20)).is_none(), "held by the first lease");
-        let holder = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(50));
-            drop(first);
-        });
-        let second = Lease::take(&path, Duration::from_secs(10));
-        assert!(second.is_some(), "taken once the first was dropped");
-        holder.join().unwrap();
+        let first = Lease::take(&path).expect("free");
+        assert!(Lease::take(&path).is_none(), "held by the first lease");
+        drop(first);
+        assert!(Lease::take(&path).is_some(), "taken once the first was dropped");
     }
 }

@@ -30,8 +30,8 @@ pub enum StoreError {
     Rocks { path: String, source: rocksdb::Error },
     #[error("state store {path}: {reason}")]
     Corrupt { path: String, reason: String },
-    #[error("state store {path}: still open elsewhere in this process after {waited_s} s")]
-    InUse { path: String, waited_s: u64 },
+    #[error("state store {path}: open elsewhere in this process")]
+    InUse { path: String },
     #[error("no state store open for {0}, an assigned partition")]
     Missing(String),
 }

@@ -15,11 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-/// Longest an open waits for another thread of this process to close the
-/// same store (a partition moving between processing threads: the old
-/// owner closes it within one poll of its loop).
-const OPEN_WAIT: Duration = Duration::from_secs(30);
-
 /// An open database and, for a writable one, its directory's lease.
 struct Open {
     db: DB,
@@ -65,11 +60,20 @@ pub struct RocksStore {
 }
 
 impl RocksStore {
-    /// Opens (creating if missing) the store in directory `path`.
+    /// Opens (creating if missing) the store in directory `path`; fails if
+    /// another thread of this process has it open.
     pub fn open(path: &Path) -> Result<RocksStore, StoreError> {
+        RocksStore::open_if_free(path)?.ok_or_else(|| StoreError::InUse { path: path.display().to_string() })
+    }
+
+    /// Opens (creating if missing) the store in directory `path`, unless
+    /// another thread of this process has it open (`None`: a partition
+    /// moving between processing threads whose old owner has not let it go
+    /// yet; it is asked again later, never waited for — the old owner may
+    /// be waiting for the broker, or for a store this thread holds).
+    pub fn open_if_free(path: &Path) -> Result<Option<RocksStore>, StoreError> {
         let path = path.to_owned();
-        let lease = Lease::take(&path, OPEN_WAIT)
-            .ok_or_else(|| StoreError::InUse { path: path.display().to_string(), waited_s: OPEN_WAIT.as_secs() })?;
+        let Some(lease) = Lease::take(&path) else { return Ok(None) };
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
@@ -84,7 +88,7 @@ impl RocksStore {
         let mut live = LIVE.lock().expect("live stores lock");
         live.retain(|_, w| w.strong_count() > 0);
         live.insert(key, Arc::downgrade(&open));
-        Ok(RocksStore { open, path })
+        Ok(Some(RocksStore { open, path }))
     }
 
     /// Opens an existing store read-only (inspect of a stopped instance).

@@ -188,3 +188,49 @@ fn registry_outage(name: &str, extra_env: &[(&str, String)], hold: Option<Durati
         assert!(!log.contains("abort_transaction not done yet"), "{}", tail(&log));
     }
 }
+
+/// Two processing threads, and the one reading the Avro events waits for
+/// the registry past the poll interval: the group gives its partitions to
+/// the other thread, while the waiting one still has their stores open.
+/// The other thread must not give up on them (it used to fail the stage
+/// after 30 s: "still open elsewhere in this process"); it says why it is
+/// not ready, and takes the stores once their old owner lets them go.
+#[test]
+fn a_store_held_by_a_thread_waiting_out_an_outage_is_taken_over_when_it_lets_go() {
+    let registry = OwnRegistry::start("held-store");
+    let extra = format!("[schema_registry]\nurl = \"{}\"\ntimeout = \"2s\"\n", registry.url);
+    let env = TestEnv::new("registry-held-store", 2, SINK, &extra);
+    let id = registry.register(&env.topic("events-value"), OURS);
+    let events = generated(10, 60, 73);
+    let producer = TestProducer::at(&env.bootstrap);
+    // all on partition 0: only the thread assigned it waits for the registry
+    for e in &events {
+        producer.send(&env.topic("events"), 0, e.device_id.as_bytes(), &confluent(id, &encode_event_avro(e)));
+    }
+    producer.flush();
+
+    registry.pause();
+    let extra_env = [
+        ("POSTBACK__PROCESS__THREADS", "2".to_owned()),
+        ("POSTBACK__KAFKA__CONSUMER__MAX.POLL.INTERVAL.MS", "\"10000\"".to_owned()),
+        ("POSTBACK__KAFKA__CONSUMER__SESSION.TIMEOUT.MS", "\"10000\"".to_owned()),
+    ];
+    let mut p = env.start_cmd("process", "p1", &extra_env);
+    let held = wait_until(
+        Duration::from_secs(120),
+        || matches!(http_full(&p.admin, "/readyz"), Some((503, body)) if body.contains("device-0 still open in another processing thread")),
+    );
+    let quiet = env.read("jobs").is_empty() && env.read("events.dlq").is_empty();
+    registry.resume();
+    assert!(held, "/readyz said which store waits: {:?}\n{}", http_full(&p.admin, "/readyz"), tail(&p.log()));
+    assert!(quiet, "nothing committed while it waited");
+
+    let jobs = await_jobs(&env, &events, Duration::from_secs(120), &[&p]);
+    assert_exact(&jobs, &events);
+    assert!(env.read("events.dlq").is_empty(), "no record was dead-lettered for the outage");
+    assert!(wait_until(Duration::from_secs(30), || p.ready()), "ready again: {:?}", http_full(&p.admin, "/readyz"));
+    assert!(p.running(), "the same process went on\n{}", tail(&p.log()));
+    let log = p.log();
+    assert!(log.contains("store still open in another processing thread; still waiting"), "{}", tail(&log));
+    assert!(!log.contains("open elsewhere in this process"), "{}", tail(&log));
+}
