@@ -68,10 +68,10 @@ fn main() {
     // its own group and state topics, then the shipped default (one thread
     // per core)
     let single = (cores > 1 && std::env::var("BENCH_THREADS").is_err()).then(|| {
-        let run = Processor::start(&bootstrap, &topic, n, "single", Some(cores));
+        let run = Processor::start(&bootstrap, &topic, n, "single", Some(1));
         let (rate, cpu) = (run.rate, run.cpu_us_per_event);
         run.stop();
-        eprintln!("processor, {cores} threads: {rate:.0} events/s");
+        eprintln!("processor, 1 thread: {rate:.0} events/s");
         (rate, cpu)
     });
     let before = BatchMetrics::now();
@@ -107,7 +107,7 @@ fn main() {
     });
     run.stop();
     let mode = if repartition() { "repartition" } else { "co-partitioned" };
-    let threads = threads.map_or_else(|| "1 (default)".to_owned(), |t| t.to_string());
+    let threads = threads.map_or_else(|| format!("{cores} (default: one per core)"), |t| t.to_string());
     println!("events={n} devices={devices} partitions={PARTITIONS} mode={mode} threads={threads} cores={cores}");
     println!("raw_consume_events_per_s={raw:.0}");
     println!("processor_events_per_s={rate:.0}");
@@ -115,10 +115,10 @@ fn main() {
     println!("ratio={:.2}", rate / raw);
     println!("ratio_to_eos_copy={:.2}", rate / floor);
     println!("processing_thread_cpu_us_per_event={cpu:.2}");
-    if let Some((many, many_cpu)) = single {
-        println!("processor_{cores}_threads_events_per_s={many:.0} ratio_to_eos_copy={:.2}", many / floor);
-        println!("processor_{cores}_threads_cpu_us_per_event={many_cpu:.2}");
-        println!("thread_scaling={:.2}", many / rate);
+    if let Some((one, one_cpu)) = single {
+        println!("processor_1_thread_events_per_s={one:.0} ratio_to_eos_copy={:.2}", one / floor);
+        println!("processor_1_thread_cpu_us_per_event={one_cpu:.2}");
+        println!("thread_scaling={:.2}", rate / one);
     }
     if let Some(((p50, p99, samples, split), loads)) = latencies {
         println!("latency_samples={samples} p50_ms={p50:.1} p99_ms={p99:.1} (5000 events/s)");
@@ -161,8 +161,9 @@ impl Processor {
         // or in the middle of a cooperative rebalance, between one thread
         // giving partitions up and another taking them
         let settled = Instant::now() + Duration::from_secs(120);
-        // the processor's own default when not given: one
-        let names: Vec<String> = match threads.unwrap_or(1).min(PARTITIONS as usize) {
+        // the processor's own default when not given: one per core
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let names: Vec<String> = match threads.unwrap_or(cores).min(PARTITIONS as usize) {
             1 => vec!["processor".to_owned()],
             many => (0..many).map(|i| format!("processor-{i}")).collect(),
         };

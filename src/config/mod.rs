@@ -83,12 +83,11 @@ impl Config {
         self.kafka.instance_id.clone().unwrap_or_else(hostname)
     }
 
-    /// Processing threads wanted: `process.threads`, else one. One per core
-    /// was the default briefly: the outage test caught a two-thread
-    /// processor exiting during a broker outage (a store moving between its
-    /// threads stayed held by the thread stuck in recovery), see the README.
+    /// Processing threads wanted: `process.threads`, else one per core the
+    /// process may use (its CPU quota counts: a pod limited to 2 CPUs gets
+    /// 2). At most one per partition is started (`process::threads`).
     pub fn process_threads(&self) -> usize {
-        self.process.threads.unwrap_or(1)
+        self.process.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
     }
 
     /// The decoding options of `[input]`.

@@ -185,8 +185,8 @@ pub struct ProcessConfig {
     /// changelog's partition count is the number every instance uses.
     pub state_partitions: Option<i32>,
     /// Processing threads, each a member of the group with its own
-    /// consumer, transactional producer and stores; default 1, at most one
-    /// per partition is started.
+    /// consumer, transactional producer and stores; default: one per core
+    /// the process may use, at most one per partition is started.
     pub threads: Option<usize>,
 }
 
