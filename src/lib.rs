@@ -59,13 +59,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Makes the allocator keep memory freed by this process instead of
 /// returning it to the OS, unless `MIMALLOC_PURGE_DELAY` says otherwise.
-/// Each processing batch allocates and frees megabytes; returned to the OS
-/// and touched again by the next batch, every page of it came back through
-/// a page fault zeroed by the kernel: 5–8% of the processing thread's
-/// profile, and 7–10% more CPU per event than with purging off (six
-/// alternating bench runs, README *Performance*). The cost: the heap stays
-/// at its peak size (bounded by `process.max_batch` and
-/// `process.max_batch_bytes`).
+/// Called by both stages. Each processing batch allocates and frees
+/// megabytes; returned to the OS and touched again by the next batch, every
+/// page of it came back through a page fault zeroed by the kernel: 5–8% of
+/// the processing thread's profile, and 7% more CPU per event than with
+/// purging off; the sender used 8% more per postback (alternating bench
+/// runs, README *Performance*). The cost: the heap stays at its peak size
+/// (bounded by `process.max_batch`, `process.max_batch_bytes` and the
+/// sender's in-flight limits).
 pub fn keep_freed_memory() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: sets one of mimalloc's options, which it reads atomically;
