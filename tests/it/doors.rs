@@ -8,10 +8,10 @@ use crate::send::{SEND, by_id, dlq, job, sender, tail};
 use crate::support::env::TestEnv;
 use crate::support::kafka::{read_all, wait_until};
 use crate::support::partner::Partner;
-use crate::support::proc::{free_port, http_full};
+use crate::support::proc::{Instance, free_port, http_full};
 use crate::support::rules::ev;
-use postback::domain::Job;
 use postback::domain::Kind::*;
+use postback::domain::{Event, Job};
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -221,6 +221,27 @@ fn run_exits_non_zero_when_its_processor_is_fenced_and_says_so_first() {
     let _ = second.terminate();
 }
 
+/// Kills `p`, starts instance `p1` again with `extra`, produces `second`
+/// and waits (up to 60 s) for the jobs of `first` and `second`. Returns the
+/// new instance, the time from its start to the last job, and the number
+/// of jobs expected.
+fn kill9_restart_and_wait(
+    env: &TestEnv,
+    p: &mut Instance,
+    extra: &[(&str, String)],
+    first: &[Event],
+    second: &[Event],
+) -> (Instance, Duration, usize) {
+    p.kill9();
+    let restarted = Instant::now();
+    let p = env.start_cmd("process", "p1", extra);
+    env.produce(second);
+    let all: Vec<_> = first.iter().chain(second).cloned().collect();
+    let want = crate::support::env::predict(&all).len();
+    assert!(wait_until(Duration::from_secs(60), || env.jobs().len() >= want), "{}", tail(&p));
+    (p, restarted.elapsed(), want)
+}
+
 #[test]
 fn a_processor_restarted_after_kill_9_commits_again_within_seconds() {
     let env = TestEnv::new("failover", 4, "https://pb.example", "");
@@ -228,15 +249,8 @@ fn a_processor_restarted_after_kill_9_commits_again_within_seconds() {
     let first = vec![ev("w1", Install, 0.0).from("acme").0];
     env.produce(&first);
     await_jobs(&env, &first, Duration::from_secs(60), &[&p]);
-    p.kill9();
-    let restarted = Instant::now();
-    let mut p = env.start("p1");
     let second = vec![ev("w2", Install, 1.0).dev("d2").from("acme").0, ev("w3", Install, 2.0).dev("d3").from("zeta").0];
-    env.produce(&second);
-    let all: Vec<_> = first.iter().chain(&second).cloned().collect();
-    let want = crate::support::env::predict(&all).len();
-    assert!(wait_until(Duration::from_secs(60), || env.jobs().len() >= want), "{}", tail(&p));
-    let took = restarted.elapsed();
+    let (mut p, took, _) = kill9_restart_and_wait(&env, &mut p, &[], &first, &second);
     eprintln!("restart to first commit after kill -9: {took:?}");
     assert!(took < Duration::from_secs(15), "failover took {took:?}\n{}", tail(&p));
     assert_eq!(p.terminate(), Some(0));
@@ -275,15 +289,7 @@ fn both_threads_of_a_processor_restarted_after_kill_9_resume_within_seconds() {
     let threads = ["processor-0", "processor-1"];
     let held: Vec<f64> = threads.iter().map(|t| p.metric("postback_processor_partitions", &[("thread", t)])).collect();
     assert_eq!(held, [4.0, 4.0], "2 input + 2 user-activity partitions per thread");
-    p.kill9();
-    let restarted = Instant::now();
-    let mut p = env.start_cmd("process", "p1", &extra);
-    let second = on_each_partition("b", 1.0);
-    env.produce(&second);
-    let all: Vec<_> = first.iter().chain(&second).cloned().collect();
-    let want = crate::support::env::predict(&all).len();
-    assert!(wait_until(Duration::from_secs(60), || env.jobs().len() >= want), "{}", tail(&p));
-    let took = restarted.elapsed();
+    let (mut p, took, want) = kill9_restart_and_wait(&env, &mut p, &extra, &first, &on_each_partition("b", 1.0));
     eprintln!("restart to the last partition's commit after kill -9, two threads: {took:?}");
     assert!(took < Duration::from_secs(30), "took {took:?}: a thread waited for a dead member's session\n{}", tail(&p));
     assert_eq!(env.jobs().len(), want, "nothing twice");
