@@ -7,5 +7,6 @@ pub mod context;
 pub mod deliver;
 pub mod layout;
 pub mod murmur2;
+pub mod patience;
 
 pub use murmur2::partition_for;

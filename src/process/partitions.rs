@@ -17,6 +17,7 @@ use super::stage::{Feed, Part, Source, Stage};
 use crate::config::Config;
 use crate::kafka::client;
 use crate::kafka::context::{CommittedOffsets, GroupContext};
+use crate::kafka::patience::{self, COMMITTED_PATIENCE};
 use crate::store::{RocksStore, Store, StoreMeta, held_here_lately};
 use crate::telemetry::{Health, metrics};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -29,10 +30,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-/// How long reading a committed offset is retried before the stage fails
-/// (and its restart goes on from the committed offsets).
-const COMMITTED_PATIENCE: Duration = Duration::from_secs(60);
 
 /// How recently another processing thread of this process must have held a
 /// store for its reopening to count as a hand-over between threads.
@@ -486,17 +483,9 @@ impl Partitions {
 fn committed(consumer: &BaseConsumer<GroupContext>, topic: &str, partition: i32) -> Result<Offset, KafkaError> {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition(topic, partition);
-    let started = std::time::Instant::now();
-    let got = loop {
-        match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
-            Ok(got) => break got,
-            Err(e) if started.elapsed() < COMMITTED_PATIENCE => {
-                tracing::warn!(topic, partition, error = %e, "cannot read the committed offset yet; asking again");
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            Err(e) => return Err(e),
-        }
-    };
+    let read = || consumer.committed_offsets(tpl.clone(), Duration::from_secs(10));
+    let what = format!("committed offset of {topic}/{partition}");
+    let got = patience::ask_again(&what, COMMITTED_PATIENCE, Duration::from_millis(500), || false, read)?;
     let offset = got.find_partition(topic, partition).map(|e| e.offset());
     Ok(match offset {
         Some(Offset::Offset(o)) => Offset::Offset(o),

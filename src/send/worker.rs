@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::config::reload::SharedConfig;
 use crate::domain::Job;
 use crate::kafka::context::Assignment;
+use crate::kafka::patience::{self, COMMITTED_PATIENCE};
 use futures::StreamExt;
 use rdkafka::consumer::CommitMode;
 use rdkafka::error::KafkaResult;
@@ -266,10 +267,16 @@ impl Worker {
 
     /// Reads, off the async threads, what the new partitions' previous
     /// owner committed: the offset and which offsets above it it finished.
+    /// Asked again for a while when the coordinator cannot answer yet (a
+    /// broker just back): without the answer the partitions resume at the
+    /// offset alone, and every job finished above it is sent again.
     fn load_committed(&self, list: Vec<(String, i32)>) {
         let (consumers, tx) = (Arc::clone(&self.consumers), self.loaded_tx.clone());
         tokio::task::spawn_blocking(move || {
-            let _ = tx.send(consumers.committed(&list, Duration::from_secs(30)));
+            let read = || consumers.committed(&list, Duration::from_secs(10));
+            let step = Duration::from_millis(500);
+            let _ =
+                tx.send(patience::ask_again("committed_offsets", COMMITTED_PATIENCE, step, || tx.is_closed(), read));
         });
     }
 
