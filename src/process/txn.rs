@@ -127,21 +127,56 @@ pub enum Verdict {
     Fenced,
 }
 
-/// A fatal error within the transaction timeout can only come from another
-/// producer with our `transactional.id` (the coordinator aborts a
+/// A fencing error within the transaction timeout can only come from
+/// another producer with our `transactional.id` (the coordinator aborts a
 /// transaction, and bumps the producer epoch, only once it is older than
 /// `transaction.timeout.ms`): that is a second instance with the same
 /// `instance_id`, and this one must stop. After the timeout — a broker that
 /// was away — the same error means our transaction was timed out, and a
-/// new producer takes over.
+/// new producer takes over. Any other fatal error also calls for a new
+/// producer: the outage test caught an abort answered with
+/// `INVALID_TXN_STATE` seconds after the broker came back (the coordinator
+/// was still completing the previous transaction), which librdkafka makes
+/// fatal and which earlier versions took for fencing — the stage stopped.
+/// If another instance does hold our id, the new producer's first
+/// transaction is fenced in turn, and that stops the stage.
 pub fn verdict(e: &KafkaError, txn_age: Duration, txn_timeout: Duration) -> Verdict {
-    let fatal = match e {
-        KafkaError::Transaction(t) => t.is_fatal(),
-        other => other.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal),
+    let (fatal, code) = match e {
+        KafkaError::Transaction(t) => (t.is_fatal(), Some(t.code())),
+        other => (other.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal), other.rdkafka_error_code()),
     };
-    match (fatal, txn_age < txn_timeout) {
+    verdict_of(fatal, code, txn_age < txn_timeout)
+}
+
+fn verdict_of(fatal: bool, code: Option<RDKafkaErrorCode>, within_timeout: bool) -> Verdict {
+    let fencing = matches!(
+        code,
+        Some(RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch | RDKafkaErrorCode::Fenced)
+    );
+    match (fatal, fencing && within_timeout) {
         (false, _) => Verdict::Abort,
         (true, true) => Verdict::Fenced,
         (true, false) => Verdict::Replace,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use RDKafkaErrorCode::*;
+
+    #[test]
+    fn only_fencing_within_the_timeout_stops_the_stage() {
+        assert_eq!(verdict_of(true, Some(ProducerFenced), true), Verdict::Fenced);
+        assert_eq!(verdict_of(true, Some(InvalidProducerEpoch), true), Verdict::Fenced);
+        assert_eq!(verdict_of(true, Some(Fenced), true), Verdict::Fenced);
+        // the same after the timeout: our own transaction was timed out
+        assert_eq!(verdict_of(true, Some(ProducerFenced), false), Verdict::Replace);
+        // what the outage test caught: an abort refused while the
+        // coordinator still completed the previous transaction
+        assert_eq!(verdict_of(true, Some(InvalidTransactionalState), true), Verdict::Replace);
+        assert_eq!(verdict_of(true, Some(Fatal), true), Verdict::Replace);
+        assert_eq!(verdict_of(false, Some(ConcurrentTransactions), true), Verdict::Abort);
+        assert_eq!(verdict_of(false, None, false), Verdict::Abort);
     }
 }
