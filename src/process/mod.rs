@@ -110,7 +110,7 @@ pub fn start(
     shutdown: CancellationToken,
 ) -> Result<JoinHandle<Result<(), ProcessError>>, ProcessError> {
     health.block(runner::PRODUCER_NOT_READY);
-    crate::keep_freed_memory();
+    crate::memory::keep_freed_memory();
     let configured: Arc<Config> = Arc::clone(&config.read().expect("config lock"));
     let (fixed, recorded) = with_layout(&configured)?;
     let generation = recorded.as_ref().map_or(0, |l| l.generation);

@@ -56,7 +56,7 @@ pub enum SendError {
 pub async fn run(shared_config: SharedConfig, health: Health, shutdown: CancellationToken) -> Result<(), SendError> {
     let config: Arc<Config> = Arc::clone(&shared_config.read().expect("config lock"));
     health.block(STARTING);
-    crate::keep_freed_memory();
+    crate::memory::keep_freed_memory();
     let c = Arc::clone(&config);
     let partitions = tokio::task::spawn_blocking(move || -> Result<HashMap<String, i32>, AdminError> {
         admin::ensure_sender_topics(&c)?;
