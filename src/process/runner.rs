@@ -264,12 +264,24 @@ impl Runner {
     fn stop(&mut self) {
         tracing::info!("processing stage stopping: leaving the group");
         self.consumer.unsubscribe();
-        // serve the revocation callback
+        // serve the revocation callback: only once it has unassigned does
+        // librdkafka send the LeaveGroup of an unsubscribing static member
+        // (a static member closed before that stays in the group until its
+        // session expires, and `postback state rescale` refused to run
+        // after a clean stop, naming thread 1's member). Polled at least
+        // once, until nothing is assigned and every store is closed.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && !self.parts.stores.is_empty() {
+        loop {
             let _ = self.consumer.poll(Duration::from_millis(100));
             let _ = self.handle_assignments(&mut Vec::new());
+            let assigned = self.consumer.assignment().map_or(0, |a| a.count());
+            if (assigned == 0 && self.parts.stores.is_empty()) || Instant::now() >= deadline {
+                break;
+            }
         }
+        // librdkafka's main thread sends the leave once the unassign is
+        // done: give it that moment before the consumer closes
+        let _ = self.consumer.poll(Duration::from_millis(100));
         self.parts.close();
         for topic in self.group_topics() {
             metrics().thread_partitions(&self.name, topic, 0);
