@@ -38,54 +38,38 @@ mod tests {
     use super::*;
     use std::cell::Cell;
 
-    const STEP: Duration = Duration::from_millis(1);
+    /// Runs `ask_again` over `outcome(n)` for the n-th call (from 1);
+    /// returns the result and how many calls were made.
+    fn asked<T>(
+        patience: Duration,
+        give_up: bool,
+        outcome: impl Fn(u32) -> Result<T, String>,
+    ) -> (Result<T, String>, u32) {
+        let calls = Cell::new(0);
+        let op = || {
+            calls.set(calls.get() + 1);
+            outcome(calls.get())
+        };
+        let got = ask_again("test", patience, Duration::from_millis(1), || give_up, op);
+        (got, calls.get())
+    }
 
     #[test]
     fn a_call_that_fails_a_few_times_is_answered() {
-        let calls = Cell::new(0);
-        let got = ask_again(
-            "test",
-            Duration::from_secs(10),
-            STEP,
-            || false,
-            || {
-                calls.set(calls.get() + 1);
-                if calls.get() < 3 { Err("not coordinator") } else { Ok(7) }
-            },
-        );
-        assert_eq!((got, calls.get()), (Ok(7), 3));
+        let got = asked(Duration::from_secs(10), false, |n| if n < 3 { Err("not coordinator".into()) } else { Ok(7) });
+        assert_eq!(got, (Ok(7), 3));
     }
 
     #[test]
     fn the_last_error_stands_after_the_patience() {
-        let calls = Cell::new(0);
-        let got: Result<(), String> = ask_again(
-            "test",
-            Duration::from_millis(20),
-            STEP,
-            || false,
-            || {
-                calls.set(calls.get() + 1);
-                Err(format!("failure {}", calls.get()))
-            },
-        );
-        assert_eq!(got, Err(format!("failure {}", calls.get())));
-        assert!(calls.get() > 1, "asked again within the patience");
+        let (got, calls) = asked::<()>(Duration::from_millis(20), false, |n| Err(format!("failure {n}")));
+        assert_eq!(got, Err(format!("failure {calls}")));
+        assert!(calls > 1, "asked again within the patience");
     }
 
     #[test]
     fn nobody_waiting_stops_the_asking() {
-        let calls = Cell::new(0);
-        let got: Result<(), &str> = ask_again(
-            "test",
-            Duration::from_secs(10),
-            STEP,
-            || true,
-            || {
-                calls.set(calls.get() + 1);
-                Err("loading")
-            },
-        );
-        assert_eq!((got, calls.get()), (Err("loading"), 1));
+        let got = asked::<()>(Duration::from_secs(10), true, |_| Err("loading".into()));
+        assert_eq!(got, (Err("loading".to_owned()), 1));
     }
 }

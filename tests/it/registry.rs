@@ -147,18 +147,24 @@ fn a_registry_outage_longer_than_the_poll_interval_loses_and_repeats_nothing() {
     registry_outage("paused-long", &extra, Some(Duration::from_secs(25)));
 }
 
-fn registry_outage(name: &str, extra_env: &[(&str, String)], hold: Option<Duration>) {
+/// A registry of its own, an env with `partitions` input partitions that
+/// uses it, and 60 Avro events (seeded by `seed`) produced to partition 0.
+fn avro_events_on_partition_0(name: &str, partitions: i32, seed: u64) -> (OwnRegistry, TestEnv, Vec<Event>) {
     let registry = OwnRegistry::start(name);
     let extra = format!("[schema_registry]\nurl = \"{}\"\ntimeout = \"2s\"\n", registry.url);
-    let env = TestEnv::new(&format!("registry-{name}"), 1, SINK, &extra);
+    let env = TestEnv::new(&format!("registry-{name}"), partitions, SINK, &extra);
     let id = registry.register(&env.topic("events-value"), OURS);
-    let events = generated(10, 60, 72);
+    let events = generated(10, 60, seed);
     let producer = TestProducer::at(&env.bootstrap);
     for e in &events {
         producer.send(&env.topic("events"), 0, e.device_id.as_bytes(), &confluent(id, &encode_event_avro(e)));
     }
     producer.flush();
+    (registry, env, events)
+}
 
+fn registry_outage(name: &str, extra_env: &[(&str, String)], hold: Option<Duration>) {
+    let (registry, env, events) = avro_events_on_partition_0(name, 1, 72);
     registry.pause();
     let mut p = env.start_cmd("process", "p1", extra_env);
     let paused_at = std::time::Instant::now();
@@ -197,18 +203,8 @@ fn registry_outage(name: &str, extra_env: &[(&str, String)], hold: Option<Durati
 /// not ready, and takes the stores once their old owner lets them go.
 #[test]
 fn a_store_held_by_a_thread_waiting_out_an_outage_is_taken_over_when_it_lets_go() {
-    let registry = OwnRegistry::start("held-store");
-    let extra = format!("[schema_registry]\nurl = \"{}\"\ntimeout = \"2s\"\n", registry.url);
-    let env = TestEnv::new("registry-held-store", 2, SINK, &extra);
-    let id = registry.register(&env.topic("events-value"), OURS);
-    let events = generated(10, 60, 73);
-    let producer = TestProducer::at(&env.bootstrap);
     // all on partition 0: only the thread assigned it waits for the registry
-    for e in &events {
-        producer.send(&env.topic("events"), 0, e.device_id.as_bytes(), &confluent(id, &encode_event_avro(e)));
-    }
-    producer.flush();
-
+    let (registry, env, events) = avro_events_on_partition_0("held-store", 2, 73);
     registry.pause();
     let extra_env = [
         ("POSTBACK__PROCESS__THREADS", "2".to_owned()),
