@@ -810,6 +810,20 @@ pub fn scripted_events() -> Vec<postback::domain::Event> {
     out
 }
 
+/// The device id and reason of each step of [`scripted_events`] that the
+/// scenario table expects to be rejected.
+pub fn scripted_rejections() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (i, sc) in scenarios().into_iter().enumerate() {
+        for (ev, expect) in sc.steps {
+            if let Rejected(reason) = expect {
+                out.push((format!("s{i}-{}", ev.0.device_id), reason.to_owned()));
+            }
+        }
+    }
+    out
+}
+
 /// `window`: a postback fires only within its window after the start of
 /// the attribution it is sent in (lifetime: the first; CA: the current).
 #[test]
