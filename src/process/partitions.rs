@@ -261,6 +261,7 @@ impl Partitions {
         }
         let now = Instant::now();
         self.awaiting.insert(part, Awaiting { since: now, next_try: now, unready: !handed_over, overdue: false });
+        metrics().stores_awaiting(1);
         self.open_awaiting(part)
     }
 
@@ -282,9 +283,16 @@ impl Partitions {
             }
             return Ok(());
         };
-        let w = self.awaiting.remove(&part).expect("awaiting");
-        self.health.unblock(&Self::held_reason(part));
+        let w = self.stop_awaiting(part).expect("awaiting");
         self.start_restore(part, Box::new(store), w.unready)
+    }
+
+    /// Forgets a partition's wait for its store (taken over, or revoked).
+    fn stop_awaiting(&mut self, part: Part) -> Option<Awaiting> {
+        let w = self.awaiting.remove(&part)?;
+        metrics().stores_awaiting(-1);
+        self.health.unblock(&Self::held_reason(part));
+        Some(w)
     }
 
     /// Asks again for the stores other threads held (see [`Awaiting`]).
@@ -361,9 +369,7 @@ impl Partitions {
         }
         self.metas.remove(&part);
         self.pending_seek.remove(&part);
-        if self.awaiting.remove(&part).is_some() {
-            self.health.unblock(&Self::held_reason(part));
-        }
+        self.stop_awaiting(part);
         if let Some(r) = self.restoring.remove(&part) {
             r.cancel.store(true, Ordering::Relaxed);
             self.winding_down.insert(part, r.thread);
@@ -465,7 +471,9 @@ impl Partitions {
         self.stores.clear();
         self.to_resume.clear();
         self.parked.clear();
-        self.awaiting.clear();
+        for part in self.awaiting.keys().copied().collect::<Vec<_>>() {
+            self.stop_awaiting(part);
+        }
         for q in self.side_assigned.clone() {
             self.side_unassign(q);
         }

@@ -87,6 +87,7 @@ pub struct Metrics {
     restore_remaining: IntGaugeVec,
     restored_records: IntCounterVec,
     restores: IntCounterVec,
+    stores_awaiting: IntGauge,
     rebalances: IntCounterVec,
     repartitioned: IntCounter,
     transactions_forgotten: IntCounter,
@@ -210,6 +211,13 @@ impl Metrics {
 
     pub fn restore_completed(&self, store: &str) {
         self.restores.with_label_values(&[store]).inc();
+    }
+
+    /// Stores of newly assigned partitions that another processing thread
+    /// of this process still holds: `delta` is +1 when one starts waiting,
+    /// -1 when it is taken over or its partition goes away.
+    pub fn stores_awaiting(&self, delta: i64) {
+        self.stores_awaiting.add(delta);
     }
 
     /// Partitions of `topic` (input or user activity) assigned to a processing thread.
@@ -395,6 +403,11 @@ impl Metrics {
                 "restore_remaining_records",
                 "changelog records left to restore (0 when done)",
                 &["store", "partition"],
+            ),
+            stores_awaiting: single_gauge(
+                &r,
+                "processor_stores_awaiting",
+                "assigned state stores still open in another processing thread of this process",
             ),
             restored_records: counter(
                 &r,

@@ -176,9 +176,18 @@ fn registry_outage(name: &str, extra_env: &[(&str, String)], hold: Option<Durati
         std::thread::sleep(hold.saturating_sub(paused_at.elapsed()));
     }
     let quiet = env.read("jobs").is_empty() && env.read("events.dlq").is_empty();
+    // the stuck thread may hold its user store too: the metric counts every
+    // store /readyz names (all were assigned in one rebalance, so all are
+    // overdue a moment after the first)
+    std::thread::sleep(Duration::from_secs(1));
+    let named = http_full(&p.admin, "/readyz")
+        .map_or(0, |(_, body)| body.matches("still open in another processing thread").count());
+    let awaiting = p.metric("postback_processor_stores_awaiting", &[]);
     registry.resume();
     assert!(waiting, "/readyz said why the stage waits: {:?}", http_full(&p.admin, "/readyz"));
     assert!(quiet, "nothing committed while it waited");
+    assert!(named >= 1);
+    assert_eq!(awaiting, named as f64, "the metric counts each store waited for");
 
     let jobs = await_jobs(&env, &events, Duration::from_secs(120), &[&p]);
     assert_exact(&jobs, &events);
@@ -217,15 +226,25 @@ fn a_store_held_by_a_thread_waiting_out_an_outage_is_taken_over_when_it_lets_go(
         || matches!(http_full(&p.admin, "/readyz"), Some((503, body)) if body.contains("device-0 still open in another processing thread")),
     );
     let quiet = env.read("jobs").is_empty() && env.read("events.dlq").is_empty();
+    // the stuck thread may hold its user store too: the metric counts every
+    // store /readyz names (all were assigned in one rebalance, so all are
+    // overdue a moment after the first)
+    std::thread::sleep(Duration::from_secs(1));
+    let named = http_full(&p.admin, "/readyz")
+        .map_or(0, |(_, body)| body.matches("still open in another processing thread").count());
+    let awaiting = p.metric("postback_processor_stores_awaiting", &[]);
     registry.resume();
     assert!(held, "/readyz said which store waits: {:?}\n{}", http_full(&p.admin, "/readyz"), tail(&p.log()));
     assert!(quiet, "nothing committed while it waited");
+    assert!(named >= 1);
+    assert_eq!(awaiting, named as f64, "the metric counts each store waited for");
 
     let jobs = await_jobs(&env, &events, Duration::from_secs(120), &[&p]);
     assert_exact(&jobs, &events);
     assert!(env.read("events.dlq").is_empty(), "no record was dead-lettered for the outage");
     assert!(wait_until(Duration::from_secs(30), || p.ready()), "ready again: {:?}", http_full(&p.admin, "/readyz"));
     assert!(p.running(), "the same process went on\n{}", tail(&p.log()));
+    assert_eq!(p.metric("postback_processor_stores_awaiting", &[]), 0.0, "and none after the take-over");
     let log = p.log();
     assert!(log.contains("store still open in another processing thread; still waiting"), "{}", tail(&log));
     assert!(!log.contains("open elsewhere in this process"), "{}", tail(&log));
