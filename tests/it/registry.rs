@@ -176,18 +176,9 @@ fn registry_outage(name: &str, extra_env: &[(&str, String)], hold: Option<Durati
         std::thread::sleep(hold.saturating_sub(paused_at.elapsed()));
     }
     let quiet = env.read("jobs").is_empty() && env.read("events.dlq").is_empty();
-    // the stuck thread may hold its user store too: the metric counts every
-    // store /readyz names (all were assigned in one rebalance, so all are
-    // overdue a moment after the first)
-    std::thread::sleep(Duration::from_secs(1));
-    let named = http_full(&p.admin, "/readyz")
-        .map_or(0, |(_, body)| body.matches("still open in another processing thread").count());
-    let awaiting = p.metric("postback_processor_stores_awaiting", &[]);
     registry.resume();
     assert!(waiting, "/readyz said why the stage waits: {:?}", http_full(&p.admin, "/readyz"));
     assert!(quiet, "nothing committed while it waited");
-    assert!(named >= 1);
-    assert_eq!(awaiting, named as f64, "the metric counts each store waited for");
 
     let jobs = await_jobs(&env, &events, Duration::from_secs(120), &[&p]);
     assert_exact(&jobs, &events);
