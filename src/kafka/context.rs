@@ -83,6 +83,11 @@ impl GroupContext {
         std::mem::take(&mut *self.events.lock().expect("context lock"))
     }
 
+    /// Whether a rebalance left events for [`GroupContext::take_events`].
+    pub fn has_events(&self) -> bool {
+        !self.events.lock().expect("context lock").is_empty()
+    }
+
     fn push(&self, a: Assignment) {
         self.events.lock().expect("context lock").push(a);
     }

@@ -59,6 +59,11 @@ const SIDE_POLL: Duration = Duration::from_millis(10);
 /// How often a batch being collected looks whether the commit in flight
 /// has settled (then it is cut and the next transaction begins).
 const COMMIT_CHECK: Duration = Duration::from_millis(2);
+/// Records taken from the consumer's queue at a time before the loop's
+/// housekeeping (rebalance events, restores, the repartition topic, the
+/// batch's bounds) runs again: per record it cost a side poll and a few
+/// clock reads, ~5% of the processing thread.
+const DRAIN: usize = 256;
 
 pub use crate::config::reload::SharedConfig;
 
@@ -307,39 +312,33 @@ impl Runner {
                 // the repartition topic is read between the group's polls
                 self.poll_side(&mut records, max);
                 timeout = timeout.min(SIDE_POLL);
-                first_at = first_at.or((!records.is_empty()).then(Instant::now));
+                if first_at.is_none() && !records.is_empty() {
+                    first_at = Some(Instant::now());
+                }
             }
             let slot_free = self.in_flight.as_ref().is_none_or(InFlight::is_settled);
             if !records.is_empty() {
                 // with a batch in hand: look again soon whether the commit slot freed
                 timeout = timeout.min(if slot_free { Duration::ZERO } else { COMMIT_CHECK });
             }
-            let polled = self.consumer.poll(timeout);
-            let got = match polled {
-                None => false,
-                Some(Ok(msg)) => {
-                    let rec = accept(&mut self.parts, &self.fixed.topics, &msg);
-                    drop(msg);
-                    if let Some(rec) = rec {
-                        bytes += rec.key.as_ref().map_or(0, Vec::len) + rec.value.as_ref().map_or(0, Vec::len);
-                        records.push(rec);
-                        first_at.get_or_insert_with(Instant::now);
-                    }
-                    true
+            let room = (max.saturating_sub(records.len()), max_bytes.saturating_sub(bytes));
+            let (got, error) = self.drain(timeout, room, &mut records);
+            bytes += got.bytes;
+            if first_at.is_none() && got.records > 0 {
+                first_at = Some(Instant::now());
+            }
+            if let Some(e) = error {
+                if let Some((code, reason)) = self.consumer.client().fatal_error() {
+                    self.consumer_fenced(code, reason)?;
+                    return Ok(Vec::new());
                 }
-                Some(Err(e)) => {
-                    if let Some((code, reason)) = self.consumer.client().fatal_error() {
-                        self.consumer_fenced(code, reason)?;
-                        return Ok(Vec::new());
-                    }
-                    if e.rdkafka_error_code() == Some(RDKafkaErrorCode::InconsistentGroupProtocol) {
-                        self.mixed_assignors();
-                    } else {
-                        tracing::warn!(error = %e, "consumer error");
-                    }
-                    false
+                if e.rdkafka_error_code() == Some(RDKafkaErrorCode::InconsistentGroupProtocol) {
+                    self.mixed_assignors();
+                } else {
+                    tracing::warn!(error = %e, "consumer error");
                 }
-            };
+            }
+            let got = got.polled > 0;
             self.handle_assignments(&mut records)?;
             self.parts.poll_restores(&self.consumer)?;
             let full = records.len() >= max || bytes >= max_bytes;
@@ -349,6 +348,40 @@ impl Runner {
                 return Ok(records);
             }
         }
+    }
+
+    /// Polls once (waiting up to `timeout`), then takes what else is already
+    /// queued without waiting: up to [`DRAIN`] messages and the batch's
+    /// `room` (records, bytes), stopping at a rebalance event, so the loop
+    /// sees every assignment change before the next record. Accepted
+    /// records go to `records`; a consumer error ends the drain.
+    fn drain(
+        &mut self,
+        timeout: Duration,
+        room: (usize, usize),
+        records: &mut Vec<InRecord>,
+    ) -> (Drained, Option<KafkaError>) {
+        let mut got = Drained::default();
+        let mut wait = timeout;
+        while got.polled < DRAIN && got.records < room.0 && got.bytes < room.1 {
+            match self.consumer.poll(wait) {
+                None => break,
+                Some(Err(e)) => return (got, Some(e)),
+                Some(Ok(msg)) => {
+                    got.polled += 1;
+                    if let Some(rec) = accept(&mut self.parts, &self.fixed.topics, &msg) {
+                        got.bytes += rec.key.as_ref().map_or(0, Vec::len) + rec.value.as_ref().map_or(0, Vec::len);
+                        got.records += 1;
+                        records.push(rec);
+                    }
+                }
+            }
+            if self.consumer.context().has_events() {
+                break;
+            }
+            wait = Duration::ZERO;
+        }
+        (got, None)
     }
 
     /// The group refuses to let this member join: its members name another
@@ -637,6 +670,15 @@ pub(super) fn new_producer(config: &Config) -> Result<TxnProducer, KafkaError> {
 
 /// Copies a record out of librdkafka's buffer, unless its partition is not
 /// ready (restoring): then it is dropped and re-read after the restore.
+/// What one [`Runner::drain`] took: messages polled, and the records and
+/// bytes it accepted of them.
+#[derive(Default)]
+struct Drained {
+    polled: usize,
+    records: usize,
+    bytes: usize,
+}
+
 fn accept(parts: &mut Partitions, topics: &TopicsConfig, msg: &BorrowedMessage<'_>) -> Option<InRecord> {
     let feed = Feed::of(topics, msg.topic(), msg.partition())?;
     if !parts.is_consuming(feed) {
