@@ -23,7 +23,30 @@ pub fn keep_freed_memory() {
         // callable at any time from any thread
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     }
+    keep_c_heap();
 }
+
+/// librdkafka allocates with the C library's malloc: a message and a copy
+/// of its payload for every record produced, freed once the broker has it.
+/// glibc gave each batch's worth back to the OS (its trim threshold starts
+/// at 128 KiB), and the next batch faulted the pages in again: 1.4% of the
+/// processing thread's profile, under `rd_kafka_msg_new`, 0.2% with this
+/// threshold. An explicit `MALLOC_TRIM_THRESHOLD_` still wins.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_c_heap() {
+    if std::env::var_os("MALLOC_TRIM_THRESHOLD_").is_none() {
+        // SAFETY: mallopt only sets malloc's tunables; glibc serialises it
+        // with its own arenas' locks
+        unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, C_TRIM_THRESHOLD) };
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_c_heap() {}
+
+/// Free memory glibc keeps at the top of a heap before it returns any.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const C_TRIM_THRESHOLD: libc::c_int = 256 << 20;
 
 /// `mi_option_purge_delay` in mimalloc v3's `mi_option_e` (the Rust
 /// bindings name only v2's options); a test checks it holds v3's default.
