@@ -668,8 +668,6 @@ pub(super) fn new_producer(config: &Config) -> Result<TxnProducer, KafkaError> {
     TxnProducer::new(&client::transactional_producer(config), Topics::new(config))
 }
 
-/// Copies a record out of librdkafka's buffer, unless its partition is not
-/// ready (restoring): then it is dropped and re-read after the restore.
 /// What one [`Runner::drain`] took: messages polled, and the records and
 /// bytes it accepted of them.
 #[derive(Default)]
@@ -679,6 +677,8 @@ struct Drained {
     bytes: usize,
 }
 
+/// Copies a record out of librdkafka's buffer, unless its partition is not
+/// ready (restoring): then it is dropped and re-read after the restore.
 fn accept(parts: &mut Partitions, topics: &TopicsConfig, msg: &BorrowedMessage<'_>) -> Option<InRecord> {
     let feed = Feed::of(topics, msg.topic(), msg.partition())?;
     if !parts.is_consuming(feed) {
