@@ -118,7 +118,7 @@ pub fn process_batch(records: &[InRecord], view: StateView<'_>, env: &BatchEnv<'
 /// the repartition topic might not take.
 pub fn repartition_target(r: &InRecord, env: &BatchEnv<'_>) -> Option<i32> {
     let state_partitions = env.layout.device_state;
-    let size = r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len);
+    let size = r.size();
     let keyed_by_device = env.partitioning == Partitioning::DeviceId;
     if r.stage != Stage::Device || r.source != Source::Input || size > env.max_record_bytes || !keyed_by_device {
         return None;

@@ -22,6 +22,12 @@ impl InRecord {
         Part::new(self.stage, self.partition)
     }
 
+    /// Key and value bytes: what counts against `input.max_record_bytes`
+    /// and `process.max_batch_bytes`.
+    pub fn size(&self) -> usize {
+        self.key.as_ref().map_or(0, Vec::len) + self.value.as_ref().map_or(0, Vec::len)
+    }
+
     /// The partition it was read from (offsets and rewinds).
     pub fn feed(&self) -> Feed {
         Feed { stage: self.stage, source: self.source, partition: self.partition }

@@ -312,9 +312,6 @@ impl Runner {
                 // the repartition topic is read between the group's polls
                 self.poll_side(&mut records, max);
                 timeout = timeout.min(SIDE_POLL);
-                if first_at.is_none() && !records.is_empty() {
-                    first_at = Some(Instant::now());
-                }
             }
             let slot_free = self.in_flight.as_ref().is_none_or(InFlight::is_settled);
             if !records.is_empty() {
@@ -324,7 +321,8 @@ impl Runner {
             let room = (max.saturating_sub(records.len()), max_bytes.saturating_sub(bytes));
             let (got, error) = self.drain(timeout, room, &mut records);
             bytes += got.bytes;
-            if first_at.is_none() && got.records > 0 {
+            // the batch's clock starts with its first record (from either consumer)
+            if first_at.is_none() && !records.is_empty() {
                 first_at = Some(Instant::now());
             }
             if let Some(e) = error {
@@ -370,7 +368,7 @@ impl Runner {
                 Some(Ok(msg)) => {
                     got.polled += 1;
                     if let Some(rec) = accept(&mut self.parts, &self.fixed.topics, &msg) {
-                        got.bytes += rec.key.as_ref().map_or(0, Vec::len) + rec.value.as_ref().map_or(0, Vec::len);
+                        got.bytes += rec.size();
                         got.records += 1;
                         records.push(rec);
                     }

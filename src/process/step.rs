@@ -53,7 +53,7 @@ impl StageStep for DeviceStep {
 
     fn decode(r: &InRecord, env: &BatchEnv<'_>) -> Result<Event, Rejected> {
         let bytes = r.value.as_deref().ok_or(("undecodable", "empty record (no value)".to_owned()))?;
-        let size = bytes.len() + r.key.as_ref().map_or(0, Vec::len);
+        let size = r.size();
         if size > env.max_record_bytes {
             let reason = format!("record of {size} bytes is over input.max_record_bytes ({})", env.max_record_bytes);
             return Err(("record_too_large", reason));
