@@ -11,7 +11,13 @@
 //!    (5,000 events/s, then a half and a quarter of the rate of step 3);
 //!    event → job latency is the time from an event's produce timestamp to
 //!    its first job becoming visible to a read_committed consumer, for all
-//!    events and for those produced after the phase's first 2 s.
+//!    events and for those produced after the phase's first 2 s;
+//! 5. an exactly-once *volume* copy: the copy of step 2, writing instead the
+//!    very records step 3 wrote (jobs, changelogs, forwarded activity,
+//!    DLQ; same topics' partitions, keys and bytes), spread evenly over the
+//!    events — the floor for postback's output, which is several records
+//!    per event. It does not re-read the forwarded records, as the user
+//!    stage does.
 //!
 //! With `BENCH_MODE=repartition` every event is produced one partition
 //! off its device's (as a producer with another partitioner would), so all
@@ -80,6 +86,13 @@ fn main() {
     let (rate, cpu) = (run.rate, run.cpu_us_per_event);
     let batches = BatchMetrics::now().minus(&before);
     let config_rules = Arc::clone(&run.rules);
+    // what this run wrote for the n events: the volume copy writes the same
+    let prefix = topic.trim_end_matches(".events");
+    let written: Vec<String> = ["jobs", "device-changelog", "user-changelog", "user-activity", "device-events", "dlq"]
+        .iter()
+        .map(|t| format!("{prefix}.{t}"))
+        .collect();
+    let ends = copy::watermarks(&bootstrap, &written);
 
     // jobs of the user stage come through postback.user-activity: a second
     // transaction after the device stage's
@@ -106,6 +119,9 @@ fn main() {
         (at_5k, loads)
     });
     run.stop();
+    let outputs = copy::read_outputs(&bootstrap, &ends);
+    let volume = copy::eos_volume_copy_rate(&bootstrap, &topic, PARTITIONS, n, &outputs);
+    eprintln!("exactly-once volume copy ({} records): {volume:.0} events/s", outputs.len());
     let mode = if repartition() { "repartition" } else { "co-partitioned" };
     let threads = threads.map_or_else(|| format!("{cores} (default: one per core)"), |t| t.to_string());
     println!("events={n} devices={devices} partitions={PARTITIONS} mode={mode} threads={threads} cores={cores}");
@@ -115,6 +131,13 @@ fn main() {
     println!("ratio={:.2}", rate / raw);
     println!("ratio_to_eos_copy={:.2}", rate / floor);
     println!("processing_thread_cpu_us_per_event={cpu:.2}");
+    println!(
+        "output_records_per_event={:.2} output_bytes_per_event={:.0}",
+        outputs.len() as f64 / n as f64,
+        outputs.bytes as f64 / n as f64
+    );
+    println!("eos_volume_copy_events_per_s={volume:.0}");
+    println!("ratio_to_volume_copy={:.2}", rate / volume);
     if let Some((one, one_cpu)) = single {
         println!("processor_1_thread_events_per_s={one:.0} ratio_to_eos_copy={:.2}", one / floor);
         println!("processor_1_thread_cpu_us_per_event={one_cpu:.2}");
