@@ -3,7 +3,11 @@
 //!
 //! 1. a load tool (wrk) measures what the local sink answers at;
 //! 2. N jobs over several partners go to the jobs topic;
-//! 3. the sender delivers them all; postbacks/s from first to last delivery,
+//! 3. the HTTP path alone, no Kafka: the same requests at the same
+//!    concurrency through postback's partner client (`send::http::Http`:
+//!    URL check, headers, body prefix) and through a bare reqwest client —
+//!    what the sender's HTTP side can reach at best;
+//! 4. the sender delivers them all; postbacks/s from first to last delivery,
 //!    p50/p99 request latency from the delivery log.
 //!
 //! Usage: bench_send sink PORT | bench_send BOOTSTRAP SINK_URL WRK_RATE [JOBS]
@@ -15,6 +19,8 @@ use postback::codec::{JobEncoding, encode_job};
 use postback::config;
 use postback::domain::{Job, Method, Routing};
 use postback::kafka::partition_for;
+use postback::send::http::Http;
+use postback::send::outcome::Attempt;
 use postback::telemetry::Health;
 use postback::telemetry::metrics::sum;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -23,6 +29,9 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 const PARTNERS: usize = 4;
@@ -40,10 +49,16 @@ fn main() {
     let prefix = format!("bench-send-{}", std::process::id());
     let config = bench_config(&bootstrap, &prefix);
     create_topic(&bootstrap, &config.topics.jobs, PARTITIONS);
-    produce_jobs(&bootstrap, &config.topics.jobs, &sink_url, n);
+    let jobs = make_jobs(&sink_url, n);
+    produce_jobs(&bootstrap, &config.topics.jobs, &jobs);
     eprintln!("produced {n} jobs");
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let jobs = Arc::new(jobs);
+    let ours = rt.block_on(http_alone(&config, &jobs, Client::Ours));
+    eprintln!("postback's http client alone: {:.0} requests/s", ours.0);
+    let bare = rt.block_on(http_alone(&config, &jobs, Client::Bare));
+    eprintln!("bare reqwest alone: {:.0} requests/s", bare.0);
     let shutdown = tokio_util::sync::CancellationToken::new();
     let (c, s) = (postback::config::reload::shared(config.clone()), shutdown.clone());
     let task = rt.spawn(async move { postback::send::run(c, Health::new(), s).await });
@@ -68,8 +83,21 @@ fn main() {
     let q = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(f64::NAN);
     println!("jobs={n} partners={PARTNERS} partitions={PARTITIONS}");
     println!("load_tool_requests_per_s={wrk_rate:.0}");
+    println!(
+        "bare_reqwest_requests_per_s={:.0} ratio={:.2} cpu_us_per_request={:.1}",
+        bare.0,
+        bare.0 / wrk_rate,
+        bare.1
+    );
+    println!(
+        "postback_http_requests_per_s={:.0} ratio={:.2} cpu_us_per_request={:.1}",
+        ours.0,
+        ours.0 / wrk_rate,
+        ours.1
+    );
     println!("sender_postbacks_per_s={rate:.0}");
     println!("ratio={:.2}", rate / wrk_rate);
+    println!("ratio_to_postback_http={:.2}", rate / ours.0);
     // the whole sender process: HTTP client, Kafka clients, their share of the kernel
     println!("sender_cpu_us_per_postback={:.1}", cpu * 1e6 / (n as u64 - first) as f64);
     println!("request_latency_p50_ms={:.1} p99_ms={:.1}", q(0.5), q(0.99));
@@ -87,15 +115,10 @@ fn sink(port: u16) {
     });
 }
 
-fn produce_jobs(bootstrap: &str, topic: &str, sink: &str, n: usize) {
-    let p: BaseProducer = client(bootstrap)
-        .set("linger.ms", "20")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .expect("producer");
+fn make_jobs(sink: &str, n: usize) -> Vec<Job> {
     let now = postback::clock::now_ms();
-    for i in 0..n {
-        let job = Job {
+    (0..n)
+        .map(|i| Job {
             job_id: format!("{i:032x}"),
             postback_id: "bench".into(),
             postback_name: "bench".into(),
@@ -115,13 +138,73 @@ fn produce_jobs(bootstrap: &str, topic: &str, sink: &str, n: usize) {
             attempt: 0,
             not_before_ms: 0,
             expires_ms: now + 3_600_000,
-        };
-        let value = encode_job(&job, JobEncoding::Json);
+        })
+        .collect()
+}
+
+fn produce_jobs(bootstrap: &str, topic: &str, jobs: &[Job]) {
+    let p: BaseProducer = client(bootstrap)
+        .set("linger.ms", "20")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+    for job in jobs {
+        let value = encode_job(job, JobEncoding::Json);
         let key = job.device_id.as_bytes();
         send_waiting(&p, BaseRecord::to(topic).partition(partition_for(key, PARTITIONS)).key(key).payload(&value));
         p.poll(Duration::ZERO);
     }
     p.flush(Duration::from_secs(120)).expect("flush");
+}
+
+#[derive(Clone, Copy)]
+enum Client {
+    /// postback's partner client, as the sender calls it.
+    Ours,
+    /// reqwest with the same pool and socket settings, nothing else.
+    Bare,
+}
+
+/// Every job's request, `PARTNERS` x 64 at a time as the sender's limits
+/// allow, with no Kafka around it: requests/s and CPU µs per request.
+async fn http_alone(config: &config::Config, jobs: &Arc<Vec<Job>>, which: Client) -> (f64, f64) {
+    let http = Arc::new(Http::new(config).expect("http client"));
+    let bare = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(config.send.pool_max_idle_per_host)
+        .tcp_nodelay(true)
+        .build()
+        .expect("reqwest client");
+    let partner = Arc::new(config.partners[0].clone());
+    let next = Arc::new(AtomicUsize::new(0));
+    let (t, cpu) = (Instant::now(), process_cpu_secs());
+    let tasks: Vec<_> = (0..PARTNERS * 64)
+        .map(|_| {
+            let (http, bare, partner, next, jobs) =
+                (Arc::clone(&http), bare.clone(), Arc::clone(&partner), Arc::clone(&next), Arc::clone(jobs));
+            tokio::spawn(async move {
+                loop {
+                    let Some(job) = jobs.get(next.fetch_add(1, Relaxed)) else { return };
+                    let ok = match which {
+                        Client::Ours => {
+                            matches!(http.send(job, &partner).await.attempt, Attempt::Status { code: 200, .. })
+                        }
+                        Client::Bare => match bare.get(&job.url).send().await {
+                            Ok(resp) => resp.status() == 200 && resp.bytes().await.is_ok(),
+                            Err(_) => false,
+                        },
+                    };
+                    assert!(ok, "the sink answers 200");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("request task");
+    }
+    let secs = t.elapsed().as_secs_f64();
+    (jobs.len() as f64 / secs, (process_cpu_secs() - cpu) * 1e6 / jobs.len() as f64)
 }
 
 fn bench_config(bootstrap: &str, prefix: &str) -> config::Config {
