@@ -125,7 +125,9 @@ pub fn eos_volume_copy_rate(bootstrap: &str, topic: &str, partitions: i32, n: us
     let (mut consumed, mut written) = (0usize, 0usize);
     transactional_copy(bootstrap, topic, partitions, n, "volume", |_, producer| {
         consumed += 1;
-        let due = outputs.len() * consumed / n;
+        // the topic can hold more than n events (the latency phases'): the
+        // rate counts them, the outputs are all written by the n-th
+        let due = (outputs.len() * consumed / n).min(outputs.len());
         for (index, partition, key, value) in &outputs.records[written..due] {
             let mut rec = BaseRecord::to(&names[*index]).partition(*partition).payload(value.as_slice());
             if let Some(k) = key {
