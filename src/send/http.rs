@@ -289,3 +289,79 @@ async fn read_prefix(mut resp: reqwest::Response) -> String {
     buf.truncate(BODY_LIMIT);
     String::from_utf8_lossy(&buf).into_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Routing;
+    use std::path::Path;
+
+    fn http() -> (Http, PartnerConfig) {
+        let text = "[send]\nallow_networks = [\"127.0.0.0/8\"]\n[[partners]]\nid = \"acme\"\n";
+        let config = crate::config::load_str(text, Path::new("pb.toml"), Vec::<(String, String)>::new()).unwrap();
+        (Http::new(&config).unwrap(), config.partners[0].clone())
+    }
+
+    fn job(url: &str) -> Job {
+        Job {
+            job_id: "j1".into(),
+            postback_id: "p".into(),
+            postback_name: "p".into(),
+            partner_id: "acme".into(),
+            app_id: "game".into(),
+            event: "install".into(),
+            attribution: Routing::Lt,
+            device_id: "d1".into(),
+            user_id: String::new(),
+            event_id: "e1".into(),
+            event_ts_ms: 0,
+            created_ms: 0,
+            method: Method::Get,
+            url: url.into(),
+            headers: Default::default(),
+            body: None,
+            attempt: 0,
+            not_before_ms: 0,
+            expires_ms: 0,
+        }
+    }
+
+    fn judged(job: &Job) -> Result<(String, Option<String>), Attempt> {
+        let (http, partner) = http();
+        http.request(job, &partner).map(|(_, req, host)| (req.url().to_string(), host))
+    }
+
+    #[test]
+    fn the_request_carries_the_url_as_given_and_names_its_host() {
+        let (url, host) = judged(&job("https://pb.acme.example/i?c=x%20y&ifa=A")).unwrap();
+        assert_eq!(url, "https://pb.acme.example/i?c=x%20y&ifa=A");
+        assert_eq!(host.as_deref(), Some("pb.acme.example"));
+        assert_eq!(judged(&job("http://127.0.0.1:9/x")).unwrap(), ("http://127.0.0.1:9/x".to_owned(), None));
+    }
+
+    #[test]
+    fn a_url_that_does_not_parse_is_invalid() {
+        let Err(Attempt::Invalid(why)) = judged(&job("pb.acme.example/i")) else { panic!("not invalid") };
+        assert_eq!(why, "url: relative URL without a base");
+    }
+
+    #[test]
+    fn a_refused_ip_literal_is_blocked_before_anything_else() {
+        let Err(Attempt::Blocked(why)) = judged(&job("http://10.1.2.3/x")) else { panic!("not blocked") };
+        assert_eq!(why, "10.1.2.3 (private)");
+        // a header that cannot be sent does not hide the refused address
+        let mut bad = job("http://[::ffff:10.1.2.3]/x");
+        bad.headers.insert("bad header".into(), "v".into());
+        let Err(Attempt::Blocked(why)) = judged(&bad) else { panic!("not blocked") };
+        assert_eq!(why, "::ffff:10.1.2.3 (private)");
+    }
+
+    #[test]
+    fn a_header_that_cannot_be_sent_fails_the_attempt_naming_host_and_path_only() {
+        let mut bad = job("https://pb.acme.example/i?token=secret");
+        bad.headers.insert("bad header".into(), "v".into());
+        let Err(Attempt::Connect(why)) = judged(&bad) else { panic!("not a connect error") };
+        // the query, where partners put their tokens, is left out
+        assert_eq!(why, "https://pb.acme.example/i: builder error: invalid HTTP header name");
+    }
+}
