@@ -352,12 +352,13 @@ fn bench_config(bootstrap: &str, topic: &str, run: &str, threads: Option<usize>,
         "[kafka]\nbootstrap_servers = \"{bootstrap}\"\ninstance_id = \"bench{run}\"\ngroup_id = \"{prefix}.group\"\n\
          [topics]\nevents = \"{topic}\"\nevents_dlq = \"{prefix}.dlq\"\nuser_activity = \"{prefix}.user-activity\"\ndevice_events = \"{prefix}.device-events\"\nlayout = \"{prefix}.layout\"\n\
          device_changelog = \"{prefix}.device-changelog\"\nuser_changelog = \"{prefix}.user-changelog\"\njobs = \"{prefix}.jobs\"\n\
-         [process]\nstate_dir = \"{}\"\n{}{}{}",
+         [process]\nstate_dir = \"{}\"\n{}{}{}{}",
         state.display(),
         // the shipped defaults unless asked otherwise
         threads.map_or(String::new(), |t| format!("threads = {t}\n")),
         std::env::var("BENCH_MAX_BATCH").map_or(String::new(), |v| format!("max_batch = {v}\n")),
         std::env::var("BENCH_COMMIT_INTERVAL").map_or(String::new(), |v| format!("commit_interval = \"{v}\"\n")),
+        std::env::var("BENCH_MAX_BATCH_BYTES").map_or(String::new(), |v| format!("max_batch_bytes = {v}\n")),
     );
     let example = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/postback.toml"))
         .expect("example config");
