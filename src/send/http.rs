@@ -293,7 +293,6 @@ async fn read_prefix(mut resp: reqwest::Response) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Routing;
     use std::path::Path;
 
     fn http() -> (Http, PartnerConfig) {
@@ -303,27 +302,7 @@ mod tests {
     }
 
     fn job(url: &str) -> Job {
-        Job {
-            job_id: "j1".into(),
-            postback_id: "p".into(),
-            postback_name: "p".into(),
-            partner_id: "acme".into(),
-            app_id: "game".into(),
-            event: "install".into(),
-            attribution: Routing::Lt,
-            device_id: "d1".into(),
-            user_id: String::new(),
-            event_id: "e1".into(),
-            event_ts_ms: 0,
-            created_ms: 0,
-            method: Method::Get,
-            url: url.into(),
-            headers: Default::default(),
-            body: None,
-            attempt: 0,
-            not_before_ms: 0,
-            expires_ms: 0,
-        }
+        Job { url: url.into(), ..crate::send::step::tests::job(0, 0) }
     }
 
     fn judged(job: &Job) -> Result<(String, Option<String>), Attempt> {

@@ -115,7 +115,7 @@ pub fn next_step(verdict: &Verdict, policy: &RetryPolicy, job: &Job, now_ms: i64
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::domain::{Method, Routing};
     use std::time::Duration;
@@ -128,7 +128,8 @@ mod tests {
         }
     }
 
-    fn job(attempt: u32, expires_ms: i64) -> Job {
+    /// A job to Acme (the partner request tests borrow it too).
+    pub(in crate::send) fn job(attempt: u32, expires_ms: i64) -> Job {
         Job {
             job_id: "j1".into(),
             postback_id: "acme-install".into(),
