@@ -4,7 +4,11 @@
 # minutes to build; a fresh clone should not pay that again). Every target
 # builds with the release profile, so RocksDB and librdkafka are compiled
 # once for the demo, the tests, the lints and the benchmarks.
-CARGO_TARGET_DIR ?= $(HOME)/.cache/postback/target
+# POSTBACK_CACHE moves all of it (the build, the Kafka jars, the registry):
+# point it at an empty directory to see what a new machine sees.
+POSTBACK_CACHE ?= $(HOME)/.cache/postback
+export POSTBACK_CACHE
+CARGO_TARGET_DIR ?= $(POSTBACK_CACHE)/target
 export CARGO_TARGET_DIR
 
 .PHONY: setup demo test test-outage lint unit build bench-hot bench-process bench-send kafka-start kafka-stop
