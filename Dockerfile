@@ -11,9 +11,11 @@
 
 FROM rust:1-bookworm AS builder
 # libclang: rocksdb's bindings are generated with bindgen at build time.
-# The C/C++ toolchain and zlib headers librdkafka needs are in the base image.
+# librdkafka links the system's OpenSSL, Cyrus SASL, libcurl and zstd
+# (docs/operations/kafka.md says why); the C/C++ toolchain is in the base image.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libclang-dev \
+ && apt-get install -y --no-install-recommends libclang-dev libssl-dev libsasl2-dev \
+      libcurl4-openssl-dev libzstd-dev zlib1g-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /build
 COPY Cargo.toml Cargo.lock ./
@@ -30,11 +32,13 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && cp target/release/postback /usr/local/bin/postback
 
 FROM debian:bookworm-slim
-# ca-certificates: a system trust store for anything that looks for one.
-# Partner HTTPS calls themselves use the Mozilla roots compiled into the
-# binary (reqwest with rustls and webpki-roots).
+# ca-certificates: the trust store librdkafka's TLS reads (partner HTTPS
+# calls use the Mozilla roots compiled into the binary). The libraries
+# librdkafka links: OpenSSL, Cyrus SASL with its SCRAM/PLAIN and Kerberos
+# (GSSAPI) modules, libcurl (OAUTHBEARER OIDC tokens), zstd.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates libssl3 libsasl2-2 \
+      libsasl2-modules libsasl2-modules-gssapi-mit libcurl4 libzstd1 zlib1g \
  && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 postback \
  && useradd --system --uid 10001 --gid postback --home-dir /var/lib/postback \

@@ -168,7 +168,8 @@ enum Client {
 /// Every job's request, `PARTNERS` x 64 at a time as the sender's limits
 /// allow, with no Kafka around it: requests/s and CPU µs per request.
 async fn http_alone(config: &config::Config, jobs: &Arc<Vec<Job>>, which: Client) -> (f64, f64) {
-    let http = Arc::new(Http::new(config).expect("http client"));
+    let http = Arc::new(Http::new());
+    let pc = Arc::new(http.client(&config.partners[0], config));
     let bare = reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
@@ -181,14 +182,20 @@ async fn http_alone(config: &config::Config, jobs: &Arc<Vec<Job>>, which: Client
     let (t, cpu) = (Instant::now(), process_cpu_secs());
     let tasks: Vec<_> = (0..PARTNERS * 64)
         .map(|_| {
-            let (http, bare, partner, next, jobs) =
-                (Arc::clone(&http), bare.clone(), Arc::clone(&partner), Arc::clone(&next), Arc::clone(jobs));
+            let (http, pc, bare, partner, next, jobs) = (
+                Arc::clone(&http),
+                Arc::clone(&pc),
+                bare.clone(),
+                Arc::clone(&partner),
+                Arc::clone(&next),
+                Arc::clone(jobs),
+            );
             tokio::spawn(async move {
                 loop {
                     let Some(job) = jobs.get(next.fetch_add(1, Relaxed)) else { return };
                     let ok = match which {
                         Client::Ours => {
-                            matches!(http.send(job, &partner).await.attempt, Attempt::Status { code: 200, .. })
+                            matches!(http.send(&pc, job, &partner).await.attempt, Attempt::Status { code: 200, .. })
                         }
                         Client::Bare => match bare.get(&job.url).send().await {
                             Ok(resp) => resp.status() == 200 && resp.bytes().await.is_ok(),

@@ -123,7 +123,7 @@ pub struct LoadArgs {
 
 impl LoadArgs {
     pub fn options(self) -> crate::config::LoadOptions {
-        crate::config::LoadOptions { allow_empty: self.allow_empty }
+        crate::config::LoadOptions { allow_empty: self.allow_empty, ..Default::default() }
     }
 }
 

@@ -19,7 +19,11 @@ fn main() -> ExitCode {
         Command::Process { config, load } => {
             service(&config, load.options(), Stages { process: true, send: false }, json)
         }
-        Command::Send { config, load } => service(&config, load.options(), Stages { process: false, send: true }, json),
+        Command::Send { config, load } => {
+            // the sender reads jobs, never events: it needs partners, not apps
+            let load = config::LoadOptions { needs: config::Needs::Partners, ..load.options() };
+            service(&config, load, Stages { process: false, send: true }, json)
+        }
         Command::Run { config, load } => service(&config, load.options(), Stages { process: true, send: true }, json),
         Command::State { command } => state(command),
         Command::Topics { command: TopicsCommand::Create { config, partitions } } => topics_create(&config, partitions),
@@ -141,7 +145,8 @@ fn trial(
     };
     match postback::trial::run(&config, &text, state_dir, send, postback::clock::now_ms()) {
         Ok(report) => {
-            print!("{report}");
+            // the URLs and headers rendered hold the partners' keys
+            print!("{}", config.secrets.redact(&report.to_string()));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -242,7 +247,8 @@ fn service(config: &std::path::Path, load: config::LoadOptions, stages: Stages, 
 fn check_config(file: &std::path::Path, load: config::LoadOptions) -> ExitCode {
     match config::load_with(file, load) {
         Ok(c) => {
-            print!("{}\n{}", config::table::input_summary(&c), config::table::postback_table(&c));
+            let text = format!("{}\n{}", config::table::input_summary(&c), config::table::postback_table(&c));
+            print!("{}", c.secrets.redact(&text));
             println!(
                 "\n{}: ok ({} apps, {} partners, {} postbacks)",
                 file.display(),

@@ -44,6 +44,11 @@ async fn serve(config: Config, stages: Stages) -> anyhow::Result<()> {
     tracing::info!(%addr, inspect = config.admin.inspect, "admin server listening");
     let mut supervisor = Supervisor::new(health.clone());
     let token = supervisor.token();
+    let signals = tokio::spawn(stop_on_signal(token.clone(), Arc::clone(&shared)));
+    let (c, h, t) = (Arc::clone(&config), health.clone(), token.clone());
+    if !tokio::task::spawn_blocking(move || wait_for_kafka(&c, &h, &t)).await? {
+        return Ok(());
+    }
     if stages.process {
         let (c, h, t) = (Arc::clone(&shared), health.clone(), token.clone());
         let thread = tokio::task::spawn_blocking(move || process::start(c, h, t)).await??;
@@ -54,14 +59,43 @@ async fn serve(config: Config, stages: Stages) -> anyhow::Result<()> {
     }
     let watcher = tokio::spawn(reload::watch(path, Arc::clone(&shared), token.clone()));
     health.unblock("starting");
-    let deadline = config.process.shutdown_deadline.0.max(config.send.shutdown_deadline.0) + WATCHDOG_GRACE;
-    let signals = tokio::spawn(stop_on_signal(token, deadline));
     let result = supervisor.wait().await;
     signals.abort();
     watcher.abort();
     tracing::info!("stopped");
     result.map_err(Into::into)
 }
+
+/// Readiness reason while no broker answers.
+pub const KAFKA_UNREACHABLE: &str = "kafka unreachable";
+
+/// Waits until the brokers answer, with the reason in `/readyz` meanwhile
+/// (a refused password, an untrusted certificate, nothing listening) and
+/// tries spaced out up to [`MAX_CONNECT_BACKOFF`]. False: shutdown came
+/// first. Blocking.
+fn wait_for_kafka(config: &Config, health: &Health, shutdown: &CancellationToken) -> bool {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match crate::kafka::admin::reach_within(config, Duration::from_secs(10)) {
+            Ok(_) => {
+                health.unblock(KAFKA_UNREACHABLE);
+                return true;
+            }
+            Err(e) => health.block_with(KAFKA_UNREACHABLE, e.to_string()),
+        }
+        let until = std::time::Instant::now() + backoff;
+        while std::time::Instant::now() < until {
+            if shutdown.is_cancelled() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        backoff = (backoff * 2).min(MAX_CONNECT_BACKOFF);
+    }
+}
+
+/// Longest pause between two tries to reach the brokers at start.
+const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(30);
 
 /// The admin routes: metrics and health, and `/inspect` when enabled.
 fn admin_routes(config: &Config, shared: &SharedConfig, health: &Health) -> axum::Router {
@@ -72,8 +106,13 @@ fn admin_routes(config: &Config, shared: &SharedConfig, health: &Health) -> axum
 /// Added to the longest stage deadline before the watchdog ends the process.
 const WATCHDOG_GRACE: Duration = Duration::from_secs(5);
 
-async fn stop_on_signal(token: CancellationToken, deadline: Duration) {
+async fn stop_on_signal(token: CancellationToken, config: SharedConfig) {
     wait_for_signal().await;
+    // the deadlines are hot: the config running when the signal comes
+    let deadline = {
+        let c = config.read().expect("config lock");
+        c.process.shutdown_deadline.0.max(c.send.shutdown_deadline.0) + WATCHDOG_GRACE
+    };
     tracing::info!(deadline_s = deadline.as_secs(), "shutdown requested");
     token.cancel();
     watchdog(deadline);

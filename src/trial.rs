@@ -129,15 +129,17 @@ impl Sender {
         let runtime =
             tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(TrialError::Runtime)?;
         // reqwest's resolver needs the runtime while the client is built
-        let http = runtime.block_on(async { Http::new(config) })?;
-        Ok(Sender { http, runtime })
+        let _ = config;
+        Ok(Sender { http: Http::new(), runtime })
     }
 
     fn send(&self, config: &Config, job: &Job) -> String {
         let Some(partner) = config.partners.iter().find(|p| p.id == job.partner_id) else {
             return format!("not sent: unknown partner '{}'", job.partner_id);
         };
-        let report = self.runtime.block_on(self.http.send(job, partner));
+        // reqwest's resolver needs the runtime while the client is built
+        let client = self.runtime.block_on(async { self.http.client(partner, config) });
+        let report = self.runtime.block_on(self.http.send(&client, job, partner));
         answer(&report)
     }
 }

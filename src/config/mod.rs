@@ -8,9 +8,13 @@
 
 mod conditions;
 mod env;
+pub mod guard;
 pub mod model;
 pub mod reload;
+pub mod restart;
+pub mod secrets;
 pub mod table;
+pub mod tls;
 pub mod units;
 mod validate;
 
@@ -18,6 +22,7 @@ pub use model::*;
 pub use units::{HumanDuration, Rate};
 
 use crate::domain::Rules;
+use crate::telemetry::redact::Redactor;
 use ipnet::IpNet;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -45,6 +50,13 @@ pub struct Config {
     /// `--allow-empty`: a config without apps, or a reload that drops every
     /// postback, is accepted instead of taken for a half-written file.
     pub allow_empty: bool,
+    /// What the command it was loaded for reads (reload keeps it).
+    pub needs: Needs,
+    /// The config's secret values: whatever is printed for a human passes
+    /// through it ([`secrets`]).
+    pub secrets: Arc<Redactor>,
+    /// Files `${file:…}` references read: reload watches them too.
+    pub secret_files: Vec<PathBuf>,
 }
 
 /// How many copies of an event's attribution a state or user-activity
@@ -62,6 +74,19 @@ pub const MAX_RECORD_BYTES: usize = 131_072;
 pub struct LoadOptions {
     /// `--allow-empty`.
     pub allow_empty: bool,
+    /// What the command reads, and so what a file must have not to be
+    /// taken for an empty or half-written one.
+    pub needs: Needs,
+}
+
+/// What a command needs from the config.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Needs {
+    /// The rules: `[[apps]]` (processing, `check-config`, `postback test`).
+    #[default]
+    Apps,
+    /// Only partners (`postback send`: it reads jobs, never events).
+    Partners,
 }
 
 impl Config {
@@ -162,14 +187,19 @@ pub fn read(path: &Path) -> Result<Vec<u8>, ConfigErrors> {
 pub fn load_bytes(bytes: &[u8], path: &Path, opts: LoadOptions) -> Result<Config, ConfigErrors> {
     let text = std::str::from_utf8(bytes).map_err(|e| file_error(path, format!("not UTF-8: {e}")))?;
     let mut config = load_str(text, path, std::env::vars())?;
-    if config.rules.apps().next().is_none() && !opts.allow_empty {
-        return Err(file_error(
-            path,
-            "no [[apps]]: every event would go to the DLQ; an empty or half-written file is refused (pass --allow-empty to run without apps)"
-                .into(),
-        ));
+    let empty = match opts.needs {
+        Needs::Apps => config.rules.apps().next().is_none().then_some(
+            "no [[apps]]: every event would go to the DLQ; an empty or half-written file is refused (pass --allow-empty to run without apps)",
+        ),
+        Needs::Partners => config.partners.is_empty().then_some(
+            "no [[partners]]: every job would go to the DLQ as for an unknown partner; an empty or half-written file is refused (pass --allow-empty to run without partners)",
+        ),
+    };
+    if let Some(reason) = empty.filter(|_| !opts.allow_empty) {
+        return Err(file_error(path, reason.into()));
     }
     config.allow_empty = opts.allow_empty;
+    config.needs = opts.needs;
     Ok(config)
 }
 
@@ -177,7 +207,8 @@ fn file_error(path: &Path, reason: String) -> ConfigErrors {
     ConfigErrors(vec![ConfigError { file: path.display().to_string(), key: "(file)".into(), reason }])
 }
 
-/// Loads config text; `path` only names the file in errors and reloads.
+/// Loads config text; `path` only names the file in errors and reloads;
+/// `vars` are the environment (overrides, and `${env:…}` references).
 /// Accepts a config without apps (tests and tools build partial configs);
 /// [`load_bytes`] is what refuses one.
 pub fn load_str(
@@ -186,27 +217,59 @@ pub fn load_str(
     vars: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Config, ConfigErrors> {
     let file = path.display().to_string();
-    let err = |key: String, reason: String| ConfigErrors(vec![ConfigError { file: file.clone(), key, reason }]);
+    let errs = |errors: Vec<(String, String)>, redactor: &Redactor| {
+        ConfigErrors(
+            errors
+                .into_iter()
+                .map(|(key, reason)| ConfigError {
+                    file: file.clone(),
+                    key,
+                    reason: redactor.redact(&reason).into_owned(),
+                })
+                .collect(),
+        )
+    };
     let mut value: toml::Value = toml::from_str(text).map_err(|e| {
         let key = e.span().map_or_else(|| "(syntax)".to_owned(), |s| line_col(text, s.start));
-        err(key, e.message().trim().to_owned())
+        errs(vec![(key, e.message().trim().to_owned())], &Redactor::new())
     })?;
-    let env_keys = env::apply_overrides(&mut value, vars).map_err(|errors| {
-        ConfigErrors(
-            errors.into_iter().map(|(var, reason)| ConfigError { file: file.clone(), key: var, reason }).collect(),
-        )
-    })?;
-    let raw: FileConfig = serde_path_to_error::deserialize(value).map_err(|e| {
+    let vars: Vec<(String, String)> = vars.into_iter().collect();
+    let overrides = env::apply_overrides(&mut value, vars.iter().cloned()).map_err(|e| errs(e, &Redactor::new()))?;
+    let lookup = secrets::Vars(vars.into_iter().collect());
+    let resolved = secrets::resolve(&mut value, &lookup).map_err(|e| errs(e, &Redactor::new()))?;
+    let raw = deserialize(value, &overrides).map_err(|e| errs(vec![e], &resolved.redactor))?;
+    let mut config = validate::build(raw, path).map_err(|e| errs(e, &resolved.redactor))?;
+    // log lines are redacted from here on, whatever logs them
+    crate::telemetry::redact::install(&resolved.redactor);
+    config.secrets = Arc::new(resolved.redactor);
+    config.secret_files = resolved.files;
+    Ok(config)
+}
+
+/// The file's structure, each value an override set read as the type of
+/// its key: a string first, then — where the key wants something else —
+/// the text read as a TOML value, one key at a time.
+fn deserialize(mut value: toml::Value, overrides: &env::Overrides) -> Result<FileConfig, (String, String)> {
+    let mut retyped = std::collections::HashSet::new();
+    loop {
+        let e = match serde_path_to_error::deserialize::<_, FileConfig>(value.clone()) {
+            Ok(raw) => return Ok(raw),
+            Err(e) => e,
+        };
         let key = e.path().to_string();
         let reason = e.inner().message().trim().to_owned();
-        match env_keys.get(&key) {
-            Some(var) => err(key, format!("{reason} (set by {var})")),
-            None => err(key, reason),
+        let Some(o) = overrides.0.get(&key) else { return Err((key, reason)) };
+        if retyped.insert(key.clone()) {
+            if let Some(typed) = env::retype(&o.raw) {
+                if env::replace_at(&mut value, &o.path, typed) {
+                    continue;
+                }
+            }
         }
-    })?;
-    validate::build(raw, path).map_err(|errors| {
-        ConfigErrors(errors.into_iter().map(|(key, reason)| ConfigError { file: file.clone(), key, reason }).collect())
-    })
+        // the variable's value is not quoted back: it may be a secret
+        let reason = reason.replace(&format!("\"{}\"", o.raw), "\"***\"");
+        return Err((key, format!("{reason} (set by {})", o.var)));
+    }
 }
 
 fn line_col(text: &str, offset: usize) -> String {

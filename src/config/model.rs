@@ -128,6 +128,11 @@ pub struct TopicsConfig {
     pub layout: String,
     /// Create missing topics at start (admin API).
     pub create: bool,
+    /// `retention.ms` of the two DLQs when postback creates them: long
+    /// enough to notice a failure and replay it.
+    pub dlq_retention: HumanDuration,
+    /// `retention.ms` of the delivery log when postback creates it.
+    pub deliveries_retention: HumanDuration,
     /// Partitions of `user_activity` when created; default: as `events`.
     pub user_activity_partitions: Option<i32>,
     /// Partitions of `jobs`, the retry tiers and the job DLQ when created.
@@ -155,6 +160,8 @@ impl Default for TopicsConfig {
             jobs_dlq: "postback.jobs.dlq".into(),
             deliveries: "postback.deliveries".into(),
             create: true,
+            dlq_retention: HumanDuration::secs(30 * 86400),
+            deliveries_retention: HumanDuration::secs(7 * 86400),
             user_activity_partitions: None,
             jobs_partitions: 8,
             replication_factor: -1,
@@ -323,6 +330,10 @@ pub struct SchemaRegistryConfig {
     /// A PEM file of CA certificates trusted for an `https` URL (besides
     /// the built-in roots).
     pub ca_file: Option<PathBuf>,
+    /// A PEM client certificate (chain) for mutual TLS, with `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub key_file: Option<PathBuf>,
     /// Per request.
     #[serde(default = "registry_timeout")]
     pub timeout: HumanDuration,
@@ -434,6 +445,14 @@ pub struct PartnerConfig {
     /// Per-campaign values of partner parameters (`{partner_param:NAME}`).
     #[serde(default)]
     pub campaign_params: BTreeMap<String, BTreeMap<String, String>>,
+    /// A PEM file of CA certificates trusted for this partner's `https`
+    /// URLs besides the built-in roots (a partner behind a private PKI).
+    pub ca_file: Option<PathBuf>,
+    /// A PEM client certificate (chain) presented to this partner (mutual
+    /// TLS), with `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub key_file: Option<PathBuf>,
 }
 
 fn default_concurrency() -> usize {

@@ -309,10 +309,39 @@ fn an_empty_or_appless_file_is_refused_unless_allowed() {
             path.display()
         )
     );
-    let c = load_with(&path, LoadOptions { allow_empty: true }).unwrap();
+    let c = load_with(&path, LoadOptions { allow_empty: true, ..Default::default() }).unwrap();
     assert!(c.allow_empty && c.rules.postbacks().is_empty());
     std::fs::write(&path, BASE).unwrap();
     assert!(!super::load(&path).unwrap().allow_empty);
+}
+
+#[test]
+fn a_sender_needs_partners_not_apps() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pb.toml");
+    let sender = LoadOptions { needs: Needs::Partners, ..Default::default() };
+    std::fs::write(&path, "[[partners]]\nid = \"acme\"\n").unwrap();
+    let c = load_with(&path, sender).unwrap();
+    assert_eq!(c.partners.len(), 1);
+    assert_eq!(c.needs, Needs::Partners);
+    std::fs::write(&path, "[[apps]]\nid = \"game\"\nplatform = \"mobile\"\n").unwrap();
+    assert_eq!(
+        load_with(&path, sender).unwrap_err().to_string(),
+        format!(
+            "{}: (file): no [[partners]]: every job would go to the DLQ as for an unknown partner; an empty or half-written file is refused (pass --allow-empty to run without partners)",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn inspect_on_a_network_address_needs_a_token() {
+    assert_eq!(
+        one_error("[admin]\ninspect = true"),
+        "pb.toml: admin.inspect: /inspect shows stored device identifiers, IPs and user ids: on 0.0.0.0:9464, reachable from the network, it needs admin.inspect_token (or admin.listen on 127.0.0.1)"
+    );
+    assert!(load(&format!("{BASE}\n[admin]\ninspect = true\nlisten = \"127.0.0.1:9464\"")).is_ok());
+    assert!(load(&format!("{BASE}\n[admin]\ninspect = true\ninspect_token = \"0123456789abcdef0\"")).is_ok());
 }
 
 #[test]
@@ -354,4 +383,157 @@ fn mapping_and_registry_are_checked_at_load() {
         one_error("[topics]\njobs_format = \"xml\""),
         "pb.toml: topics.jobs_format: unknown variant `xml`, expected `json` or `avro`"
     );
+}
+
+fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+const TWO_PARTNERS: &str = r#"
+[[apps]]
+id = "game"
+platform = "mobile"
+
+[[partners]]
+id = "acme"
+
+[[partners]]
+id = "zeta-ads"
+
+[[postbacks]]
+name = "Acme | install"
+partner = "acme"
+event = "install"
+url = "https://pb.acme.example/i?key={partner_param:key}"
+"#;
+
+#[test]
+fn env_values_take_the_type_of_their_key_and_address_entries_by_id() {
+    let env = vars(&[
+        ("POSTBACK__PARTNERS__ZETA_ADS__SIGNING_SECRET", "3141592653589793"),
+        ("POSTBACK__PARTNERS__ACME__SIGNING_SECRET", "acme-secret-0123456789"),
+        ("POSTBACK__PARTNERS__ACME__MAX_CONCURRENCY", "7"),
+        ("POSTBACK__SEND__RETRY_DELAYS", "[\"1s\", \"2s\"]"),
+        ("POSTBACK__PROCESS__MAX_BATCH", "10"),
+    ]);
+    let c = load_str(TWO_PARTNERS, Path::new("pb.toml"), env.clone()).unwrap();
+    let secret = |id: &str| c.partner(id).unwrap().signing_secret.clone().unwrap();
+    // a numeric secret stays a string
+    assert_eq!(secret("zeta-ads"), "3141592653589793");
+    assert_eq!(secret("acme"), "acme-secret-0123456789");
+    assert_eq!(c.partner("acme").unwrap().max_concurrency, 7);
+    assert_eq!(c.send.retry_delays.len(), 2);
+    assert_eq!(c.process.max_batch, 10);
+    // reordering the file moves nothing
+    let reordered = TWO_PARTNERS
+        .replace("id = \"acme\"", "id = \"TMP\"")
+        .replace("id = \"zeta-ads\"", "id = \"acme\"")
+        .replace("id = \"TMP\"", "id = \"zeta-ads\"");
+    let c = load_str(&reordered, Path::new("pb.toml"), env).unwrap();
+    assert_eq!(c.partners[0].id, "zeta-ads");
+    assert_eq!(c.partner("zeta-ads").unwrap().signing_secret.as_deref(), Some("3141592653589793"));
+    assert_eq!(c.partner("acme").unwrap().signing_secret.as_deref(), Some("acme-secret-0123456789"));
+}
+
+#[test]
+fn an_index_in_a_variable_is_refused() {
+    let e = load_str(TWO_PARTNERS, Path::new("pb.toml"), vars(&[("POSTBACK__PARTNERS__1__SIGNING_SECRET", "x")]))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "pb.toml: POSTBACK__PARTNERS__1__SIGNING_SECRET: '1' is a position in partners: address an entry by its id \
+         (POSTBACK__PARTNERS__<ID>__...), so that reordering the file cannot move this value to another entry"
+    );
+}
+
+#[test]
+fn a_bad_value_from_the_environment_is_named_not_printed() {
+    let e =
+        load_str(TWO_PARTNERS, Path::new("pb.toml"), vars(&[("POSTBACK__PARTNERS__ACME__SIGNING_SECRET", "short")]))
+            .unwrap_err()
+            .to_string();
+    assert_eq!(e, "pb.toml: partners[0].signing_secret: must be at least 16 characters");
+    let e = load_str(
+        TWO_PARTNERS,
+        Path::new("pb.toml"),
+        vars(&[("POSTBACK__PARTNERS__ACME__MAX_CONCURRENCY", "lots-of-them")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        e,
+        "pb.toml: partners[0].max_concurrency: invalid type: string \"***\", expected usize (set by POSTBACK__PARTNERS__ACME__MAX_CONCURRENCY)"
+    );
+}
+
+#[test]
+fn secrets_by_reference_are_resolved_and_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("acme-key");
+    std::fs::write(&file, "file-key-4242\n").unwrap();
+    let text = format!(
+        "{TWO_PARTNERS}\n[partners.campaign_params]\n\"cmp\" = {{ key = \"${{file:{}}}\" }}\n[schema_registry]\nurl = \"http://r\"\nusername = \"u\"\npassword = \"${{env:REGISTRY_PW}}\"\n",
+        file.display()
+    )
+    .replace("[[partners]]\nid = \"zeta-ads\"", "[[partners]]\nid = \"zeta-ads\"\nsigning_secret = \"${env:ZETA_SECRET}\"");
+    let c = load_str(
+        &text,
+        Path::new("pb.toml"),
+        vars(&[("REGISTRY_PW", "registry-pw-1"), ("ZETA_SECRET", "zeta-secret-0123456789")]),
+    )
+    .unwrap();
+    assert_eq!(c.schema_registry.as_ref().unwrap().password.as_deref(), Some("registry-pw-1"));
+    assert_eq!(c.partner("zeta-ads").unwrap().signing_secret.as_deref(), Some("zeta-secret-0123456789"));
+    assert_eq!(c.partner("zeta-ads").unwrap().campaign_params["cmp"]["key"], "file-key-4242");
+    assert_eq!(c.secret_files, vec![file.clone()]);
+    assert_eq!(
+        c.secrets.redact("registry-pw-1 zeta-secret-0123456789 https://pb.acme.example/i?key=file-key-4242"),
+        "*** *** https://pb.acme.example/i?key=***"
+    );
+    // a missing variable is an error naming the key, not the value
+    let e = load_str(&text, Path::new("pb.toml"), vars(&[("ZETA_SECRET", "zeta-secret-0123456789")]))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "pb.toml: schema_registry.password: ${env:REGISTRY_PW}: the environment variable REGISTRY_PW is not set"
+    );
+}
+
+#[test]
+fn client_settings_that_exactly_once_depends_on_are_refused() {
+    for g in guard::GUARDED {
+        let e = one_error(&format!("[kafka.consumer]\n\"{}\" = \"x\"", g.key));
+        assert_eq!(e, format!("pb.toml: kafka.consumer.\"{}\": may not be set: {}", g.key, g.why));
+    }
+    let e = one_error("[kafka.client]\n\"isolation.level\" = \"read_uncommitted\"");
+    assert_eq!(
+        e,
+        "pb.toml: kafka.client.\"isolation.level\": may not be set: postback reads with read_committed; read_uncommitted would read the jobs, state and user activity of aborted transactions"
+    );
+    // everything else passes through
+    let c = load(&format!(
+        "{BASE}\n[kafka.client]\n\"security.protocol\" = \"SASL_SSL\"\n\"sasl.mechanism\" = \"SCRAM-SHA-512\"\n[kafka.producer]\n\"compression.type\" = \"zstd\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.kafka.client["security.protocol"], "SASL_SSL");
+}
+
+#[test]
+fn tls_files_are_read_at_load() {
+    let e = one_error(
+        "[schema_registry]\nurl = \"https://r\"\ncert_file = \"/nonexistent/c.pem\"\nkey_file = \"/nonexistent/k.pem\"",
+    );
+    assert_eq!(
+        e,
+        "pb.toml: schema_registry.cert_file: cannot read '/nonexistent/k.pem': No such file or directory (os error 2)"
+    );
+    let e = one_error("[[partners]]\nid = \"p2\"\ncert_file = \"/nonexistent/c.pem\"");
+    assert_eq!(e, "pb.toml: partners[1].cert_file: a client certificate needs its private key (key_file)");
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.pem");
+    std::fs::write(&bad, "not a certificate").unwrap();
+    let e = one_error(&format!("[[partners]]\nid = \"p2\"\nca_file = \"{}\"", bad.display()));
+    assert_eq!(e, format!("pb.toml: partners[1].ca_file: '{}' holds no PEM certificate", bad.display()));
 }

@@ -20,6 +20,7 @@ type Errors = Vec<(String, String)>;
 pub fn build(raw: FileConfig, path: &Path) -> Result<Config, Errors> {
     let mut errors = Errors::new();
     check_sections(&raw, &mut errors);
+    check_client_settings(&raw.kafka, &mut errors);
     check_durations(&raw, &mut errors);
     check_input(&raw.input, &mut errors);
     let mapping = compile_mapping(&raw.input, &mut errors);
@@ -51,7 +52,22 @@ pub fn build(raw: FileConfig, path: &Path) -> Result<Config, Errors> {
         partners: raw.partners,
         allow_networks,
         allow_empty: false,
+        needs: super::Needs::default(),
+        secrets: Arc::default(),
+        secret_files: Vec::new(),
     })
+}
+
+/// `[kafka.client]`, `[kafka.consumer]`, `[kafka.producer]`: no key that
+/// exactly-once depends on ([`super::guard`]).
+fn check_client_settings(kafka: &KafkaConfig, errors: &mut Errors) {
+    for (section, map) in [("client", &kafka.client), ("consumer", &kafka.consumer), ("producer", &kafka.producer)] {
+        for key in map.keys() {
+            if let Some(why) = super::guard::refused(key) {
+                errors.push((format!("kafka.{section}.\"{key}\""), format!("may not be set: {why}")));
+            }
+        }
+    }
 }
 
 /// Ids end up in Kafka keys ("app:device"), metric labels and file names.
@@ -149,6 +165,17 @@ fn check_sections(raw: &FileConfig, errors: &mut Errors) {
     if raw.admin.inspect_token.as_ref().is_some_and(|t| t.len() < 16) {
         err("admin.inspect_token", "must be at least 16 characters".into());
     }
+    // the default address (0.0.0.0) is reachable from the network
+    let listen = raw.admin.listen.as_deref().unwrap_or("0.0.0.0:9464");
+    let loopback = listen.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback());
+    if raw.admin.inspect && raw.admin.inspect_token.is_none() && !loopback {
+        err(
+            "admin.inspect",
+            format!(
+                "/inspect shows stored device identifiers, IPs and user ids: on {listen}, reachable from the network, it needs admin.inspect_token (or admin.listen on 127.0.0.1)"
+            ),
+        );
+    }
 }
 
 const MS: Duration = Duration::from_millis(1);
@@ -170,6 +197,8 @@ fn check_durations(raw: &FileConfig, errors: &mut Errors) {
         ("send.circuit_open_for".into(), s.circuit_open_for, MS, DAY),
         ("send.commit_interval".into(), s.commit_interval, MS, MIN),
         ("send.max_hold".into(), s.max_hold, MS, 10 * MIN),
+        ("topics.dlq_retention".into(), raw.topics.dlq_retention, MIN, 3650 * DAY),
+        ("topics.deliveries_retention".into(), raw.topics.deliveries_retention, MIN, 3650 * DAY),
     ];
     for (i, d) in s.retry_delays.iter().enumerate() {
         checks.push((format!("send.retry_delays[{i}]"), *d, MS, 7 * DAY));
@@ -234,6 +263,17 @@ fn compile_mapping(input: &InputConfig, errors: &mut Errors) -> Option<Arc<crate
     }
 }
 
+/// `ca_file`, `cert_file` and `key_file` of `section` read and parse.
+fn check_tls(section: &str, ca: Option<&Path>, cert: Option<&Path>, key: Option<&Path>, errors: &mut Errors) {
+    if let Err(e) = super::tls::load(ca, None, None) {
+        errors.push((format!("{section}.ca_file"), e));
+    }
+    if let Err(e) = super::tls::load(None, cert, key) {
+        let which = if cert.is_some() { "cert_file" } else { "key_file" };
+        errors.push((format!("{section}.{which}"), e));
+    }
+}
+
 fn check_registry(registry: Option<&SchemaRegistryConfig>, errors: &mut Errors) {
     let Some(r) = registry else { return };
     match url::Url::parse(&r.url) {
@@ -244,11 +284,7 @@ fn check_registry(registry: Option<&SchemaRegistryConfig>, errors: &mut Errors) 
     if r.password.is_some() && r.username.is_none() {
         errors.push(("schema_registry.password".into(), "a password needs a username".into()));
     }
-    if let Some(ca) = &r.ca_file {
-        if let Err(e) = std::fs::metadata(ca) {
-            errors.push(("schema_registry.ca_file".into(), format!("cannot read '{}': {e}", ca.display())));
-        }
-    }
+    check_tls("schema_registry", r.ca_file.as_deref(), r.cert_file.as_deref(), r.key_file.as_deref(), errors);
     if r.timeout.0.is_zero() {
         errors.push(("schema_registry.timeout".into(), "must be more than 0s".into()));
     }
@@ -303,6 +339,7 @@ fn check_partners(raw: &[PartnerConfig], errors: &mut Errors) {
                 format!("'{}' is not a valid header name", p.signature_header),
             ));
         }
+        check_tls(&key, p.ca_file.as_deref(), p.cert_file.as_deref(), p.key_file.as_deref(), errors);
     }
 }
 

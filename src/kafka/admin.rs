@@ -9,9 +9,10 @@
 //! The user stage's input is internal, so its changelog must match it.
 
 use super::client;
+use super::connect::{ConnectionKind, ProbeContext};
+use super::context::QuietContext;
 use crate::config::{Config, STATE_COPIES};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use std::time::Duration;
@@ -69,8 +70,8 @@ fn fit(producer: usize, topic: usize) -> usize {
 pub enum AdminError {
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
-    #[error("cannot reach the Kafka brokers at {bootstrap} (kafka.bootstrap_servers): {source}")]
-    Unreachable { bootstrap: String, source: rdkafka::error::KafkaError },
+    #[error("cannot reach the Kafka brokers at {bootstrap} (kafka.bootstrap_servers): {cause}")]
+    Unreachable { bootstrap: String, cause: String },
     #[error("topic '{0}' does not exist: run `postback topics create CONFIG`, or set topics.create = true")]
     Missing(String),
     #[error(
@@ -119,14 +120,42 @@ pub enum AdminError {
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 
+/// A client that has reached the brokers.
+pub type Probe = BaseConsumer<ProbeContext>;
+
 /// A client that has reached the brokers (a metadata request answered), or
-/// an error that names the address it tried.
-pub fn reach(config: &Config) -> Result<BaseConsumer, AdminError> {
-    let consumer: BaseConsumer = client::base(config).create()?;
-    consumer
-        .fetch_metadata(None, TIMEOUT)
-        .map_err(|source| AdminError::Unreachable { bootstrap: config.kafka.bootstrap_servers.clone(), source })?;
-    Ok(consumer)
+/// an error that names the address it tried and why it failed (a refused
+/// password, an untrusted certificate, nothing listening), as soon as
+/// librdkafka has said so.
+pub fn reach(config: &Config) -> Result<Probe, AdminError> {
+    reach_within(config, TIMEOUT)
+}
+
+/// [`reach`], giving up after `patience`.
+pub fn reach_within(config: &Config, patience: Duration) -> Result<Probe, AdminError> {
+    let consumer: Probe = client::base(config).create_with_context(ProbeContext::default())?;
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        // short requests: the error callback runs in between, and a refused
+        // password ends the wait at once instead of at the deadline
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match consumer.fetch_metadata(None, left.min(Duration::from_secs(1))) {
+            Ok(_) => return Ok(consumer),
+            Err(source) => {
+                // the error callback is served by polling the client
+                let _ = consumer.poll(Duration::ZERO);
+                let cause = consumer.context().log.latest(patience);
+                let fatal = cause.as_ref().is_some_and(|c| {
+                    matches!(c.kind, ConnectionKind::Authentication | ConnectionKind::Tls | ConnectionKind::Resolve)
+                });
+                if fatal || left.is_zero() {
+                    let bootstrap = config.kafka.bootstrap_servers.clone();
+                    let cause = cause.map_or_else(|| source.to_string(), |c| c.to_string());
+                    return Err(AdminError::Unreachable { bootstrap, cause });
+                }
+            }
+        }
+    }
 }
 
 /// Partitions of `topic`, or `None` when it does not exist.
@@ -183,7 +212,7 @@ pub fn ensure_processor_topics(config: &Config) -> Result<Layout, AdminError> {
 
 /// The device state partitions `K`: the device changelog's partition count,
 /// creating it with `process.state_partitions` (default: the input's count).
-fn device_state(config: &Config, consumer: &BaseConsumer, events: i32) -> Result<i32, AdminError> {
+fn device_state(config: &Config, consumer: &Probe, events: i32) -> Result<i32, AdminError> {
     let t = &config.topics;
     let wanted = config.process.state_partitions;
     let existing = partitions(consumer, &t.device_changelog)?;
@@ -250,7 +279,7 @@ fn record_limits(config: &Config) -> Result<RecordLimits, AdminError> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(PRODUCER_DEFAULT_MAX);
     let names = [&t.jobs, &t.jobs_dlq, &t.events_dlq, &t.user_activity, &t.device_changelog, &t.user_changelog];
-    let admin: AdminClient<DefaultClientContext> = client::base(config).create()?;
+    let admin: AdminClient<QuietContext> = client::base(config).create_with_context(QuietContext)?;
     let specs: Vec<ResourceSpecifier<'_>> = names.iter().map(|n| ResourceSpecifier::Topic(n.as_str())).collect();
     // brokers answer at once; one that cannot (the mock cluster) should not delay the start
     let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(3)));
@@ -328,7 +357,7 @@ pub fn create_topic(config: &Config, topic: &str, n: i32, compact: bool) -> Resu
 
 /// Deletes `topics` and waits until the brokers no longer list them.
 pub fn delete_topics(config: &Config, topics: &[&str]) -> Result<(), AdminError> {
-    let admin: AdminClient<DefaultClientContext> = client::base(config).create()?;
+    let admin: AdminClient<QuietContext> = client::base(config).create_with_context(QuietContext)?;
     let opts = AdminOptions::new().operation_timeout(Some(TIMEOUT));
     let results = futures::executor::block_on(admin.delete_topics(topics, &opts))?;
     for r in results {
@@ -366,7 +395,7 @@ pub fn group_members(config: &Config, group: &str) -> Result<Vec<String>, AdminE
 }
 
 /// The topic's partition count, creating it with `n` partitions if missing.
-fn ensure(config: &Config, consumer: &BaseConsumer, topic: &str, n: i32, compact: bool) -> Result<i32, AdminError> {
+fn ensure(config: &Config, consumer: &Probe, topic: &str, n: i32, compact: bool) -> Result<i32, AdminError> {
     if let Some(existing) = partitions(consumer, topic)? {
         return Ok(existing);
     }
@@ -379,10 +408,16 @@ fn ensure(config: &Config, consumer: &BaseConsumer, topic: &str, n: i32, compact
 }
 
 fn create(config: &Config, topic: &str, n: i32, compact: bool) -> Result<(), AdminError> {
-    let admin: AdminClient<DefaultClientContext> = client::base(config).create()?;
+    let admin: AdminClient<QuietContext> = client::base(config).create_with_context(QuietContext)?;
     let mut new = NewTopic::new(topic, n, TopicReplication::Fixed(config.topics.replication_factor));
     if compact {
         new = new.set("cleanup.policy", "compact");
+    }
+    // records kept for people (DLQs, the delivery log) keep for as long as
+    // configured, not for whatever the broker's default is
+    let retention = retention_of(config, topic).map(|d| d.as_millis().to_string());
+    if let Some(ms) = &retention {
+        new = new.set("retention.ms", ms);
     }
     let opts = AdminOptions::new().operation_timeout(Some(TIMEOUT));
     // rdkafka's admin futures complete from librdkafka's own thread
@@ -395,6 +430,18 @@ fn create(config: &Config, topic: &str, n: i32, compact: bool) -> Result<(), Adm
         }
     }
     Ok(())
+}
+
+/// The retention postback gives `topic` when it creates it, if any.
+fn retention_of(config: &Config, topic: &str) -> Option<Duration> {
+    let t = &config.topics;
+    if topic == t.jobs_dlq || topic == t.events_dlq {
+        Some(t.dlq_retention.0)
+    } else if topic == t.deliveries {
+        Some(t.deliveries_retention.0)
+    } else {
+        None
+    }
 }
 
 /// Whether any partition of `topic` holds a record (false when the topic

@@ -103,9 +103,10 @@ impl ClientContext for GroupContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if !is_partition_eof(&error) {
-            tracing::warn!(group = %self.group, error = %error, reason, "kafka client error");
+        if is_partition_eof(&error) || super::connect::shared().record(&self.group, &error, reason).is_some() {
+            return;
         }
+        tracing::warn!(group = %self.group, error = %error, reason, "kafka client error");
     }
 
     fn stats(&self, stats: Statistics) {
@@ -203,9 +204,10 @@ impl ClientContext for QuietContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if !is_partition_eof(&error) {
-            tracing::warn!(error = %error, reason, "kafka client error");
+        if is_partition_eof(&error) || super::connect::shared().record("client", &error, reason).is_some() {
+            return;
         }
+        tracing::warn!(error = %error, reason, "kafka client error");
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod client;
+pub mod connect;
 pub mod context;
 pub mod deliver;
 pub mod layout;

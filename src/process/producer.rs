@@ -36,6 +36,12 @@ impl ClientContext for TxnContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         log_rdkafka(level, fac, message);
     }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if crate::kafka::connect::shared().record("producer", &error, reason).is_none() {
+            tracing::error!(error = %error, reason, "kafka producer error");
+        }
+    }
 }
 
 /// Delivery opaque: 0 for records that are not changelog records, else

@@ -4,9 +4,10 @@
 //! stream of such records does not become a stream of requests, while a
 //! schema registered late is still found.
 
-use super::{Registry, RegistryError, UNREACHABLE};
+use super::{Registry, RegistryError, Unavailable};
 use crate::codec::{EVENT_SCHEMA, WriterSchema, WriterSchemas, incompatibility};
 use crate::telemetry::Health;
+use crate::telemetry::metrics::metrics;
 use apache_avro::Schema;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
@@ -75,8 +76,7 @@ impl SchemaCache {
                 match self.fetch(id) {
                     Ok(entry) => break entry,
                     Err(e) => {
-                        tracing::warn!(schema_id = id, error = %e, "schema registry unreachable; waiting");
-                        health.block_with(UNREACHABLE, e.to_string());
+                        waiting(&e, health, &format!("schema id {id}"));
                         if wait(shutdown, backoff) {
                             return false;
                         }
@@ -84,7 +84,7 @@ impl SchemaCache {
                     }
                 }
             };
-            health.unblock(UNREACHABLE);
+            available(health);
             self.insert(id, entry);
         }
         true
@@ -134,20 +134,37 @@ impl SchemaCache {
         let mut backoff = Duration::from_millis(200);
         loop {
             match self.registry.register(subject, schema) {
-                Err(e @ RegistryError::Unreachable(_)) => {
-                    tracing::warn!(subject, error = %e, "schema registry unreachable; waiting");
-                    health.block_with(UNREACHABLE, e.to_string());
+                Err(e @ RegistryError::Unavailable { .. }) => {
+                    waiting(&e, health, &format!("subject {subject}"));
                     if wait(shutdown, backoff) {
                         return None;
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
                 other => {
-                    health.unblock(UNREACHABLE);
+                    available(health);
                     return Some(other);
                 }
             }
         }
+    }
+}
+
+/// The registry gave no usable answer: readiness holds this reason alone,
+/// and the failure is counted by kind.
+fn waiting(e: &RegistryError, health: &Health, what: &str) {
+    let RegistryError::Unavailable { kind, detail } = e else { return };
+    tracing::warn!(what, kind = kind.label(), error = %detail, "schema registry gave no usable answer; the batch waits");
+    metrics().registry_failure(kind.label());
+    for other in Unavailable::ALL.iter().filter(|k| *k != kind) {
+        health.unblock(other.reason());
+    }
+    health.block_with(kind.reason(), detail.clone());
+}
+
+fn available(health: &Health) {
+    for kind in Unavailable::ALL {
+        health.unblock(kind.reason());
     }
 }
 

@@ -18,6 +18,7 @@ use crate::config::{Config, PartnerConfig};
 use crate::domain::{Job, Method};
 use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use sha2::Digest as _;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -85,47 +86,134 @@ pub struct Report {
     pub body: String,
 }
 
-pub struct Http {
-    /// Clients by connect timeout: one shared client unless partners
-    /// override the connect timeout.
-    clients: HashMap<Duration, reqwest::Client>,
+/// What a partner's client is built from: partners whose keys are equal
+/// share one client (and its connection pool).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientKey {
+    connect: Duration,
+    timeout: Duration,
+    pool_max_idle: usize,
+    proxy: Option<String>,
+    allow: Vec<IpNet>,
+    /// SHA-256 of the partner's CA, certificate and key files, so that a
+    /// rotated certificate gets a new client on reload.
+    tls: Option<[u8; 32]>,
+}
+
+impl ClientKey {
+    /// The key of `partner` under `config`, its certificate files read.
+    pub fn read(partner: &PartnerConfig, config: &Config) -> Result<ClientKey, String> {
+        let files = [&partner.ca_file, &partner.cert_file, &partner.key_file];
+        let tls = if files.iter().any(|f| f.is_some()) {
+            let mut hash = sha2::Sha256::new();
+            for f in files.into_iter().flatten() {
+                let bytes = std::fs::read(f).map_err(|e| format!("cannot read '{}': {e}", f.display()))?;
+                sha2::Digest::update(&mut hash, &bytes);
+            }
+            Some(sha2::Digest::finalize(hash).into())
+        } else {
+            None
+        };
+        Ok(ClientKey::of(partner, config, tls))
+    }
+
+    fn of(partner: &PartnerConfig, config: &Config, tls: Option<[u8; 32]>) -> ClientKey {
+        ClientKey {
+            connect: partner.connect_timeout.unwrap_or(config.send.connect_timeout).0,
+            timeout: partner.timeout.unwrap_or(config.send.timeout).0,
+            pool_max_idle: config.send.pool_max_idle_per_host,
+            proxy: config.send.proxy.clone(),
+            allow: config.allow_networks.clone(),
+            tls,
+        }
+    }
+}
+
+/// One partner's way to send: its client and the guard's settings, fixed
+/// for the lane it belongs to (a reload that changes any of them makes a
+/// new lane).
+#[derive(Clone)]
+pub struct PartnerClient {
+    pub key: ClientKey,
+    client: reqwest::Client,
     allow: Arc<Vec<IpNet>>,
     /// `send.proxy`: requests go through it, so host names are judged here.
     proxied: bool,
-    default_connect: Duration,
-    default_timeout: Duration,
+    timeout: Duration,
+    /// Why the client could not be built (a certificate file gone since
+    /// the config was checked): every attempt fails with it, and so goes
+    /// to a retry tier rather than out without its certificate.
+    broken: Option<String>,
+}
+
+/// The partner clients of a sender, built on first use for each distinct
+/// [`ClientKey`] — at start, and for partners added or changed by a reload.
+pub struct Http {
+    clients: std::sync::Mutex<HashMap<ClientKey, reqwest::Client>>,
     user_agent: String,
 }
 
+impl Default for Http {
+    fn default() -> Self {
+        Http::new()
+    }
+}
+
 impl Http {
-    pub fn new(config: &Config) -> Result<Http, reqwest::Error> {
-        let allow = Arc::new(config.allow_networks.clone());
-        let default_connect = config.send.connect_timeout.0;
-        let mut connects: Vec<Duration> =
-            config.partners.iter().filter_map(|p| p.connect_timeout.map(|d| d.0)).collect();
-        connects.push(default_connect);
-        let mut clients = HashMap::new();
-        for c in connects {
-            if let std::collections::hash_map::Entry::Vacant(slot) = clients.entry(c) {
-                slot.insert(build_client(config, c, Arc::clone(&allow))?);
+    pub fn new() -> Http {
+        Http { clients: Default::default(), user_agent: format!("postback/{}", env!("CARGO_PKG_VERSION")) }
+    }
+
+    /// The client for `partner` under `config`. One that cannot be built
+    /// (its certificate files unreadable since the config's check) fails
+    /// every attempt with the reason, and the error is logged.
+    pub fn client(&self, partner: &PartnerConfig, config: &Config) -> PartnerClient {
+        match self.try_client(partner, config) {
+            Ok(pc) => pc,
+            Err(why) => {
+                tracing::error!(partner = %partner.id, error = %why, "partner client cannot be built; its attempts fail until the config is fixed");
+                PartnerClient {
+                    key: ClientKey::of(partner, config, None),
+                    client: reqwest::Client::new(),
+                    allow: Arc::new(config.allow_networks.clone()),
+                    proxied: config.send.proxy.is_some(),
+                    timeout: config.send.timeout.0,
+                    broken: Some(why),
+                }
             }
         }
-        Ok(Http {
-            clients,
-            allow,
-            proxied: config.send.proxy.is_some(),
-            default_connect,
-            default_timeout: config.send.timeout.0,
-            user_agent: format!("postback/{}", env!("CARGO_PKG_VERSION")),
+    }
+
+    fn try_client(&self, partner: &PartnerConfig, config: &Config) -> Result<PartnerClient, String> {
+        let key = ClientKey::read(partner, config)?;
+        let mut clients = self.clients.lock().expect("http clients lock");
+        let client = match clients.get(&key) {
+            Some(c) => c.clone(),
+            None => {
+                let c = build_client(&key, partner)?;
+                clients.insert(key.clone(), c.clone());
+                c
+            }
+        };
+        Ok(PartnerClient {
+            allow: Arc::new(key.allow.clone()),
+            proxied: key.proxy.is_some(),
+            timeout: key.timeout,
+            key,
+            client,
+            broken: None,
         })
     }
 
     /// One attempt of `job`; never fails, the report says how it went.
-    pub async fn send(&self, job: &Job, partner: &PartnerConfig) -> Report {
+    pub async fn send(&self, pc: &PartnerClient, job: &Job, partner: &PartnerConfig) -> Report {
         let started = Instant::now();
-        let attempt = match self.request(job, partner) {
+        if let Some(why) = &pc.broken {
+            return Report { attempt: Attempt::Connect(why.clone()), latency: started.elapsed(), body: String::new() };
+        }
+        let attempt = match self.request(pc, job, partner) {
             Err(a) => a,
-            Ok((client, req, host)) => match self.judge_proxied(host.as_deref()).await {
+            Ok((client, req, host)) => match judge_proxied(pc, host.as_deref()).await {
                 Some(blocked) => blocked,
                 None => match client.execute(req).await {
                     Ok(resp) => {
@@ -140,61 +228,32 @@ impl Http {
         Report { attempt, latency: started.elapsed(), body: String::new() }
     }
 
-    /// Through a proxy, the proxy resolves the partner's host: the guard
-    /// resolves and judges it first, and a refused host never reaches it.
-    async fn judge_proxied(&self, host: Option<&str>) -> Option<Attempt> {
-        let host = host.filter(|_| self.proxied)?;
-        match guarded_lookup(host, &self.allow).await {
-            Ok(_) => None,
-            Err(e) => match e.downcast::<Blocked>() {
-                Ok(b) => Some(Attempt::Blocked(b.0)),
-                Err(e) => Some(Attempt::Connect(format!("resolving {host}: {e}"))),
-            },
-        }
-    }
-
     /// The request, the client to send it with, and the host name the
     /// guard must judge when proxied.
     fn request<'a>(
-        &'a self,
+        &self,
+        pc: &'a PartnerClient,
         job: &Job,
         partner: &PartnerConfig,
     ) -> Result<(&'a reqwest::Client, reqwest::Request, Option<String>), Attempt> {
-        let connect = partner.connect_timeout.map_or(self.default_connect, |d| d.0);
-        let client = &self.clients[&connect];
         // the URL is parsed once, by reqwest (a parse of our own came to
         // a third of the URL parsing in the sender's profile); a request
         // that does not build is judged on a parse of its own, as before
-        let req = match self.build(client, job, partner) {
+        let req = match self.build(pc, job, partner) {
             Ok(req) => req,
             Err(e) => {
                 let url = url::Url::parse(&job.url).map_err(|bad| Attempt::Invalid(format!("url: {bad}")))?;
-                self.judge_host(&url)?;
+                judge_host(pc, &url)?;
                 return Err(error_attempt(e, &job.url));
             }
         };
-        let host = self.judge_host(req.url())?;
-        Ok((client, req, host))
-    }
-
-    /// Refuses an IP-literal host outside `send.allow_networks`; the host
-    /// name (for the proxied check) otherwise.
-    fn judge_host(&self, url: &url::Url) -> Result<Option<String>, Attempt> {
-        let (ip, host) = match url.host() {
-            Some(url::Host::Ipv4(v4)) => (Some(IpAddr::V4(v4)), None),
-            Some(url::Host::Ipv6(v6)) => (Some(IpAddr::V6(v6)), None),
-            Some(url::Host::Domain(d)) => (None, Some(d.to_owned())),
-            None => (None, None),
-        };
-        if let Some(ip) = ip.filter(|ip| !allowed(*ip, &self.allow)) {
-            return Err(Attempt::Blocked(format!("{ip} ({})", blocked_class(ip).unwrap_or("refused"))));
-        }
-        Ok(host)
+        let host = judge_host(pc, req.url())?;
+        Ok((&pc.client, req, host))
     }
 
     fn build(
         &self,
-        client: &reqwest::Client,
+        pc: &PartnerClient,
         job: &Job,
         partner: &PartnerConfig,
     ) -> Result<reqwest::Request, reqwest::Error> {
@@ -203,9 +262,10 @@ impl Http {
             Method::Post => reqwest::Method::POST,
             Method::Put => reqwest::Method::PUT,
         };
-        let mut req = client
+        let mut req = pc
+            .client
             .request(method, job.url.as_str())
-            .timeout(partner.timeout.map_or(self.default_timeout, |d| d.0))
+            .timeout(pc.timeout)
             .header("User-Agent", &self.user_agent)
             .header("X-Postback-Id", &job.job_id);
         for (k, v) in &job.headers {
@@ -223,22 +283,64 @@ impl Http {
     }
 }
 
-fn build_client(config: &Config, connect: Duration, allow: Arc<Vec<IpNet>>) -> Result<reqwest::Client, reqwest::Error> {
-    let proxy_host = config.send.proxy.as_deref().and_then(|p| url::Url::parse(p).ok()?.host_str().map(str::to_owned));
-    let builder = match &config.send.proxy {
+/// Through a proxy, the proxy resolves the partner's host: the guard
+/// resolves and judges it first, and a refused host never reaches it.
+async fn judge_proxied(pc: &PartnerClient, host: Option<&str>) -> Option<Attempt> {
+    let host = host.filter(|_| pc.proxied)?;
+    match guarded_lookup(host, &pc.allow).await {
+        Ok(_) => None,
+        Err(e) => match e.downcast::<Blocked>() {
+            Ok(b) => Some(Attempt::Blocked(b.0)),
+            Err(e) => Some(Attempt::Connect(format!("resolving {host}: {e}"))),
+        },
+    }
+}
+
+/// Refuses an IP-literal host outside `send.allow_networks`; the host
+/// name (for the proxied check) otherwise.
+fn judge_host(pc: &PartnerClient, url: &url::Url) -> Result<Option<String>, Attempt> {
+    let (ip, host) = match url.host() {
+        Some(url::Host::Ipv4(v4)) => (Some(IpAddr::V4(v4)), None),
+        Some(url::Host::Ipv6(v6)) => (Some(IpAddr::V6(v6)), None),
+        Some(url::Host::Domain(d)) => (None, Some(d.to_owned())),
+        None => (None, None),
+    };
+    if let Some(ip) = ip.filter(|ip| !allowed(*ip, &pc.allow)) {
+        return Err(Attempt::Blocked(format!("{ip} ({})", blocked_class(ip).unwrap_or("refused"))));
+    }
+    Ok(host)
+}
+
+fn build_client(key: &ClientKey, partner: &PartnerConfig) -> Result<reqwest::Client, String> {
+    let proxy_host = key.proxy.as_deref().and_then(|p| url::Url::parse(p).ok()?.host_str().map(str::to_owned));
+    let mut builder = match &key.proxy {
         // HTTP_PROXY and friends are ignored: only a configured proxy is used
         None => reqwest::Client::builder().no_proxy(),
-        Some(proxy) => reqwest::Client::builder().proxy(reqwest::Proxy::all(proxy)?),
+        Some(proxy) => reqwest::Client::builder().proxy(reqwest::Proxy::all(proxy).map_err(|e| e.to_string())?),
     };
+    if key.tls.is_some() {
+        let tls = crate::config::tls::load(
+            partner.ca_file.as_deref(),
+            partner.cert_file.as_deref(),
+            partner.key_file.as_deref(),
+        )?;
+        for cert in tls.roots {
+            builder = builder.add_root_certificate(cert);
+        }
+        if let Some(identity) = tls.identity {
+            builder = builder.identity(identity);
+        }
+    }
     builder
-        .connect_timeout(connect)
-        .timeout(config.send.timeout.0)
+        .connect_timeout(key.connect)
+        .timeout(key.timeout)
         .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(config.send.pool_max_idle_per_host)
+        .pool_max_idle_per_host(key.pool_max_idle)
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
-        .dns_resolver(Arc::new(GuardResolver { allow, proxy_host }))
+        .dns_resolver(Arc::new(GuardResolver { allow: Arc::new(key.allow.clone()), proxy_host }))
         .build()
+        .map_err(|e| format!("partner {}: http client: {}", partner.id, chain(&e)))
 }
 
 fn status_attempt(resp: &reqwest::Response) -> Attempt {
@@ -295,10 +397,12 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    fn http() -> (Http, PartnerConfig) {
+    fn http() -> (Http, PartnerClient, PartnerConfig) {
         let text = "[send]\nallow_networks = [\"127.0.0.0/8\"]\n[[partners]]\nid = \"acme\"\n";
         let config = crate::config::load_str(text, Path::new("pb.toml"), Vec::<(String, String)>::new()).unwrap();
-        (Http::new(&config).unwrap(), config.partners[0].clone())
+        let http = Http::new();
+        let pc = http.client(&config.partners[0], &config);
+        (http, pc, config.partners[0].clone())
     }
 
     fn job(url: &str) -> Job {
@@ -306,8 +410,8 @@ mod tests {
     }
 
     fn judged(job: &Job) -> Result<(String, Option<String>), Attempt> {
-        let (http, partner) = http();
-        http.request(job, &partner).map(|(_, req, host)| (req.url().to_string(), host))
+        let (http, pc, partner) = http();
+        http.request(&pc, job, &partner).map(|(_, req, host)| (req.url().to_string(), host))
     }
 
     #[test]

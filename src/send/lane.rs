@@ -2,6 +2,7 @@
 //! and count of waiting jobs. Lanes are independent, so a slow or failing
 //! partner only ever fills its own.
 
+use super::http::{ClientKey, Http, PartnerClient};
 use super::limits::{Admission, Breaker, RateLimiter};
 use crate::config::{Config, PartnerConfig};
 use crate::telemetry::metrics;
@@ -12,28 +13,49 @@ use tokio::sync::Semaphore;
 
 pub struct Lane {
     pub partner: PartnerConfig,
+    /// The partner's HTTP client, built with the lane.
+    pub client: PartnerClient,
     pub slots: Arc<Semaphore>,
     limiter: Option<Mutex<RateLimiter>>,
     breaker: Mutex<Breaker>,
     /// Jobs taken for this partner and not finished.
     pending: AtomicUsize,
     max_pending: usize,
+    /// The breaker's settings, to tell whether a reload changed them.
+    threshold: u32,
+    open_for: Duration,
 }
 
 impl Lane {
-    pub fn new(partner: &PartnerConfig, config: &Config) -> Lane {
+    pub fn new(partner: &PartnerConfig, config: &Config, http: &Http) -> Lane {
+        let client = http.client(partner, config);
         let threshold = partner.circuit_failures.unwrap_or(config.send.circuit_failures);
         let open_for = partner.circuit_open_for.unwrap_or(config.send.circuit_open_for).0;
         metrics().circuit_state(&partner.id, 0);
         metrics().in_flight(&partner.id).set(0);
         Lane {
+            client,
             slots: Arc::new(Semaphore::new(partner.max_concurrency)),
             limiter: partner.rate_limit.map(|r| Mutex::new(RateLimiter::new(r.per_second))),
             breaker: Mutex::new(Breaker::new(threshold, open_for)),
             pending: AtomicUsize::new(0),
             max_pending: config.send.max_pending_per_partner,
+            threshold,
+            open_for,
             partner: partner.clone(),
         }
+    }
+
+    /// Whether a reload left everything this lane was built from as it was:
+    /// the partner's keys, the `[send]` defaults it takes, and its client's
+    /// settings and certificate files. Otherwise the partner gets a new
+    /// lane (jobs already in this one finish here).
+    pub fn same_settings(&self, partner: &PartnerConfig, config: &Config) -> bool {
+        self.partner == *partner
+            && self.threshold == partner.circuit_failures.unwrap_or(config.send.circuit_failures)
+            && self.open_for == partner.circuit_open_for.unwrap_or(config.send.circuit_open_for).0
+            && self.max_pending == config.send.max_pending_per_partner
+            && ClientKey::read(partner, config).is_ok_and(|k| k == self.client.key)
     }
 
     /// Why a new job should be deferred instead of queued here, if it should.

@@ -27,12 +27,12 @@ use crate::config::Config;
 use crate::config::reload::SharedConfig;
 use crate::kafka::admin::{self, AdminError};
 use crate::kafka::client;
+use crate::kafka::context::QuietContext;
 use crate::telemetry::Health;
 use offsets::OffsetTracker;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
-use retry::RetryPolicy;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
@@ -71,17 +71,11 @@ pub async fn run(shared_config: SharedConfig, health: Health, shutdown: Cancella
     .await
     .expect("topic check task")?;
 
-    let producer: FutureProducer = client::producer(&config).create()?;
+    let producer: FutureProducer<QuietContext> = client::producer(&config).create_with_context(QuietContext)?;
     let t = &config.topics;
     let outputs =
         outputs::Outputs::new(producer, t.deliveries.clone(), t.jobs_dlq.clone(), config.retry_topics(), partitions);
-    let policy = RetryPolicy {
-        delays: config.send.retry_delays.iter().map(|d| d.0).collect(),
-        jitter: config.send.retry_jitter,
-        retry_after_factor: config.send.retry_after_factor,
-    };
-    let shared =
-        Arc::new(task::Shared { http: http::Http::new(&config)?, outputs, policy, max_hold: config.send.max_hold.0 });
+    let shared = Arc::new(task::Shared { http: http::Http::new(), outputs, config: Arc::clone(&shared_config) });
 
     let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
     let mut topics = vec![t.jobs.clone()];
@@ -90,16 +84,8 @@ pub async fn run(shared_config: SharedConfig, health: Health, shutdown: Cancella
     tracing::info!(group = %config.kafka.sender_group_id, topics = ?topics, "sender stage started");
     health.unblock(STARTING);
 
-    let w = worker::Worker::new(
-        Arc::new(consumers),
-        shared,
-        shared_config,
-        tracker,
-        config.send.max_in_flight,
-        config.send.commit_interval.0,
-        config.send.shutdown_deadline.0,
-        shutdown,
-    );
+    let w =
+        worker::Worker::new(Arc::new(consumers), shared, shared_config, tracker, config.send.max_in_flight, shutdown);
     w.run().await;
     Ok(())
 }

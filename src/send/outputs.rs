@@ -7,6 +7,7 @@ use super::outcome::{Attempt, Verdict};
 use super::step::Step;
 use crate::codec::{JobEncoding, encode_job};
 use crate::domain::Job;
+use crate::kafka::context::QuietContext;
 use crate::kafka::partition_for;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -66,7 +67,7 @@ impl<'a> DeliveryRecord<'a> {
 }
 
 pub struct Outputs {
-    producer: FutureProducer,
+    producer: FutureProducer<QuietContext>,
     pub deliveries: String,
     pub dlq: String,
     pub retry: Vec<String>,
@@ -77,7 +78,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Outputs {
     pub fn new(
-        producer: FutureProducer,
+        producer: FutureProducer<QuietContext>,
         deliveries: String,
         dlq: String,
         retry: Vec<String>,

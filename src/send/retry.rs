@@ -27,6 +27,16 @@ pub enum Next {
 }
 
 impl RetryPolicy {
+    /// The policy `[send]` describes (read again per job: a reload applies
+    /// to the next failure).
+    pub fn of(send: &crate::config::SendConfig) -> RetryPolicy {
+        RetryPolicy {
+            delays: send.retry_delays.iter().map(|d| d.0).collect(),
+            jitter: send.retry_jitter,
+            retry_after_factor: send.retry_after_factor,
+        }
+    }
+
     /// After a failed attempt; `attempts` counts it. `rand` is uniform in [0, 1).
     pub fn after_failure(
         &self,

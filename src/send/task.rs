@@ -12,6 +12,7 @@ use super::outputs::{DeliveryRecord, Outputs};
 use super::retry::RetryPolicy;
 use super::step::{Step, deferral, next_step};
 use crate::clock::now_ms;
+use crate::config::reload::SharedConfig;
 use crate::domain::Job;
 use crate::telemetry::metrics;
 use std::sync::Arc;
@@ -20,10 +21,25 @@ use std::sync::Arc;
 pub struct Shared {
     pub http: Http,
     pub outputs: Outputs,
-    pub policy: RetryPolicy,
-    /// `send.max_hold`: the longest a job waits for its partner's rate limit
-    /// or a concurrency slot before it is deferred to the first retry tier.
-    pub max_hold: std::time::Duration,
+    /// The running config: `[send]` is read again per job, so a reload
+    /// applies to the next one.
+    pub config: SharedConfig,
+}
+
+impl Shared {
+    fn current(&self) -> Arc<crate::config::Config> {
+        Arc::clone(&self.config.read().expect("config lock"))
+    }
+
+    pub fn policy(&self) -> RetryPolicy {
+        RetryPolicy::of(&self.current().send)
+    }
+
+    /// `send.max_hold`: the longest a job waits for its partner's rate
+    /// limit or a concurrency slot before it is deferred to the first tier.
+    pub fn max_hold(&self) -> std::time::Duration {
+        self.current().send.max_hold.0
+    }
 }
 
 /// Where a job was read from, for log lines about it.
@@ -38,15 +54,16 @@ pub struct At<'a> {
 /// carries out the step that follows.
 pub async fn attempt(shared: Arc<Shared>, lane: Arc<Lane>, mut job: Job, key: Vec<u8>, at: At<'_>) {
     let _pending = lane.enter();
+    let max_hold = shared.max_hold();
     // a job held here holds its partition's commit: past max_hold it moves
     // on to the first tier (not an attempt), so a crash re-sends little
-    match lane.reserve(shared.max_hold) {
+    match lane.reserve(max_hold) {
         // waiting for the rate limit is not an attempt
         Ok(Some(at)) => tokio::time::sleep_until(at.into()).await,
         Ok(None) => {}
         Err(()) => return defer(&shared, job, &key, at, "partner rate limit").await,
     }
-    let acquired = tokio::time::timeout(shared.max_hold, Arc::clone(&lane.slots).acquire_owned()).await;
+    let acquired = tokio::time::timeout(max_hold, Arc::clone(&lane.slots).acquire_owned()).await;
     let Ok(slot) = acquired else { return defer(&shared, job, &key, at, "partner saturated").await };
     let slot = slot.expect("lane semaphores are never closed");
     if lane.admit() == Admission::Refuse {
@@ -56,7 +73,7 @@ pub async fn attempt(shared: Arc<Shared>, lane: Arc<Lane>, mut job: Job, key: Ve
     let partner = lane.partner.id.as_str();
     let in_flight = metrics().in_flight(partner);
     in_flight.inc();
-    let report = shared.http.send(&job, &lane.partner).await;
+    let report = shared.http.send(&lane.client, &job, &lane.partner).await;
     in_flight.dec();
     // the slot bounds requests to the partner, not our own bookkeeping
     drop(slot);
@@ -66,13 +83,13 @@ pub async fn attempt(shared: Arc<Shared>, lane: Arc<Lane>, mut job: Job, key: Ve
     lane.record(!matches!(verdict, super::outcome::Verdict::Retry { .. }));
     job.attempt += 1;
     let now = now_ms();
-    let step = next_step(&verdict, &shared.policy, &job, now, rand::random());
+    let step = next_step(&verdict, &shared.policy(), &job, now, rand::random());
     shared.outputs.delivery(&DeliveryRecord::new(&job, &report, &verdict, &step, now)).await;
     carry_out(&shared, step, job, &key, at).await;
 }
 
 async fn defer(shared: &Shared, job: Job, key: &[u8], at: At<'_>, why: &str) {
-    let step = deferral(&job, why, &shared.policy, now_ms(), rand::random());
+    let step = deferral(&job, why, &shared.policy(), now_ms(), rand::random());
     carry_out(shared, step, job, key, at).await;
 }
 

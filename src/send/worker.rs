@@ -42,6 +42,15 @@ struct Held {
     permit: OwnedSemaphorePermit,
 }
 
+/// Newly assigned partitions and what their previous owners committed.
+type Loaded = (Vec<(String, i32)>, KafkaResult<TopicPartitionList>);
+
+/// The partitions of `list` to resume: all but those paused on a held job
+/// (they resume when it is due).
+fn resumable(list: Vec<(String, i32)>, held: &HashMap<(String, i32), Held>) -> Vec<(String, i32)> {
+    list.into_iter().filter(|k| !held.contains_key(k)).collect()
+}
+
 pub struct Worker {
     pub consumers: Arc<Consumers>,
     pub shared: Arc<Shared>,
@@ -52,16 +61,14 @@ pub struct Worker {
     pub tracker: Arc<Mutex<OffsetTracker>>,
     /// Bounds the jobs held in memory (`send.max_in_flight`).
     pub capacity: Arc<Semaphore>,
-    pub commit_interval: Duration,
-    pub shutdown_deadline: Duration,
     pub shutdown: CancellationToken,
     pub max_in_flight: usize,
     held: HashMap<(String, i32), Held>,
     due: BTreeSet<(i64, String, i32)>,
     /// Committed offsets (with metadata) of newly assigned partitions, read
     /// off the async threads; the partitions stay paused until they arrive.
-    loaded_tx: mpsc::UnboundedSender<KafkaResult<TopicPartitionList>>,
-    loaded_rx: mpsc::UnboundedReceiver<KafkaResult<TopicPartitionList>>,
+    loaded_tx: mpsc::UnboundedSender<Loaded>,
+    loaded_rx: mpsc::UnboundedReceiver<Loaded>,
 }
 
 impl Worker {
@@ -72,12 +79,14 @@ impl Worker {
         config: SharedConfig,
         tracker: Arc<Mutex<OffsetTracker>>,
         max_in_flight: usize,
-        commit_interval: Duration,
-        shutdown_deadline: Duration,
         shutdown: CancellationToken,
     ) -> Worker {
         let lanes_from = Arc::clone(&config.read().expect("config lock"));
-        let lanes = lanes_from.partners.iter().map(|p| (p.id.clone(), Arc::new(Lane::new(p, &lanes_from)))).collect();
+        let lanes = lanes_from
+            .partners
+            .iter()
+            .map(|p| (p.id.clone(), Arc::new(Lane::new(p, &lanes_from, &shared.http))))
+            .collect();
         let (loaded_tx, loaded_rx) = mpsc::unbounded_channel();
         Worker {
             consumers,
@@ -87,8 +96,6 @@ impl Worker {
             lanes,
             tracker,
             capacity: Arc::new(Semaphore::new(max_in_flight)),
-            commit_interval,
-            shutdown_deadline,
             shutdown,
             max_in_flight,
             held: HashMap::new(),
@@ -101,12 +108,19 @@ impl Worker {
     pub async fn run(mut self) {
         let consumers = Arc::clone(&self.consumers);
         let mut messages = consumers.messages();
-        let mut commit = tokio::time::interval(self.commit_interval);
+        let mut every = self.lanes_from.send.commit_interval.0;
+        let mut commit = tokio::time::interval(every);
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         let mut permit: Option<OwnedSemaphorePermit> = None;
         while !self.shutdown.is_cancelled() {
             self.handle_assignments();
             self.refresh_lanes();
+            // send.commit_interval is hot: a reload that changes it takes
+            // effect at the next tick
+            if self.lanes_from.send.commit_interval.0 != every {
+                every = self.lanes_from.send.commit_interval.0;
+                commit = tokio::time::interval(every);
+            }
             let next_due = self.due.first().map(|(at, _, _)| *at);
             let wake = tokio::time::Instant::now()
                 + Duration::from_millis(next_due.map_or(3_600_000, |at| (at - now_ms()).max(0) as u64));
@@ -115,7 +129,7 @@ impl Worker {
                     p = Arc::clone(&self.capacity).acquire_owned() => permit = p.ok(),
                     _ = tokio::time::sleep_until(wake), if next_due.is_some() => self.release_due(),
                     _ = commit.tick() => self.commit(CommitMode::Async),
-                    Some(loaded) = self.loaded_rx.recv() => self.resume_assigned(loaded),
+                    Some((list, loaded)) = self.loaded_rx.recv() => self.resume_assigned(list, loaded),
                     _ = tick.tick() => {}
                     _ = self.shutdown.cancelled() => {}
                 }
@@ -129,7 +143,7 @@ impl Worker {
                 },
                 _ = tokio::time::sleep_until(wake), if next_due.is_some() => self.release_due(),
                 _ = commit.tick() => self.commit(CommitMode::Async),
-                Some(loaded) = self.loaded_rx.recv() => self.resume_assigned(loaded),
+                Some((list, loaded)) = self.loaded_rx.recv() => self.resume_assigned(list, loaded),
                 _ = tick.tick() => {}
                 _ = self.shutdown.cancelled() => {}
             }
@@ -177,7 +191,13 @@ impl Worker {
             tracing::error!(topic = %origin.topic, partition = origin.partition, error = %e, "could not pause a retry tier partition");
         }
         self.due.insert((job.not_before_ms, origin.topic.clone(), origin.partition));
-        self.held.insert((origin.topic.clone(), origin.partition), Held { job, key, origin, permit });
+        let slot = (origin.topic.clone(), origin.partition);
+        if let Some(earlier) = self.held.insert(slot, Held { job, key, origin, permit }) {
+            // the partition was not paused after all: the earlier job goes
+            // now (a retry sent early) rather than be forgotten
+            tracing::error!(topic = %earlier.origin.topic, partition = earlier.origin.partition, offset = earlier.origin.offset, "a held job's partition delivered another; sending the held one now");
+            self.dispatch(earlier.job, earlier.key, earlier.origin, earlier.permit);
+        }
     }
 
     fn release_due(&mut self) {
@@ -204,7 +224,7 @@ impl Worker {
             None => Some(Refusal::UnknownPartner),
             Some(l) => l.refuses().map(Refusal::Lane),
         };
-        let skip = before_attempt(&job, refusal, &shared.policy, now_ms(), rand::random());
+        let skip = before_attempt(&job, refusal, &shared.policy(), now_ms(), rand::random());
         tokio::spawn(async move {
             let at = At { topic: &origin.topic, partition: origin.partition, offset: origin.offset };
             match (skip, lane) {
@@ -227,8 +247,8 @@ impl Worker {
         let mut lanes = HashMap::new();
         for p in &current.partners {
             let lane = match self.lanes.get(&p.id) {
-                Some(l) if l.partner == *p => Arc::clone(l),
-                _ => Arc::new(Lane::new(p, &current)),
+                Some(l) if l.same_settings(p, &current) => Arc::clone(l),
+                _ => Arc::new(Lane::new(p, &current, &self.shared.http)),
             };
             lanes.insert(p.id.clone(), lane);
         }
@@ -275,31 +295,32 @@ impl Worker {
         tokio::task::spawn_blocking(move || {
             let read = || consumers.committed(&list, Duration::from_secs(10));
             let step = Duration::from_millis(500);
-            let _ =
-                tx.send(patience::ask_again("committed_offsets", COMMITTED_PATIENCE, step, || tx.is_closed(), read));
+            let loaded = patience::ask_again("committed_offsets", COMMITTED_PATIENCE, step, || tx.is_closed(), read);
+            let _ = tx.send((list, loaded));
         });
     }
 
     /// Takes in what a previous owner committed and resumes the partitions
-    /// (paused since their assignment). Without it (the broker did not
-    /// answer), they resume anyway: jobs are then sent again, never lost.
-    fn resume_assigned(&mut self, loaded: KafkaResult<TopicPartitionList>) {
-        let tpl = match loaded {
-            Ok(tpl) => tpl,
+    /// `list` (paused since their assignment). Without it (the broker did
+    /// not answer), they resume anyway: jobs are then sent again, never
+    /// lost. Only these partitions: one paused on a held retry job stays
+    /// paused until that job is due.
+    fn resume_assigned(&mut self, list: Vec<(String, i32)>, loaded: KafkaResult<TopicPartitionList>) {
+        match loaded {
+            Ok(tpl) => {
+                let mut tracker = self.tracker.lock().expect("tracker");
+                for e in tpl.elements() {
+                    if let Offset::Offset(o) = e.offset() {
+                        tracker.assigned(e.topic(), e.partition(), o, e.metadata());
+                    }
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read committed offsets; resuming without skipping finished jobs");
-                self.consumers.resume_all();
-                return;
-            }
-        };
-        let mut tracker = self.tracker.lock().expect("tracker");
-        for e in tpl.elements() {
-            if let Offset::Offset(o) = e.offset() {
-                tracker.assigned(e.topic(), e.partition(), o, e.metadata());
             }
         }
-        drop(tracker);
-        if let Err(e) = self.consumers.resume_list(&tpl) {
+        let list = resumable(list, &self.held);
+        if let Err(e) = self.consumers.resume_list(&list) {
             tracing::error!(error = %e, "could not resume newly assigned partitions");
         }
     }
@@ -314,7 +335,8 @@ impl Worker {
     async fn drain(&mut self) {
         let held: Vec<_> = self.held.drain().collect();
         let held_count = held.len();
-        let deadline = tokio::time::Instant::now() + self.shutdown_deadline;
+        let deadline =
+            tokio::time::Instant::now() + self.shared.config.read().expect("config lock").send.shutdown_deadline.0;
         while tokio::time::Instant::now() < deadline {
             let in_flight = self.tracker.lock().expect("tracker").in_flight();
             if in_flight <= held_count {
@@ -331,4 +353,21 @@ impl Worker {
 fn finish(tracker: &Mutex<OffsetTracker>, origin: &Origin, permit: OwnedSemaphorePermit) {
     tracker.lock().expect("tracker").finished(&origin.topic, origin.partition, origin.offset);
     drop(permit);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_paused_on_a_held_job_is_not_resumed_with_the_others() {
+        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let origin = Origin { topic: "jobs.retry-1".into(), partition: 2, offset: 7 };
+        let held = HashMap::from([(
+            ("jobs.retry-1".to_owned(), 2),
+            Held { job: crate::send::step::tests::job(0, 0), key: Vec::new(), origin, permit },
+        )]);
+        let list = vec![("jobs".to_owned(), 2), ("jobs.retry-1".to_owned(), 2), ("jobs.retry-1".to_owned(), 3)];
+        assert_eq!(resumable(list, &held), vec![("jobs".to_owned(), 2), ("jobs.retry-1".to_owned(), 3)]);
+    }
 }

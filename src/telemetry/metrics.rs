@@ -104,6 +104,8 @@ pub struct Metrics {
     circuit_state: IntGaugeVec,
     job_age: HistogramVec,
     // operations
+    registry_failures: IntCounterVec,
+    kafka_connection_errors: IntCounterVec,
     config_reloads: IntCounter,
     config_reload_failures: IntCounter,
     ready: IntGauge,
@@ -264,6 +266,17 @@ impl Metrics {
 
     // ---- operations ----
 
+    /// A schema registry call gave no usable answer (`kind`: a bounded label).
+    pub fn registry_failure(&self, kind: &str) {
+        self.registry_failures.with_label_values(&[kind]).inc();
+    }
+
+    /// librdkafka reported a connection error of `kind` (authentication,
+    /// tls, transport, resolve, all_brokers_down).
+    pub fn kafka_connection_error(&self, kind: &str) {
+        self.kafka_connection_errors.with_label_values(&[kind]).inc();
+    }
+
     pub fn config_reload(&self, applied: bool) {
         if applied { self.config_reloads.inc() } else { self.config_reload_failures.inc() }
     }
@@ -321,6 +334,10 @@ impl Metrics {
         let ready = IntGauge::new("postback_ready", "1 when every assigned partition is restored and the stages run")
             .expect("valid metric");
         r.register(Box::new(ready.clone())).expect("metric registered once");
+        register_build_info(&r);
+        // CPU, memory, file descriptors and start time of this process
+        r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .expect("process collector registered once");
         Metrics {
             events: counter(
                 &r,
@@ -450,6 +467,18 @@ impl Metrics {
             ),
             circuit_state: gauge(&r, "circuit_state", "partner circuit: 0 closed, 1 half-open, 2 open", &["partner"]),
             job_age: histogram(&r, "job_age_seconds", "job age (now - created) when delivered", &["partner"], LAG),
+            registry_failures: counter(
+                &r,
+                "schema_registry_failures_total",
+                "schema registry calls without a usable answer, by kind; the batch waits (unreachable, timeout, unauthorized, forbidden, proxy_auth, wrong_path, throttled, server_error, unexpected)",
+                &["kind"],
+            ),
+            kafka_connection_errors: counter(
+                &r,
+                "kafka_connection_errors_total",
+                "connection errors librdkafka reported, by kind (authentication, tls, transport, resolve, all_brokers_down)",
+                &["kind"],
+            ),
             config_reloads: single_counter(&r, "config_reloads_total", "config reloads applied"),
             config_reload_failures: single_counter(
                 &r,
@@ -460,6 +489,15 @@ impl Metrics {
             registry: r,
         }
     }
+}
+
+/// `postback_build_info{version, librdkafka} 1`: which build each pod runs
+/// (a fleet mid-upgrade shows two versions).
+fn register_build_info(r: &Registry) {
+    let info =
+        gauge(r, "build_info", "the running build: postback's version and librdkafka's", &["version", "librdkafka"]);
+    let (_, librdkafka) = rdkafka::util::get_rdkafka_version();
+    info.with_label_values(&[env!("CARGO_PKG_VERSION"), librdkafka.as_str()]).set(1);
 }
 
 /// Sum of the samples of `name` whose labels include every `labels` pair,

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod health;
 pub mod logging;
 pub mod metrics;
+pub mod redact;
 
 pub use health::Health;
 pub use metrics::metrics;

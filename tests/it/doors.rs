@@ -34,7 +34,7 @@ fn crash_window(name: &str, max_hold: &str) -> (Vec<String>, f64) {
     let slow: Vec<Job> = (0..20).map(|i| job(&format!("slow-{i}"), "zeta", partner.url("/ok/slow"))).collect();
     let fast: Vec<Job> = (0..1000).map(|i| job(&format!("fast-{i}"), "acme", partner.url("/ok/fast"))).collect();
     env.produce_jobs(&one_partition(slow.iter().chain(&fast).cloned().collect()));
-    let settings = [("POSTBACK__PARTNERS__1__RATE_LIMIT", "1/s"), ("POSTBACK__SEND__MAX_HOLD", max_hold)];
+    let settings = [("POSTBACK__PARTNERS__ZETA__RATE_LIMIT", "1/s"), ("POSTBACK__SEND__MAX_HOLD", max_hold)];
     let mut s = sender(&env, "s1", &settings);
     let fast_done = || by_id(&partner.requests()).keys().filter(|id| id.starts_with("fast-")).count();
     assert!(wait_until(Duration::from_secs(120), || fast_done() == 1000), "{}", tail(&s));

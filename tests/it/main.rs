@@ -19,4 +19,5 @@ mod registry;
 mod robust;
 mod scale;
 mod scenarios;
+mod secure;
 mod send;

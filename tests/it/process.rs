@@ -2,7 +2,7 @@
 //! operation, kill -9, rebalances and a lost disk; bad input to the DLQ.
 
 use crate::scenarios::scripted_events;
-use crate::support::env::{TestEnv, generated, job_key, predict};
+use crate::support::env::{TestEnv, generated, job_key, predict, predict_with};
 use crate::support::kafka::{read_all, wait_until};
 use crate::support::proc::Instance;
 use crate::support::rules::{DAY, T0, ev};
@@ -50,6 +50,11 @@ pub fn tail(log: &str) -> String {
 /// Exactly once: no job id twice among committed records, and the set is
 /// the one the rules engine predicts, URL by URL.
 pub fn assert_exact(jobs: &[Job], events: &[Event]) {
+    assert_exact_at(jobs, events, "https://pb.example");
+}
+
+/// [`assert_exact`] for partner URLs at `sink`.
+pub fn assert_exact_at(jobs: &[Job], events: &[Event], sink: &str) {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for j in jobs {
         *seen.entry(&j.job_id).or_default() += 1;
@@ -57,7 +62,7 @@ pub fn assert_exact(jobs: &[Job], events: &[Event]) {
     let dups: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(dups.is_empty(), "{} job ids committed more than once: {:?}", dups.len(), &dups[..dups.len().min(5)]);
     let got: BTreeSet<_> = jobs.iter().map(job_key).collect();
-    let want = predict(events);
+    let want: BTreeSet<_> = predict_with(events, sink).iter().map(job_key).collect();
     let missing: Vec<_> = want.difference(&got).take(5).collect();
     let extra: Vec<_> = got.difference(&want).take(5).collect();
     assert!(

@@ -8,7 +8,8 @@ use crate::process::{assert_exact, await_jobs, tail};
 use crate::support::env::{TestEnv, generated};
 use crate::support::kafka::{TestProducer, wait_until};
 use crate::support::proc::http_full;
-use crate::support::registry::OwnRegistry;
+use crate::support::registry::{Front, Mode, OwnRegistry};
+use crate::support::secure::secure;
 use apache_avro::Schema;
 use postback::codec::confluent;
 use postback::codec::event::encode_event_avro;
@@ -170,7 +171,7 @@ fn registry_outage(name: &str, extra_env: &[(&str, String)], hold: Option<Durati
     let paused_at = std::time::Instant::now();
     let waiting = wait_until(
         Duration::from_secs(60),
-        || matches!(http_full(&p.admin, "/readyz"), Some((503, body)) if body.contains("processor: schema registry unreachable")),
+        || matches!(http_full(&p.admin, "/readyz"), Some((503, body)) if body.contains("processor: schema registry timed out")),
     );
     if let Some(hold) = hold {
         std::thread::sleep(hold.saturating_sub(paused_at.elapsed()));
@@ -239,4 +240,81 @@ fn a_store_held_by_a_thread_waiting_out_an_outage_is_taken_over_when_it_lets_go(
     let log = p.log();
     assert!(log.contains("store still open in another processing thread; still waiting"), "{}", tail(&log));
     assert!(!log.contains("open elsewhere in this process"), "{}", tail(&log));
+}
+
+/// What the registry answers when the fault is ours — a rotated password
+/// (401), a user without rights (403), a URL without the API (a 404 that is
+/// not error 40403) — holds the batch with the reason in `/readyz`, and
+/// nothing is dead-lettered for it; once the registry answers properly,
+/// every event is processed exactly, and only the id the registry says does
+/// not exist (40403) goes to the DLQ. The registry is reached over HTTPS
+/// with a client certificate (mutual TLS).
+#[test]
+fn registry_faults_that_are_ours_hold_the_batch_and_only_an_unknown_id_is_dead_lettered() {
+    let s = secure();
+    let registry = OwnRegistry::start("front");
+    let tls = crate::support::tls::server_config(&s.server_cert, &s.server_key, Some(&s.ca));
+    let front = Front::start_tls(&registry, tls);
+    let faults = [
+        (
+            401,
+            r#"{"error_code":40101,"message":"Unauthorized"}"#,
+            "processor: schema registry refused our credentials (check schema_registry.username and password): HTTP 401 (error code 40101): Unauthorized",
+        ),
+        (
+            403,
+            r#"{"error_code":40301,"message":"User cannot access the resource."}"#,
+            "processor: schema registry forbids our user to read schemas: HTTP 403 (error code 40301): User cannot access the resource.",
+        ),
+        (
+            404,
+            "<html><body>Not Found</body></html>",
+            "processor: schema registry URL has no Confluent-compatible API (check schema_registry.url): HTTP 404: <html><body>Not Found</body></html>",
+        ),
+    ];
+    front.set(Mode::Answer(faults[0].0, faults[0].1.to_owned()));
+    let extra = format!(
+        "[schema_registry]\nurl = \"{}\"\ntimeout = \"2s\"\nusername = \"postback\"\npassword = \"${{env:PB_IT_REGISTRY_PASSWORD}}\"\n\
+         ca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        front.url,
+        s.ca.display(),
+        s.client_cert.display(),
+        s.client_key.display()
+    );
+    let env = TestEnv::new("registry-faults", 1, SINK, &extra);
+    let id = registry.register(&env.topic("events-value"), OURS);
+    let events = generated(10, 60, 74);
+    let producer = TestProducer::at(&env.bootstrap);
+    for e in &events {
+        producer.send(&env.topic("events"), 0, e.device_id.as_bytes(), &confluent(id, &encode_event_avro(e)));
+    }
+    producer.send(&env.topic("events"), 0, b"unknown-id", &confluent(999_999, &encode_event_avro(&events[0])));
+    producer.flush();
+    let mut p = env.start_cmd("process", "p1", &[("PB_IT_REGISTRY_PASSWORD", "rotated-away".to_owned())]);
+    for (status, body, reason) in faults {
+        front.set(Mode::Answer(status, body.to_owned()));
+        let mut last = String::new();
+        let said = wait_until(Duration::from_secs(60), || {
+            last = http_full(&p.admin, "/readyz").map(|(_, b)| b).unwrap_or_default();
+            last.lines().any(|l| l == reason)
+        });
+        assert!(said, "HTTP {status}: /readyz said\n{last}\n{}", tail(&p.log()));
+        // one reason at a time: the earlier fault's is gone
+        assert_eq!(last.matches("processor: schema registry").count(), 1, "{last}");
+        assert!(env.read("jobs").is_empty() && env.read("events.dlq").is_empty(), "HTTP {status}: nothing committed");
+    }
+    for kind in ["unauthorized", "forbidden", "wrong_path"] {
+        assert!(p.metric("postback_schema_registry_failures_total", &[("kind", kind)]) >= 1.0, "{kind}");
+    }
+    front.set(Mode::Pass);
+    let jobs = await_jobs(&env, &events, Duration::from_secs(120), &[&p]);
+    assert_exact(&jobs, &events);
+    assert!(wait_until(Duration::from_secs(30), || env.read("events.dlq").len() == 1));
+    let dlq = env.read("events.dlq");
+    assert_eq!(dlq[0].key, b"unknown-id");
+    assert_eq!(dlq[0].headers["error"], "schema id 999999 is not in the registry");
+    assert_eq!(p.metric("postback_dlq_records_total", &[("reason", "schema")]), 1.0);
+    assert!(wait_until(Duration::from_secs(30), || p.ready()), "ready again: {:?}", http_full(&p.admin, "/readyz"));
+    assert!(!p.log().contains("rotated-away"), "the password is never printed");
+    assert_eq!(p.terminate(), Some(0), "{}", tail(&p.log()));
 }

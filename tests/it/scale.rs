@@ -4,11 +4,9 @@
 
 use crate::process::{assert_exact, await_jobs, tail};
 use crate::support::env::{TestEnv, generated};
-use crate::support::kafka::{TestProducer, add_partitions_at, wait_until};
+use crate::support::kafka::{add_partitions_at, wait_until};
 use crate::support::proc::Instance;
-use postback::codec::encode_event_json;
 use postback::domain::Event;
-use postback::kafka::partition_for;
 use std::time::Duration;
 
 const SINK: &str = "https://pb.example";
@@ -29,12 +27,7 @@ fn events(seed: u64) -> Vec<Event> {
 
 /// Produces as Kafka's default partitioner does with `partitions` known.
 fn produce_by_device(env: &TestEnv, events: &[Event], partitions: i32) {
-    let p = TestProducer::at(&env.bootstrap);
-    for e in events {
-        let key = e.device_id.as_bytes();
-        p.send(&env.topic("events"), partition_for(key, partitions), key, &encode_event_json(e));
-    }
-    p.flush();
+    env.produce_by_device(events, partitions, "none");
 }
 
 /// Samples `/readyz` and the consumer lag every 200 ms until `done`;

@@ -84,7 +84,7 @@ fn every_job_is_sent_as_it_says() {
     put.body = Some("a=1&b=2".into());
     put.headers.insert("Content-Type".into(), "application/x-www-form-urlencoded".into());
     env.produce_jobs(&[get.clone(), post.clone(), put.clone()]);
-    let mut s = sender(&env, "s1", &[("POSTBACK__PARTNERS__1__SIGNING_SECRET", "zeta-shared-secret-0123")]);
+    let mut s = sender(&env, "s1", &[("POSTBACK__PARTNERS__ZETA__SIGNING_SECRET", "zeta-shared-secret-0123")]);
     assert!(wait_until(Duration::from_secs(60), || partner.requests().len() >= 3), "{}", tail(&s));
     let reqs = by_id(&partner.requests());
     for j in [&get, &post, &put] {
@@ -221,7 +221,7 @@ fn a_hanging_partner_never_slows_the_others() {
     let mut s = sender(
         &env,
         "s1",
-        &[("POSTBACK__PARTNERS__1__TIMEOUT", "1s"), ("POSTBACK__PARTNERS__1__MAX_CONCURRENCY", "4")],
+        &[("POSTBACK__PARTNERS__ZETA__TIMEOUT", "1s"), ("POSTBACK__PARTNERS__ZETA__MAX_CONCURRENCY", "4")],
     );
     let healthy_done = wait_until(Duration::from_secs(60), || {
         by_id(&partner.requests()).keys().filter(|k| k.starts_with("ok-")).count() == 200
@@ -246,7 +246,7 @@ fn a_rate_limit_holds() {
     let env = TestEnv::new("send-rate", 2, "https://pb.example", SEND);
     let jobs: Vec<Job> = (0..60).map(|i| job(&format!("r-{i}"), "orbit", partner.url("/ok/r"))).collect();
     env.produce_jobs(&jobs);
-    let mut s = sender(&env, "s1", &[("POSTBACK__PARTNERS__2__RATE_LIMIT", "20/s")]);
+    let mut s = sender(&env, "s1", &[("POSTBACK__PARTNERS__ORBIT__RATE_LIMIT", "20/s")]);
     assert!(wait_until(Duration::from_secs(60), || partner.requests().len() >= 60), "{}", tail(&s));
     let mut at: Vec<Instant> = partner.requests().iter().map(|r| r.at).collect();
     at.sort();
@@ -311,11 +311,11 @@ fn kill_9_mid_stream_delivers_everything_at_least_once() {
     let jobs: Vec<Job> = (0..400).map(|i| job(&format!("c-{i}"), "acme", partner.url("/slow/x"))).collect();
     env.produce_jobs(&jobs);
     // 4 at a time, 50 ms each: about 80 deliveries a second
-    let mut s = sender(&env, "s1", &[("POSTBACK__PARTNERS__0__MAX_CONCURRENCY", "4")]);
+    let mut s = sender(&env, "s1", &[("POSTBACK__PARTNERS__ACME__MAX_CONCURRENCY", "4")]);
     assert!(wait_until(Duration::from_secs(60), || partner.requests().len() >= 320), "{}", tail(&s));
     let killed_at = Instant::now();
     s.kill9();
-    let mut s = sender(&env, "s2", &[("POSTBACK__PARTNERS__0__MAX_CONCURRENCY", "4")]);
+    let mut s = sender(&env, "s2", &[("POSTBACK__PARTNERS__ACME__MAX_CONCURRENCY", "4")]);
     assert!(wait_until(Duration::from_secs(120), || by_id(&partner.requests()).len() == 400), "{}", tail(&s));
     let reqs = by_id(&partner.requests());
     let dups: Vec<_> = reqs.iter().filter(|(_, r)| r.len() > 1).collect();
@@ -344,9 +344,9 @@ fn the_circuit_opens_and_closes_after_a_probe() {
         &env,
         "s1",
         &[
-            ("POSTBACK__PARTNERS__2__CIRCUIT_FAILURES", "3"),
-            ("POSTBACK__PARTNERS__2__CIRCUIT_OPEN_FOR", "2s"),
-            ("POSTBACK__PARTNERS__2__MAX_CONCURRENCY", "1"),
+            ("POSTBACK__PARTNERS__ORBIT__CIRCUIT_FAILURES", "3"),
+            ("POSTBACK__PARTNERS__ORBIT__CIRCUIT_OPEN_FOR", "2s"),
+            ("POSTBACK__PARTNERS__ORBIT__MAX_CONCURRENCY", "1"),
         ],
     );
     assert!(
@@ -450,4 +450,42 @@ fn a_second_sender_takes_part_of_every_topic() {
     assert_eq!(s2.terminate(), Some(0));
     let twice: Vec<_> = by_id(&partner.requests()).into_iter().filter(|(_, r)| r.len() > 1).map(|(id, _)| id).collect();
     assert!(twice.is_empty(), "sent twice: {twice:?}");
+}
+
+/// A partner behind a private PKI that requires a client certificate:
+/// `ca_file` makes its certificate trusted, `cert_file`/`key_file` present
+/// ours. A partner configured without them is never reached (the TLS
+/// handshake fails): its job goes through the retry tiers, not out.
+#[test]
+fn a_partner_behind_private_pki_with_client_certificates_gets_its_postbacks() {
+    let s = crate::support::secure::secure();
+    let tls = crate::support::tls::server_config(&s.server_cert, &s.server_key, Some(&s.ca));
+    let partner = Partner::start_tls(tls);
+    let extra = format!(
+        "{SEND}\n[[partners]]\nid = \"private\"\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
+         [[partners]]\nid = \"no-cert\"\nca_file = \"{}\"\n",
+        s.ca.display(),
+        s.client_cert.display(),
+        s.client_key.display(),
+        s.ca.display()
+    );
+    let env = TestEnv::new("send-mtls", 1, "https://pb.example", &extra);
+    let jobs: Vec<Job> = (0..5).map(|i| job(&format!("m-{i}"), "private", partner.url(&format!("/ok/{i}")))).collect();
+    env.produce_jobs(&jobs);
+    env.produce_jobs(&[job("n-0", "no-cert", partner.url("/ok/n"))]);
+    let mut s1 = sender(&env, "s1", &[]);
+    let ids = |reqs: &[Req]| reqs.iter().map(|r| r.id().to_owned()).collect::<std::collections::BTreeSet<_>>();
+    assert!(wait_until(Duration::from_secs(60), || ids(&partner.requests()).len() == 5), "{}", tail(&s1));
+    assert_eq!(ids(&partner.requests()), (0..5).map(|i| format!("m-{i}")).collect());
+    // the job without a certificate was tried, failed its handshake, and waits in a tier
+    assert!(
+        wait_until(Duration::from_secs(30), || env
+            .deliveries()
+            .iter()
+            .any(|d| d["job_id"] == "n-0" && d["outcome"] == "retry")),
+        "{}",
+        tail(&s1)
+    );
+    assert!(!ids(&partner.requests()).contains("n-0"));
+    assert_eq!(s1.terminate(), Some(0));
 }

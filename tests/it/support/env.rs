@@ -105,13 +105,29 @@ impl TestEnv {
     /// Produces `part` of `all`, partitioning by what `all` says of each
     /// device (a device's user may only show in a later part).
     pub fn produce_part(&self, part: &[Event], all: &[Event]) {
+        self.produce_with(part, all, "none");
+    }
+
+    /// [`TestEnv::produce_part`] in record batches compressed with `codec`.
+    pub fn produce_with(&self, part: &[Event], all: &[Event], codec: &str) {
         let users = device_users(all);
         let events = part;
-        let p = TestProducer::at(&self.bootstrap);
+        let p = TestProducer::compressed(&self.bootstrap, codec);
         for e in events {
             let group = users.get(&e.device_id).unwrap_or(&e.device_id);
             let partition = partition_for(group.as_bytes(), self.partitions);
             p.send(&self.topic("events"), partition, e.device_id.as_bytes(), &encode_event_json(e));
+        }
+        p.flush();
+    }
+
+    /// Produces as Kafka's default partitioner does on the device id with
+    /// `partitions` known, in record batches compressed with `codec`.
+    pub fn produce_by_device(&self, events: &[Event], partitions: i32, codec: &str) {
+        let p = TestProducer::compressed(&self.bootstrap, codec);
+        for e in events {
+            let key = e.device_id.as_bytes();
+            p.send(&self.topic("events"), partition_for(key, partitions), key, &encode_event_json(e));
         }
         p.flush();
     }

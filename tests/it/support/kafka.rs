@@ -29,6 +29,16 @@ extern "C" fn stop_own_broker() {
     }
 }
 
+/// The data directory of the test broker (its `secure.json` among others):
+/// `POSTBACK_TEST_KAFKA_DIR` when `make test` started it, else our own.
+pub fn broker_dir() -> PathBuf {
+    bootstrap();
+    match std::env::var("POSTBACK_TEST_KAFKA_DIR") {
+        Ok(d) => PathBuf::from(d),
+        Err(_) => OWN_DIR.get().expect("a broker of our own").clone(),
+    }
+}
+
 /// The bootstrap address of the test broker.
 pub fn bootstrap() -> &'static str {
     BROKER.get_or_init(|| {
@@ -36,7 +46,13 @@ pub fn bootstrap() -> &'static str {
             return b;
         }
         let dir = std::env::temp_dir().join(format!("postback-it-kafka-{}", std::process::id()));
-        let out = Command::new(script()).arg("start").arg("--dir").arg(&dir).output().expect("run scripts/kafka");
+        let out = Command::new(script())
+            .arg("start")
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--secure")
+            .output()
+            .expect("run scripts/kafka");
         assert!(out.status.success(), "scripts/kafka start failed: {}", String::from_utf8_lossy(&out.stderr));
         OWN_DIR.set(dir).expect("once");
         // SAFETY: registering a plain extern "C" fn with no captured state
@@ -75,9 +91,19 @@ impl TestProducer {
     }
 
     pub fn at(bootstrap: &str) -> TestProducer {
+        TestProducer::compressed(bootstrap, "none")
+    }
+
+    /// A producer whose record batches are compressed with `codec`
+    /// (none, gzip, snappy, lz4, zstd).
+    pub fn compressed(bootstrap: &str, codec: &str) -> TestProducer {
         // as large as the broker takes (its default message.max.bytes), so
         // tests can send records librdkafka's own default would refuse
-        let c = client_at(bootstrap).set("linger.ms", "1").set("message.max.bytes", "1048576").create();
+        let c = client_at(bootstrap)
+            .set("linger.ms", "1")
+            .set("message.max.bytes", "1048576")
+            .set("compression.type", codec)
+            .create();
         TestProducer(c.expect("producer"))
     }
 

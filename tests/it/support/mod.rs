@@ -4,3 +4,5 @@ pub mod partner;
 pub mod proc;
 pub mod registry;
 pub mod rules;
+pub mod secure;
+pub mod tls;

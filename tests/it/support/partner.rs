@@ -38,6 +38,7 @@ struct Inner {
 pub struct Partner {
     pub addr: SocketAddr,
     inner: Arc<Inner>,
+    scheme: &'static str,
 }
 
 impl Partner {
@@ -54,11 +55,19 @@ impl Partner {
                 axum::serve(listener, app).await.expect("serve");
             });
         });
-        Partner { addr: rx.recv().expect("partner address"), inner }
+        Partner { addr: rx.recv().expect("partner address"), inner, scheme: "http" }
+    }
+
+    /// The same endpoint over HTTPS with `tls` (a partner behind a private
+    /// PKI, maybe requiring client certificates).
+    pub fn start_tls(tls: std::sync::Arc<tokio_rustls::rustls::ServerConfig>) -> Partner {
+        let inner = Arc::new(Inner::default());
+        let app = Router::new().fallback(handle).with_state(Arc::clone(&inner));
+        Partner { addr: super::tls::serve(app, tls), inner, scheme: "https" }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     pub fn requests(&self) -> Vec<Req> {

@@ -150,3 +150,16 @@ pub fn http_full(addr: &str, path: &str) -> Option<(u16, String)> {
 pub fn http_status(addr: &str, path: &str) -> Option<u16> {
     http(addr, path).map(|(s, _)| s)
 }
+
+/// Runs `postback <args>` to completion with `env` set: (exit code,
+/// stdout, stderr).
+pub fn cli(args: &[&str], env: &[(&str, String)]) -> (Option<i32>, String, String) {
+    let mut cmd = Command::new(binary());
+    cmd.args(args).env("RUST_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run postback");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
