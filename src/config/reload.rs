@@ -40,6 +40,7 @@ pub async fn watch(path: PathBuf, config: SharedConfig, shutdown: CancellationTo
         }
     };
     let mut last = std::fs::read(&path).ok();
+    let mut last_secrets = secret_files(&current(&config));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     while !shutdown.is_cancelled() {
         let forced = tokio::select! {
@@ -47,20 +48,29 @@ pub async fn watch(path: PathBuf, config: SharedConfig, shutdown: CancellationTo
             _ = tick.tick() => false,
             Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
         };
-        if !forced && std::fs::read(&path).ok() == last {
+        // a rotated secret file is a change of the config, too
+        let secrets_changed = secret_files(&current(&config)) != last_secrets;
+        if !forced && !secrets_changed && std::fs::read(&path).ok() == last {
             continue;
         }
         let read = settled(&path).await;
-        if !forced && read.as_ref().ok() == last.as_ref() {
+        if !forced && !secrets_changed && read.as_ref().ok() == last.as_ref() {
             continue;
         }
         last = read.as_ref().ok().cloned();
-        let (p, opts) = (path.clone(), LoadOptions { allow_empty: current(&config).allow_empty });
+        let running = current(&config);
+        let (p, opts) = (path.clone(), LoadOptions { allow_empty: running.allow_empty, needs: running.needs });
         let loaded = tokio::task::spawn_blocking(move || read.and_then(|bytes| super::load_bytes(&bytes, &p, opts)))
             .await
             .expect("config load task");
         apply(loaded, &config);
+        last_secrets = secret_files(&current(&config));
     }
+}
+
+/// The contents of the files the config's `${file:…}` references read.
+fn secret_files(config: &Config) -> Vec<Option<Vec<u8>>> {
+    config.secret_files.iter().map(|f| std::fs::read(f).ok()).collect()
 }
 
 /// The file's bytes once two reads [`SETTLE`] apart agree (at most ten
@@ -86,12 +96,9 @@ fn current(config: &SharedConfig) -> Arc<Config> {
 /// not. Returns whether the new config was applied.
 pub fn apply(loaded: Result<Config, ConfigErrors>, config: &SharedConfig) -> bool {
     let old = current(config);
-    let checked = loaded.and_then(|new| complete(&old, new));
+    let checked = loaded.and_then(|new| complete(&old, new)).and_then(|new| hot_only(&old, new));
     match checked {
         Ok(new) => {
-            for key in restart_only_changes(&old, &new) {
-                tracing::warn!(key, "config change needs a restart to take effect");
-            }
             tracing::info!(postbacks = new.rules.postbacks().len(), partners = new.partners.len(), "config reloaded");
             *config.write().expect("config lock") = Arc::new(new);
             metrics().config_reload(true);
@@ -107,12 +114,42 @@ pub fn apply(loaded: Result<Config, ConfigErrors>, config: &SharedConfig) -> boo
     }
 }
 
+/// A reload may only change keys the stages read again; one that changes
+/// a key fixed at start is refused whole, naming each such key.
+fn hot_only(old: &Config, new: Config) -> Result<Config, ConfigErrors> {
+    let changed = super::restart::changes(old, &new);
+    if changed.is_empty() {
+        return Ok(new);
+    }
+    let file = new.path.display().to_string();
+    Err(ConfigErrors(
+        changed
+            .into_iter()
+            .map(|key| ConfigError {
+                file: file.clone(),
+                key,
+                reason: "changed, but it takes effect only at a restart: the reload is refused and the running config stays (restart to apply it, or put the old value back)".into(),
+            })
+            .collect(),
+    ))
+}
+
 /// A reload that drops every postback of a running config is far likelier
 /// a file caught mid-write than an intent; one that moves an app to another
 /// project would count its users again.
 fn complete(old: &Config, new: Config) -> Result<Config, ConfigErrors> {
+    let (before, after) = (old.partners.len(), new.partners.len());
+    if old.needs == super::Needs::Partners && before > 0 && after == 0 && !old.allow_empty {
+        return Err(ConfigErrors(vec![ConfigError {
+            file: new.path.display().to_string(),
+            key: "partners".into(),
+            reason: format!(
+                "the new config has no partners (the running one has {before}): refused as a partial write (start with --allow-empty to allow it)"
+            ),
+        }]));
+    }
     let (before, after) = (old.rules.postbacks().len(), new.rules.postbacks().len());
-    if before > 0 && after == 0 && !old.allow_empty {
+    if old.needs == super::Needs::Apps && before > 0 && after == 0 && !old.allow_empty {
         return Err(ConfigErrors(vec![ConfigError {
             file: new.path.display().to_string(),
             key: "postbacks".into(),
@@ -134,27 +171,6 @@ fn complete(old: &Config, new: Config) -> Result<Config, ConfigErrors> {
         }
     }
     Ok(new)
-}
-
-fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    if format!("{:?}", old.kafka) != format!("{:?}", new.kafka) {
-        out.push("kafka");
-    }
-    if format!("{:?}", old.topics) != format!("{:?}", new.topics) {
-        out.push("topics");
-    }
-    let p = (&old.process, &new.process);
-    if p.0.state_dir != p.1.state_dir || p.0.max_batch != p.1.max_batch || p.0.threads != p.1.threads {
-        out.push("process");
-    }
-    if old.admin.listen != new.admin.listen {
-        out.push("admin.listen");
-    }
-    if format!("{:?}", old.send) != format!("{:?}", new.send) {
-        out.push("send");
-    }
-    out
 }
 
 #[cfg(test)]

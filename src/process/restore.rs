@@ -32,6 +32,15 @@ pub enum RestoreError {
     Store { part: Part, source: StoreError },
     #[error("restore of {0} cancelled: partition revoked")]
     Cancelled(Part),
+    /// The store reflects changelog offsets the changelog never reached:
+    /// the changelog was deleted and recreated under the store.
+    #[error(
+        "store {part} reflects changelog '{changelog}' up to offset {store_offset}, but that changelog ends at {end}: \
+         it was recreated, and the store is not its state. Either put the old changelog back, or delete this store's \
+         directory so it is rebuilt from the new changelog (postbacks of its devices may then repeat); see the runbook \
+         (docs/operations/runbook.md, \"A changelog was recreated\")"
+    )]
+    AheadOfChangelog { part: Part, changelog: String, store_offset: i64, end: i64 },
 }
 
 pub struct RestoreJob {
@@ -101,6 +110,11 @@ fn restore(job: &mut RestoreJob, meta: &mut StoreMeta) -> Result<u64, RestoreErr
     let consumer: BaseConsumer<QuietContext> = job.client.create_with_context(QuietContext).map_err(kafka)?;
     let (low, high) =
         consumer.fetch_watermarks(&job.changelog, part.partition, Duration::from_secs(30)).map_err(kafka)?;
+    if meta.changelog_offset > high {
+        // never "up to date": the next changelog records would be skipped
+        let (store_offset, end) = (meta.changelog_offset, high);
+        return Err(RestoreError::AheadOfChangelog { part, changelog, store_offset, end });
+    }
     let start = meta.changelog_offset.max(low);
     if start >= high {
         tracing::info!(store = %part, offset = start, "store is up to date with its changelog");

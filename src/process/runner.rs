@@ -300,9 +300,11 @@ impl Runner {
     /// themselves. `max_batch` records, `max_batch_bytes` and
     /// `commit_interval` (since the batch's first record) bound it.
     fn poll_batch(&mut self) -> Result<Vec<InRecord>, ProcessError> {
-        let max = self.fixed.process.max_batch;
-        let max_bytes = self.fixed.process.max_batch_bytes;
-        let interval = self.fixed.process.commit_interval.0;
+        // hot keys: a reload applies to the next batch
+        let (max, max_bytes, interval) = {
+            let p = &self.config.read().expect("config lock").process;
+            (p.max_batch, p.max_batch_bytes, p.commit_interval.0)
+        };
         let mut records = Vec::with_capacity(max.min(4096));
         let mut bytes = 0usize;
         let mut first_at: Option<Instant> = None;

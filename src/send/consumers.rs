@@ -72,20 +72,9 @@ impl Consumers {
         self.on_each(&[(topic.to_owned(), partition)], |m, tpl| m.resume(tpl))
     }
 
-    /// Resumes the partitions of `tpl`, each through its own member.
-    pub fn resume_list(&self, tpl: &TopicPartitionList) -> KafkaResult<()> {
-        let list: Vec<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
-        self.on_each(&list, |m, tpl| m.resume(tpl))
-    }
-
-    /// Resumes everything assigned (when what previous owners finished
-    /// could not be read: their jobs are then sent again, never lost).
-    pub fn resume_all(&self) {
-        for m in &self.members {
-            if let Err(e) = m.assignment().and_then(|tpl| m.resume(&tpl)) {
-                tracing::error!(error = %e, "could not resume assigned partitions");
-            }
-        }
+    /// Resumes the partitions of `list`, each through its own member.
+    pub fn resume_list(&self, list: &[(String, i32)]) -> KafkaResult<()> {
+        self.on_each(list, |m, tpl| m.resume(tpl))
     }
 
     /// Assignment changes of every member since the last call.

@@ -69,7 +69,7 @@ pub fn parse_retry_after(value: &str, now_secs: i64) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let at = httpdate(v)?;
-    Some(Duration::from_secs(u64::try_from(at - now_secs).unwrap_or(0)))
+    Some(Duration::from_secs(u64::try_from(at.saturating_sub(now_secs)).unwrap_or(0)))
 }
 
 /// IMF-fixdate ("Wed, 21 Oct 2015 07:28:00 GMT") to unix seconds.
@@ -83,7 +83,13 @@ fn httpdate(v: &str) -> Option<i64> {
     let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
     let t: Vec<i64> = time.split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
     let [h, m, s] = t.as_slice() else { return None };
-    Some(days_from_civil(year, month, day) * 86400 + h * 3600 + m * 60 + s)
+    // the partner's text: out of range is no date (and no overflow below)
+    let valid = (1970..=9999).contains(&year)
+        && (1..=31).contains(&day)
+        && (0..24).contains(h)
+        && (0..60).contains(m)
+        && (0..=60).contains(s);
+    valid.then(|| days_from_civil(year, month, day) * 86400 + h * 3600 + m * 60 + s)
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date.
@@ -99,6 +105,28 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_dates_out_of_range_are_no_dates() {
+        let now = 1_445_412_480; // Wed, 21 Oct 2015 07:28:00 GMT
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:29:00 GMT", now), Some(Duration::from_secs(60)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now), Some(Duration::ZERO));
+        for bad in [
+            "Wed, 21 Oct 99999999999999 07:28:00 GMT",
+            "Wed, 21 Oct -9223372036854775808 07:28:00 GMT",
+            "Wed, 9223372036854775807 Oct 2015 07:28:00 GMT",
+            "Wed, 21 Oct 2015 9223372036854775807:00:00 GMT",
+            "Wed, 21 Oct 2015 07:61:00 GMT",
+            "Wed, 21 Oct 2015 07:28 GMT",
+        ] {
+            assert_eq!(parse_retry_after(bad, now), None, "{bad}");
+        }
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", i64::MIN),
+            Some(Duration::from_secs(u64::try_from(i64::MAX).unwrap()))
+        );
+        assert_eq!(parse_retry_after("18446744073709551615", now), Some(Duration::from_secs(u64::MAX)));
+    }
 
     fn status(code: u16) -> Attempt {
         Attempt::Status { code, retry_after: None, location: None }
