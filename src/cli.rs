@@ -80,9 +80,14 @@ pub enum Command {
         admin: String,
         /// Run against this Kafka broker (e.g. from `scripts/kafka start`)
         /// instead of the embedded mock cluster; the demo's topics get a
-        /// fresh `demo-<time>.` prefix there.
+        /// fresh `demo-<time>-<pid>.` prefix there.
         #[arg(long)]
         bootstrap: Option<String>,
+        /// A librdkafka setting for every client, as `[kafka.client]` takes
+        /// it (repeatable): `-X security.protocol=SASL_SSL -X
+        /// 'sasl.password=${env:KAFKA_PASSWORD}'`.
+        #[arg(short = 'X', long = "client", value_parser = parse_setting)]
+        client: Vec<(String, String)>,
     },
     /// Explain a device's or user's state and which postbacks its next event would fire.
     Inspect {
@@ -152,6 +157,10 @@ pub struct InspectArgs {
     /// The instance's `admin.inspect_token` (also POSTBACK_INSPECT_TOKEN).
     #[arg(long, env = "POSTBACK_INSPECT_TOKEN", requires = "admin")]
     pub token: Option<String>,
+}
+
+fn parse_setting(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.trim().to_owned(), v.to_owned())).ok_or_else(|| format!("'{s}' is not KEY=VALUE"))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         Command::Dlq { command: DlqCommand::Replay { config, partner, reason, since, until } } => {
             dlq_replay(&config, Filter { partner, reason, since_ms: since, until_ms: until })
         }
-        Command::Demo { devices, events, duration, keep_running, admin, bootstrap } => demo(Options {
+        Command::Demo { devices, events, duration, keep_running, admin, bootstrap, client } => demo(Options {
             devices,
             events: if duration.is_some() && events == 20_000 { usize::MAX } else { events },
             duration,
@@ -39,6 +39,7 @@ fn main() -> ExitCode {
             seed: 7,
             progress: true,
             bootstrap,
+            client,
         }),
         Command::Inspect { target } => inspect(target),
         Command::Test { config, events, state_dir, send, load } => {

@@ -35,8 +35,11 @@ pub struct Options {
     /// Print progress lines.
     pub progress: bool,
     /// A real broker instead of the embedded mock cluster: the demo's
-    /// topics and groups get a fresh prefix there (`demo-<time>.`).
+    /// topics and groups get a fresh prefix there (`demo-<time>-<pid>.`).
     pub bootstrap: Option<String>,
+    /// librdkafka settings for every client (`-X security.protocol=SASL_SSL`),
+    /// as `[kafka.client]` takes them, references included.
+    pub client: Vec<(String, String)>,
 }
 
 const TOPICS: &[(&str, i32)] = &[
@@ -59,12 +62,19 @@ const TOPICS: &[(&str, i32)] = &[
 /// The demo's config: the example config's apps, partners and postbacks,
 /// with partner URLs pointing at the local endpoint and fast retry tiers.
 pub fn config_text(bootstrap: &str, sink: &str, state_dir: &Path, admin: &str) -> String {
-    config_text_with(bootstrap, sink, state_dir, admin, "")
+    config_text_with(bootstrap, sink, state_dir, admin, "", &[])
 }
 
 /// The demo config; with a `prefix`, every topic and group name carries it
 /// (a run on a real broker must not meet an earlier run's records).
-pub fn config_text_with(bootstrap: &str, sink: &str, state_dir: &Path, admin: &str, prefix: &str) -> String {
+pub fn config_text_with(
+    bootstrap: &str,
+    sink: &str,
+    state_dir: &Path,
+    admin: &str,
+    prefix: &str,
+    client: &[(String, String)],
+) -> String {
     let topics = if prefix.is_empty() {
         String::new()
     } else {
@@ -100,14 +110,21 @@ pub fn config_text_with(bootstrap: &str, sink: &str, state_dir: &Path, admin: &s
         .replace("https://api.zeta.example", &format!("{sink}/zeta"))
         .replace("https://orbit.example", &format!("{sink}/orbit"))
         .replace("rate_limit = \"3000/m\"", "rate_limit = \"2000/s\"");
+    let client: String = client.iter().map(|(k, v)| format!("{} = {}\n", toml_str(k), toml_str(v))).collect();
+    let client = if client.is_empty() { client } else { format!("[kafka.client]\n{client}") };
     format!(
-        "[kafka]\nbootstrap_servers = \"{bootstrap}\"\ninstance_id = \"demo\"\n{groups}{topics}\
+        "[kafka]\nbootstrap_servers = \"{bootstrap}\"\ninstance_id = \"demo\"\n{groups}{client}{topics}\
          [input]\npartitioned_by = \"custom\"\n\
          [process]\nstate_dir = \"{}\"\ncommit_interval = \"50ms\"\n{threads}\
          [send]\nretry_delays = [\"1s\", \"2s\", \"4s\"]\nallow_networks = [\"127.0.0.0/8\"]\ncommit_interval = \"200ms\"\n\
          [admin]\nlisten = \"{admin}\"\n{rules}",
         state_dir.display()
     )
+}
+
+/// `s` as a TOML basic string.
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
 }
 
 /// The events the demo produces for `opts`.
@@ -119,7 +136,8 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     let state = tempfile::tempdir()?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     if let Some(bootstrap) = &opts.bootstrap {
-        let prefix = format!("demo-{}.", crate::clock::now_ms() / 1000);
+        // two demos started in the same second must not share topics
+        let prefix = format!("demo-{}-{}.", crate::clock::now_ms() / 1000, std::process::id());
         return rt.block_on(pipeline(opts, bootstrap, state.path(), &prefix));
     }
     let mock = MockCluster::new(1)?;
@@ -140,7 +158,7 @@ async fn pipeline(opts: &Options, bootstrap: &str, state: &Path, prefix: &str) -
     };
     let admin_addr = listener.local_addr()?;
     drop(listener);
-    let text = config_text_with(bootstrap, &sink, state, &admin_addr.to_string(), prefix);
+    let text = config_text_with(bootstrap, &sink, state, &admin_addr.to_string(), prefix, &opts.client);
     let config: Config = config::load_str(&text, Path::new("demo.toml"), Vec::<(String, String)>::new())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     if !prefix.is_empty() {
@@ -149,6 +167,8 @@ async fn pipeline(opts: &Options, bootstrap: &str, state: &Path, prefix: &str) -
         tokio::task::spawn_blocking(move || crate::kafka::admin::create_all(&c, 4)).await??;
     }
     let topics = config.topics.clone();
+    // the demo's own clients connect as the stages do
+    let client = crate::kafka::client::base(&config);
     let shared = shared(config);
     let health = Health::new();
     let (addr, _admin) = admin::serve(&admin_addr.to_string(), admin::router(health.clone())).await?;
@@ -162,9 +182,9 @@ async fn pipeline(opts: &Options, bootstrap: &str, state: &Path, prefix: &str) -
     supervisor.spawn("sender", crate::send::run(Arc::clone(&shared), health.clone(), token.clone()));
     let mut stages = tokio::spawn(supervisor.wait());
     let work = async {
-        let produced = produce(opts, bootstrap, &topics.events).await?;
+        let produced = produce(opts, &client, &topics.events).await?;
         settle(opts, produced).await;
-        let report = report::collect(bootstrap, &topics, produced, metrics_url.clone())?;
+        let report = report::collect(&client, &topics, produced, metrics_url.clone())?;
         if opts.keep_running {
             println!("{}\nmetrics: {metrics_url}  (Ctrl-C to stop)", report.table());
             let _ = tokio::signal::ctrl_c().await;
@@ -184,10 +204,9 @@ async fn pipeline(opts: &Options, bootstrap: &str, state: &Path, prefix: &str) -
 }
 
 /// Produces the generated events; returns how many.
-async fn produce(opts: &Options, bootstrap: &str, topic: &str) -> anyhow::Result<usize> {
+async fn produce(opts: &Options, client: &rdkafka::ClientConfig, topic: &str) -> anyhow::Result<usize> {
     use rdkafka::producer::{FutureProducer, FutureRecord};
-    let producer: FutureProducer =
-        rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap).set("linger.ms", "5").create()?;
+    let producer: FutureProducer = client.clone().set("linger.ms", "5").create()?;
     let started = Instant::now();
     let mut stream = events(opts);
     let mut count = 0;

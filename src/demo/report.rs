@@ -30,9 +30,9 @@ pub struct Report {
     pub metrics_url: String,
 }
 
-fn read(bootstrap: &str, topic: &str) -> Result<Vec<Vec<u8>>, KafkaError> {
-    let consumer: BaseConsumer<QuietContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+fn read(client: &ClientConfig, topic: &str) -> Result<Vec<Vec<u8>>, KafkaError> {
+    let consumer: BaseConsumer<QuietContext> = client
+        .clone()
         .set("group.id", "postback-demo-report")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
@@ -57,15 +57,15 @@ fn read(bootstrap: &str, topic: &str) -> Result<Vec<Vec<u8>>, KafkaError> {
 }
 
 pub fn collect(
-    bootstrap: &str,
+    client: &ClientConfig,
     topics: &crate::config::TopicsConfig,
     events: usize,
     metrics_url: String,
 ) -> Result<Report, KafkaError> {
-    let jobs: Vec<Job> = read(bootstrap, &topics.jobs)?.iter().filter_map(|v| decode_job(v).ok()).collect();
+    let jobs: Vec<Job> = read(client, &topics.jobs)?.iter().filter_map(|v| decode_job(v).ok()).collect();
     // per job: (saw a retry, final outcome)
     let mut fate: HashMap<String, (bool, String)> = HashMap::new();
-    for v in read(bootstrap, &topics.deliveries)? {
+    for v in read(client, &topics.deliveries)? {
         let Ok(d) = serde_json::from_slice::<serde_json::Value>(&v) else { continue };
         let id = d["job_id"].as_str().unwrap_or_default().to_owned();
         let outcome = d["outcome"].as_str().unwrap_or_default().to_owned();

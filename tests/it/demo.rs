@@ -23,6 +23,24 @@ fn the_demo_runs_against_a_real_broker_too() {
     check_demo(&["--bootstrap", bootstrap]);
 }
 
+#[test]
+fn the_demo_runs_over_sasl_ssl_with_its_client_settings() {
+    let s = crate::support::secure::secure();
+    let settings = [
+        "security.protocol=SASL_SSL".to_owned(),
+        "sasl.mechanism=SCRAM-SHA-256".to_owned(),
+        format!("sasl.username={}", s.scram_user),
+        format!("sasl.password={}", s.scram_password),
+        format!("ssl.ca.location={}", s.ca.display()),
+    ];
+    let mut args = vec!["--bootstrap", s.sasl_ssl.as_str()];
+    for x in &settings {
+        args.extend(["-X", x.as_str()]);
+    }
+    let stdout = check_demo(&args);
+    assert!(stdout.contains(&format!("Kafka at {}", s.sasl_ssl)), "{stdout}");
+}
+
 /// Runs the demo with `extra` arguments and checks its table against the
 /// rules engine; returns its output.
 fn check_demo(extra: &[&str]) -> String {
@@ -61,6 +79,7 @@ fn check_demo(extra: &[&str]) -> String {
         seed: 7,
         progress: false,
         bootstrap: None,
+        client: Vec::new(),
     };
     let text = config_text("127.0.0.1:1", "http://127.0.0.1:1", Path::new("/tmp"), "127.0.0.1:0");
     let config = config::load_str(&text, Path::new("demo.toml"), Vec::<(String, String)>::new()).unwrap();
