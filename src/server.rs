@@ -22,12 +22,15 @@ pub struct Stages {
 }
 
 pub fn run(path: &Path, load: config::LoadOptions, stages: Stages) -> anyhow::Result<()> {
-    let config = config::load_with(path, load).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // the bytes the running config came from: a change written while the
+    // stages start is a change the watcher must see
+    let bytes = config::read(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = config::load_bytes(&bytes, path, load).map_err(|e| anyhow::anyhow!("{e}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    rt.block_on(serve(config, stages))
+    rt.block_on(serve(config, bytes, stages))
 }
 
-async fn serve(config: Config, stages: Stages) -> anyhow::Result<()> {
+async fn serve(config: Config, loaded_from: Vec<u8>, stages: Stages) -> anyhow::Result<()> {
     let health = Health::new();
     // not ready until each stage has registered what it waits for
     health.block("starting");
@@ -57,7 +60,7 @@ async fn serve(config: Config, stages: Stages) -> anyhow::Result<()> {
     if stages.send {
         supervisor.spawn("sender", crate::send::run(Arc::clone(&shared), health.clone(), token.clone()));
     }
-    let watcher = tokio::spawn(reload::watch(path, Arc::clone(&shared), token.clone()));
+    let watcher = tokio::spawn(reload::watch(path, loaded_from, Arc::clone(&shared), token.clone()));
     health.unblock("starting");
     let result = supervisor.wait().await;
     signals.abort();

@@ -57,6 +57,8 @@ pub struct Config {
     pub secrets: Arc<Redactor>,
     /// Files `${file:…}` references read: reload watches them too.
     pub secret_files: Vec<PathBuf>,
+    /// [`secrets::digest`] of their contents when this config was loaded.
+    pub secret_digest: u64,
 }
 
 /// How many copies of an event's attribution a state or user-activity
@@ -243,6 +245,7 @@ pub fn load_str(
     crate::telemetry::redact::install(&resolved.redactor);
     config.secrets = Arc::new(resolved.redactor);
     config.secret_files = resolved.files;
+    config.secret_digest = resolved.digest;
     Ok(config)
 }
 

@@ -30,7 +30,9 @@ pub fn shared(config: Config) -> SharedConfig {
 }
 
 /// Watches the file until `shutdown`; call from a tokio runtime.
-pub async fn watch(path: PathBuf, config: SharedConfig, shutdown: CancellationToken) {
+/// `loaded_from` is what the running config was loaded from: anything else
+/// found in the file, however early, is a change.
+pub async fn watch(path: PathBuf, loaded_from: Vec<u8>, config: SharedConfig, shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => Some(s),
@@ -39,8 +41,8 @@ pub async fn watch(path: PathBuf, config: SharedConfig, shutdown: CancellationTo
             None
         }
     };
-    let mut last = std::fs::read(&path).ok();
-    let mut last_secrets = secret_files(&current(&config));
+    let mut last = Some(loaded_from);
+    let mut last_secrets = current(&config).secret_digest;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     while !shutdown.is_cancelled() {
         let forced = tokio::select! {
@@ -49,7 +51,8 @@ pub async fn watch(path: PathBuf, config: SharedConfig, shutdown: CancellationTo
             Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
         };
         // a rotated secret file is a change of the config, too
-        let secrets_changed = secret_files(&current(&config)) != last_secrets;
+        let secrets_now = secret_files(&current(&config));
+        let secrets_changed = secrets_now != last_secrets;
         if !forced && !secrets_changed && std::fs::read(&path).ok() == last {
             continue;
         }
@@ -64,13 +67,16 @@ pub async fn watch(path: PathBuf, config: SharedConfig, shutdown: CancellationTo
             .await
             .expect("config load task");
         apply(loaded, &config);
-        last_secrets = secret_files(&current(&config));
+        // one try per change: a refused reload is not tried again every second
+        last_secrets = secrets_now;
     }
 }
 
-/// The contents of the files the config's `${file:…}` references read.
-fn secret_files(config: &Config) -> Vec<Option<Vec<u8>>> {
-    config.secret_files.iter().map(|f| std::fs::read(f).ok()).collect()
+/// The digest of what the files the config's `${file:…}` references name
+/// hold now.
+fn secret_files(config: &Config) -> u64 {
+    let contents: Vec<Option<Vec<u8>>> = config.secret_files.iter().map(|f| std::fs::read(f).ok()).collect();
+    super::secrets::digest(contents.iter().map(|c| c.as_deref()))
 }
 
 /// The file's bytes once two reads [`SETTLE`] apart agree (at most ten

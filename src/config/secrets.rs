@@ -22,6 +22,19 @@ pub struct Resolved {
     pub redactor: Redactor,
     /// Files that `${file:…}` read, for the reload watcher.
     pub files: Vec<PathBuf>,
+    /// A digest of what they held when read: the watcher reloads when it
+    /// changes.
+    pub digest: u64,
+}
+
+/// A digest of `contents` (the secret files, in order; unreadable as None).
+pub fn digest<'a>(contents: impl IntoIterator<Item = Option<&'a [u8]>>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for c in contents {
+        c.hash(&mut h);
+    }
+    h.finish()
 }
 
 /// Where references look things up (the process, or a test's own values).
@@ -60,9 +73,14 @@ pub fn is_secret_key(path: &[String]) -> bool {
 pub fn resolve(root: &mut Value, lookup: &dyn Lookup) -> Result<Resolved, Vec<(String, String)>> {
     let mut out = Resolved::default();
     let mut errors = Vec::new();
-    walk(root, &mut Vec::new(), lookup, &mut out, &mut errors);
+    let mut contents = Vec::new();
+    walk(root, &mut Vec::new(), lookup, &mut out, &mut errors, &mut contents);
+    out.digest = digest(contents.iter().map(|c: &Option<String>| c.as_deref().map(str::as_bytes)));
     if errors.is_empty() { Ok(out) } else { Err(errors) }
 }
+
+/// What the secret files held, in the order they were read.
+type Contents = Vec<Option<String>>;
 
 fn walk(
     node: &mut Value,
@@ -70,11 +88,12 @@ fn walk(
     lookup: &dyn Lookup,
     out: &mut Resolved,
     errors: &mut Vec<(String, String)>,
+    contents: &mut Contents,
 ) {
     match node {
         Value::String(s) => {
             let secret_key = is_secret_key(path);
-            match expand(s, lookup, out) {
+            match expand(s, lookup, out, contents) {
                 Ok(Some(expanded)) => *s = expanded,
                 Ok(None) => {}
                 Err(reason) => errors.push((display_path(path), reason)),
@@ -86,14 +105,14 @@ fn walk(
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
                 path.push(i.to_string());
-                walk(item, path, lookup, out, errors);
+                walk(item, path, lookup, out, errors, contents);
                 path.pop();
             }
         }
         Value::Table(table) => {
             for (k, v) in table.iter_mut() {
                 path.push(k.clone());
-                walk(v, path, lookup, out, errors);
+                walk(v, path, lookup, out, errors, contents);
                 path.pop();
             }
         }
@@ -102,7 +121,12 @@ fn walk(
 }
 
 /// `text` with its references replaced; None when it has none.
-fn expand(text: &str, lookup: &dyn Lookup, out: &mut Resolved) -> Result<Option<String>, String> {
+fn expand(
+    text: &str,
+    lookup: &dyn Lookup,
+    out: &mut Resolved,
+    contents: &mut Contents,
+) -> Result<Option<String>, String> {
     if !text.contains("${") {
         return Ok(None);
     }
@@ -121,7 +145,7 @@ fn expand(text: &str, lookup: &dyn Lookup, out: &mut Resolved) -> Result<Option<
             return Err(format!("'{}' opens a reference that is never closed with '}}'", &rest[at..]));
         };
         let reference = &rest[at + 2..at + end];
-        let value = lookup_reference(reference, lookup, out)?;
+        let value = lookup_reference(reference, lookup, out, contents)?;
         out.redactor.add(&value);
         result.push_str(&value);
         rest = &rest[at + end + 1..];
@@ -130,14 +154,21 @@ fn expand(text: &str, lookup: &dyn Lookup, out: &mut Resolved) -> Result<Option<
     Ok(Some(result))
 }
 
-fn lookup_reference(reference: &str, lookup: &dyn Lookup, out: &mut Resolved) -> Result<String, String> {
+fn lookup_reference(
+    reference: &str,
+    lookup: &dyn Lookup,
+    out: &mut Resolved,
+    contents: &mut Contents,
+) -> Result<String, String> {
     match reference.split_once(':') {
         Some(("env", name)) if !name.is_empty() => {
             lookup.env(name).ok_or_else(|| format!("${{env:{name}}}: the environment variable {name} is not set"))
         }
         Some(("file", path)) if !path.is_empty() => {
             out.files.push(PathBuf::from(path));
-            let text = lookup.file(path).map_err(|e| format!("${{file:{path}}}: cannot read {path}: {e}"))?;
+            let read = lookup.file(path);
+            contents.push(read.as_ref().ok().cloned());
+            let text = read.map_err(|e| format!("${{file:{path}}}: cannot read {path}: {e}"))?;
             // a Secret mounted by Kubernetes has no newline; one written
             // by `echo` has one that is not part of the secret
             let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);

@@ -55,6 +55,7 @@ pub fn build(raw: FileConfig, path: &Path) -> Result<Config, Errors> {
         needs: super::Needs::default(),
         secrets: Arc::default(),
         secret_files: Vec::new(),
+        secret_digest: 0,
     })
 }
 

@@ -16,7 +16,13 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(per_second: f64) -> RateLimiter {
-        RateLimiter { interval: Duration::from_secs_f64(1.0 / per_second), tat: None }
+        RateLimiter { interval: interval(per_second), tat: None }
+    }
+
+    /// Changes the rate from the next reservation on (this instance's share
+    /// of a fleet-wide limit changed).
+    pub fn set_rate(&mut self, per_second: f64) {
+        self.interval = interval(per_second);
     }
 
     /// Reserves the next slot; returns when it may start.
@@ -30,6 +36,42 @@ impl RateLimiter {
     pub fn reserve_within(&mut self, now: Instant, max_wait: Duration) -> Option<Instant> {
         let slot = self.tat.map_or(now, |t| t.max(now));
         (slot.duration_since(now) <= max_wait).then(|| self.reserve(now))
+    }
+}
+
+/// The spacing of `per_second` requests; a rate of (nearly) nothing spaces
+/// them an hour apart rather than dividing by zero.
+fn interval(per_second: f64) -> Duration {
+    if per_second > 1.0 / 3600.0 { Duration::from_secs_f64(1.0 / per_second) } else { Duration::from_secs(3600) }
+}
+
+/// This sender's part of the group's partner limits: its share of the
+/// partitions the group consumes (jobs and retry tiers). The shares of the
+/// group's members add up to one, so `rate_limit` and `max_concurrency`
+/// hold for the whole group; a member's share changes with each rebalance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Share {
+    pub mine: usize,
+    pub total: usize,
+}
+
+impl Share {
+    /// The whole limit (before the first assignment, and outside a group).
+    pub const WHOLE: Share = Share { mine: 1, total: 1 };
+
+    pub fn fraction(self) -> f64 {
+        if self.total == 0 { 1.0 } else { self.mine as f64 / self.total as f64 }
+    }
+
+    /// This member's part of `rate` requests per second.
+    pub fn rate(self, rate: f64) -> f64 {
+        rate * self.fraction()
+    }
+
+    /// This member's part of `concurrency` requests at once: at least one,
+    /// so a member with a single partition still sends.
+    pub fn concurrency(self, concurrency: usize) -> usize {
+        ((concurrency as f64 * self.fraction()).ceil() as usize).max(1)
     }
 }
 
@@ -115,6 +157,25 @@ impl Breaker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_share_scales_rate_and_concurrency() {
+        let half = Share { mine: 6, total: 12 };
+        assert_eq!(half.rate(100.0), 50.0);
+        assert_eq!(half.concurrency(64), 32);
+        let third = Share { mine: 4, total: 12 };
+        assert_eq!(third.concurrency(64), 22);
+        assert_eq!(Share { mine: 1, total: 12 }.concurrency(4), 1);
+        assert_eq!(Share { mine: 0, total: 0 }.fraction(), 1.0);
+        let mut l = RateLimiter::new(10.0);
+        l.set_rate(third.rate(30.0));
+        let t0 = Instant::now();
+        l.reserve(t0);
+        assert_eq!(l.reserve(t0), t0 + Duration::from_millis(100));
+        l.set_rate(0.0);
+        l.reserve(t0);
+        assert_eq!(l.reserve(t0), t0 + Duration::from_millis(200) + Duration::from_secs(3600));
+    }
 
     #[test]
     fn the_limiter_spaces_requests() {

@@ -62,7 +62,11 @@ pub async fn run(shared_config: SharedConfig, health: Health, shutdown: Cancella
         admin::ensure_sender_topics(&c)?;
         let probe: BaseConsumer = client::base(&c).create().map_err(AdminError::Kafka)?;
         let mut map = HashMap::new();
-        for t in c.retry_topics().into_iter().chain([c.topics.jobs_dlq.clone(), c.topics.deliveries.clone()]) {
+        for t in c.retry_topics().into_iter().chain([
+            c.topics.jobs.clone(),
+            c.topics.jobs_dlq.clone(),
+            c.topics.deliveries.clone(),
+        ]) {
             let n = admin::partitions(&probe, &t)?.unwrap_or(1);
             map.insert(t, n);
         }
@@ -73,6 +77,8 @@ pub async fn run(shared_config: SharedConfig, health: Health, shutdown: Cancella
 
     let producer: FutureProducer<QuietContext> = client::producer(&config).create_with_context(QuietContext)?;
     let t = &config.topics;
+    // the group's partitions, of which each sender's share of partner limits is a part
+    let total_partitions = config.retry_topics().iter().chain([&t.jobs]).map(|t| partitions[t].max(0) as usize).sum();
     let outputs =
         outputs::Outputs::new(producer, t.deliveries.clone(), t.jobs_dlq.clone(), config.retry_topics(), partitions);
     let shared = Arc::new(task::Shared { http: http::Http::new(), outputs, config: Arc::clone(&shared_config) });
@@ -84,8 +90,15 @@ pub async fn run(shared_config: SharedConfig, health: Health, shutdown: Cancella
     tracing::info!(group = %config.kafka.sender_group_id, topics = ?topics, "sender stage started");
     health.unblock(STARTING);
 
-    let w =
-        worker::Worker::new(Arc::new(consumers), shared, shared_config, tracker, config.send.max_in_flight, shutdown);
+    let w = worker::Worker::new(
+        Arc::new(consumers),
+        shared,
+        shared_config,
+        tracker,
+        config.send.max_in_flight,
+        total_partitions,
+        shutdown,
+    );
     w.run().await;
     Ok(())
 }

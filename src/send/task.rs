@@ -68,6 +68,7 @@ pub async fn attempt(shared: Arc<Shared>, lane: Arc<Lane>, mut job: Job, key: Ve
     let slot = slot.expect("lane semaphores are never closed");
     if lane.admit() == Admission::Refuse {
         drop(slot);
+        lane.settle_slots();
         return defer(&shared, job, &key, at, "circuit open").await;
     }
     let partner = lane.partner.id.as_str();
@@ -77,6 +78,7 @@ pub async fn attempt(shared: Arc<Shared>, lane: Arc<Lane>, mut job: Job, key: Ve
     in_flight.dec();
     // the slot bounds requests to the partner, not our own bookkeeping
     drop(slot);
+    lane.settle_slots();
     metrics().http_response(partner, class(&report.attempt), report.latency.as_secs_f64());
     let verdict = judge(&report.attempt);
     // 4xx answers are the request's fault, not the partner's health

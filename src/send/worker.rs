@@ -5,6 +5,7 @@
 
 use super::consumers::Consumers;
 use super::lane::Lane;
+use super::limits::Share;
 use super::offsets::OffsetTracker;
 use super::step::{Refusal, before_attempt};
 use super::task::{self, At, Shared};
@@ -58,6 +59,10 @@ pub struct Worker {
     /// The config the lanes were built from (reload builds new ones).
     lanes_from: Arc<Config>,
     lanes: HashMap<String, Arc<Lane>>,
+    /// Partitions of every topic the group consumes (jobs, retry tiers):
+    /// the denominator of this sender's share of partner limits.
+    total_partitions: usize,
+    share: Share,
     pub tracker: Arc<Mutex<OffsetTracker>>,
     /// Bounds the jobs held in memory (`send.max_in_flight`).
     pub capacity: Arc<Semaphore>,
@@ -79,13 +84,16 @@ impl Worker {
         config: SharedConfig,
         tracker: Arc<Mutex<OffsetTracker>>,
         max_in_flight: usize,
+        total_partitions: usize,
         shutdown: CancellationToken,
     ) -> Worker {
         let lanes_from = Arc::clone(&config.read().expect("config lock"));
+        // nothing is sent before the first assignment, which sets the share
+        let share = Share::WHOLE;
         let lanes = lanes_from
             .partners
             .iter()
-            .map(|p| (p.id.clone(), Arc::new(Lane::new(p, &lanes_from, &shared.http))))
+            .map(|p| (p.id.clone(), Arc::new(Lane::new(p, &lanes_from, &shared.http, share))))
             .collect();
         let (loaded_tx, loaded_rx) = mpsc::unbounded_channel();
         Worker {
@@ -94,6 +102,8 @@ impl Worker {
             config,
             lanes_from,
             lanes,
+            total_partitions,
+            share,
             tracker,
             capacity: Arc::new(Semaphore::new(max_in_flight)),
             shutdown,
@@ -218,6 +228,9 @@ impl Worker {
     /// Starts the job's task: an attempt, or at once the step that replaces
     /// it (unknown partner, expired, partner refusing new jobs).
     fn dispatch(&mut self, job: Job, key: Vec<u8>, origin: Origin, permit: OwnedSemaphorePermit) {
+        // a job taken after a reload goes by the new config, even when it
+        // arrived while the loop was waiting
+        self.refresh_lanes();
         let (shared, tracker) = (Arc::clone(&self.shared), Arc::clone(&self.tracker));
         let lane = self.lanes.get(&job.partner_id).cloned();
         let refusal = match &lane {
@@ -248,7 +261,7 @@ impl Worker {
         for p in &current.partners {
             let lane = match self.lanes.get(&p.id) {
                 Some(l) if l.same_settings(p, &current) => Arc::clone(l),
-                _ => Arc::new(Lane::new(p, &current, &self.shared.http)),
+                _ => Arc::new(Lane::new(p, &current, &self.shared.http, self.share)),
             };
             lanes.insert(p.id.clone(), lane);
         }
@@ -275,6 +288,28 @@ impl Worker {
             }
         }
         self.report_partitions();
+        self.take_share();
+    }
+
+    /// This sender's share of every partner's limits: the part of the
+    /// group's partitions it holds now.
+    fn take_share(&mut self) {
+        let mine = self.consumers.partition_counts().iter().map(|(_, n)| n).sum();
+        let share = Share { mine, total: self.total_partitions };
+        if share == self.share {
+            return;
+        }
+        tracing::info!(
+            partitions = mine,
+            of = self.total_partitions,
+            share = share.fraction(),
+            "share of partner limits changed"
+        );
+        crate::telemetry::metrics::metrics().sender_share(share.fraction());
+        self.share = share;
+        for lane in self.lanes.values() {
+            lane.apply_share(share);
+        }
     }
 
     /// How many partitions of each subscribed topic this instance holds

@@ -102,6 +102,7 @@ pub struct Metrics {
     in_flight: IntGaugeVec,
     sender_partitions: IntGaugeVec,
     circuit_state: IntGaugeVec,
+    sender_share: prometheus::Gauge,
     job_age: HistogramVec,
     // operations
     registry_failures: IntCounterVec,
@@ -251,6 +252,11 @@ impl Metrics {
     }
 
     /// The in-flight gauge of a partner.
+    /// This sender's share of every partner's limits (0..1).
+    pub fn sender_share(&self, share: f64) {
+        self.sender_share.set(share);
+    }
+
     pub fn in_flight(&self, partner: &str) -> IntGauge {
         self.in_flight.with_label_values(&[partner])
     }
@@ -466,6 +472,15 @@ impl Metrics {
                 &["topic"],
             ),
             circuit_state: gauge(&r, "circuit_state", "partner circuit: 0 closed, 1 half-open, 2 open", &["partner"]),
+            sender_share: {
+                let g = prometheus::Gauge::new(
+                    "postback_sender_limit_share",
+                    "this sender's share of every partner's rate_limit and max_concurrency: its part of the group's partitions",
+                )
+                .expect("valid metric");
+                r.register(Box::new(g.clone())).expect("metric registered once");
+                g
+            },
             job_age: histogram(&r, "job_age_seconds", "job age (now - created) when delivered", &["partner"], LAG),
             registry_failures: counter(
                 &r,

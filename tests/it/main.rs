@@ -16,6 +16,7 @@ mod process;
 mod projects;
 mod properties;
 mod registry;
+mod reload;
 mod robust;
 mod scale;
 mod scenarios;

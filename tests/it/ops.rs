@@ -169,6 +169,34 @@ fn config_reloads_apply_to_later_events_and_bad_ones_are_refused() {
     assert!(p.log().contains("config reload refused"), "{}", tail(&p));
     env.produce(&[ev("e3", Install, 0.0).dev("d3").from("acme").0]);
     assert!(wait_until(Duration::from_secs(60), || ids(&env, "e3").len() == 3), "{}", tail(&p));
+
+    // batching is hot; the group id is fixed at start: that reload is
+    // refused by key and the running config stays
+    let hot = added
+        .replace("max_batch = 500", "max_batch = 50")
+        .replace("commit_interval = \"100ms\"", "commit_interval = \"250ms\"");
+    std::fs::write(&env.config_path, &hot).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || p.metric("postback_config_reloads_total", &[]) == 2.0),
+        "{}",
+        tail(&p)
+    );
+    let fixed = hot.replace(&format!("group_id = \"{}group\"", env.prefix), "group_id = \"another\"");
+    std::fs::write(&env.config_path, &fixed).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || p.metric("postback_config_reload_failures_total", &[]) == 2.0),
+        "{}",
+        tail(&p)
+    );
+    assert!(
+        p.log().lines().any(|l| l.contains("config reload refused")
+            && l.contains("key=kafka.group_id")
+            && l.contains("takes effect only at a restart")),
+        "{}",
+        tail(&p)
+    );
+    env.produce(&[ev("e4", Install, 0.0).dev("d4").from("acme").0]);
+    assert!(wait_until(Duration::from_secs(60), || ids(&env, "e4").len() == 3), "{}", tail(&p));
     assert_eq!(p.terminate(), Some(0));
 }
 

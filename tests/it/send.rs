@@ -489,3 +489,38 @@ fn a_partner_behind_private_pki_with_client_certificates_gets_its_postbacks() {
     assert!(!ids(&partner.requests()).contains("n-0"));
     assert_eq!(s1.terminate(), Some(0));
 }
+
+/// `rate_limit` holds for the whole sender group: each sender takes its
+/// share of the group's partitions as its share of the limit. Two senders,
+/// one partner limited to 40/s, a backlog on every partition: the partner
+/// sees 40/s within 10% over a minute.
+#[test]
+fn two_senders_hold_one_partners_rate_limit_together() {
+    let partner = Partner::start();
+    let env = TestEnv::new("send-fleet", 1, "https://pb.example", SEND);
+    let jobs: Vec<Job> = (0..6000).map(|i| job(&format!("f-{i}"), "zeta", partner.url(&format!("/ok/{i}")))).collect();
+    env.produce_jobs(&jobs);
+    let limit = [("POSTBACK__PARTNERS__ZETA__RATE_LIMIT", "40/s")];
+    let mut s1 = sender(&env, "s1", &limit);
+    let mut s2 = sender(&env, "s2", &limit);
+    let shared = |s: &Instance| s.metric("postback_sender_limit_share", &[]);
+    // 3 partitions per topic: one sender holds 2 of each, the other 1
+    let mut shares = (0.0, 0.0);
+    let split = wait_until(Duration::from_secs(60), || {
+        shares = (shared(&s1), shared(&s2));
+        let (a, b) = shares;
+        a > 0.0 && b > 0.0 && ((a + b) - 1.0).abs() < 1e-9
+    });
+    assert!(split, "the senders' shares of the limit add up to one: {shares:?}\n{}", tail(&s1));
+    // a minute of sending, after both have settled in
+    std::thread::sleep(Duration::from_secs(10));
+    let from = Instant::now();
+    std::thread::sleep(Duration::from_secs(60));
+    let to = Instant::now();
+    let sent = partner.requests().iter().filter(|r| r.at >= from && r.at < to).count();
+    let rate = sent as f64 / to.duration_since(from).as_secs_f64();
+    eprintln!("two senders, one partner limited to 40/s: {sent} requests in 60 s = {rate:.1}/s");
+    assert!((36.0..=44.0).contains(&rate), "{rate:.1}/s, not 40/s within 10%\n{}\n{}", tail(&s1), tail(&s2));
+    assert_eq!(s1.terminate(), Some(0));
+    assert_eq!(s2.terminate(), Some(0));
+}
