@@ -159,6 +159,10 @@ pub struct InspectArgs {
     pub token: Option<String>,
 }
 
+fn parse_time(s: &str) -> Result<i64, String> {
+    crate::domain::time::parse_time(s)
+}
+
 fn parse_setting(s: &str) -> Result<(String, String), String> {
     s.split_once('=').map(|(k, v)| (k.trim().to_owned(), v.to_owned())).ok_or_else(|| format!("'{s}' is not KEY=VALUE"))
 }
@@ -209,17 +213,44 @@ pub enum DlqCommand {
     Replay {
         /// The TOML config file.
         config: PathBuf,
-        /// Only jobs of this partner.
+        /// Which DLQ: `jobs` (postbacks given up, back onto topics.jobs) or
+        /// `events` (input records, back onto topics.events).
+        #[arg(long, value_enum, default_value = "jobs")]
+        dlq: crate::replay::Dlq,
+        /// Only jobs of this partner (jobs DLQ).
         #[arg(long)]
         partner: Option<String>,
-        /// Only jobs whose DLQ reason contains this text (e.g. "http 503").
+        /// Only records of this app (a job's app; an input record's when it
+        /// decodes as JSON or Avro without a registry).
+        #[arg(long)]
+        app: Option<String>,
+        /// Only records whose DLQ reason (`error` header) contains this text
+        /// (e.g. "http 503", "unknown app").
         #[arg(long)]
         reason: Option<String>,
-        /// Only jobs that reached the DLQ at or after this time (unix ms).
-        #[arg(long)]
+        /// Only records that reached the DLQ at or after this time
+        /// (2026-12-01, 2026-12-01T10:30:00Z, ...+03:00, or unix ms).
+        #[arg(long, value_parser = parse_time)]
         since: Option<i64>,
-        /// Only jobs that reached the DLQ before this time (unix ms).
-        #[arg(long)]
+        /// Only records that reached the DLQ before this time.
+        #[arg(long, value_parser = parse_time)]
         until: Option<i64>,
+        /// Read and count what would be replayed; write and commit nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Start over instead of continuing where earlier runs of this replay
+        /// (same DLQ, same filter) got to.
+        #[arg(long)]
+        from_start: bool,
+        /// The replay's consumer group (its cursor); default: named after the
+        /// DLQ and the filter.
+        #[arg(long)]
+        name: Option<String>,
+        /// Records per transaction (each one commits the replay's cursor too).
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// Print the summary as JSON (the default when stdout is not a terminal).
+        #[arg(long)]
+        json: bool,
     },
 }

@@ -27,6 +27,8 @@
 //! - [`send`]: the sender stage — HTTP delivery with per-partner limits,
 //!   retry tiers, the DLQ and the delivery log; its decisions are pure
 //!   functions under a thin async shell.
+//! - [`replay`]: `dlq replay`, both dead-letter queues back where their
+//!   records came from, exactly once and resumable.
 //! - [`inspect`]: why a postback did or did not fire, from stored state.
 //! - [`trial`]: `postback test`, events through the rules on a copy of the
 //!   state, the would-be postbacks printed (and sent, if asked).
@@ -46,6 +48,7 @@ pub mod kafka;
 pub mod memory;
 pub mod process;
 pub mod registry;
+pub mod replay;
 pub mod send;
 pub mod server;
 pub mod store;

@@ -4,7 +4,6 @@ use clap::Parser;
 use postback::cli::{Cli, Command, DlqCommand, InspectTarget, StateCommand, TopicsCommand};
 use postback::config;
 use postback::demo::Options;
-use postback::send::replay::Filter;
 use postback::server::{self, Stages};
 use std::process::ExitCode;
 
@@ -27,8 +26,26 @@ fn main() -> ExitCode {
         Command::Run { config, load } => service(&config, load.options(), Stages { process: true, send: true }, json),
         Command::State { command } => state(command),
         Command::Topics { command: TopicsCommand::Create { config, partitions } } => topics_create(&config, partitions),
-        Command::Dlq { command: DlqCommand::Replay { config, partner, reason, since, until } } => {
-            dlq_replay(&config, Filter { partner, reason, since_ms: since, until_ms: until })
+        Command::Dlq {
+            command:
+                DlqCommand::Replay {
+                    config,
+                    dlq,
+                    partner,
+                    app,
+                    reason,
+                    since,
+                    until,
+                    dry_run,
+                    from_start,
+                    name,
+                    batch,
+                    json,
+                },
+        } => {
+            let filter = postback::replay::Filter { partner, app, reason, since_ms: since, until_ms: until };
+            let req = postback::replay::Request { dlq, filter, dry_run, from_start, name, batch };
+            dlq_replay(&config, &req, json)
         }
         Command::Demo { devices, events, duration, keep_running, admin, bootstrap, client } => demo(Options {
             devices,
@@ -212,19 +229,65 @@ fn state(command: StateCommand) -> ExitCode {
     }
 }
 
-fn dlq_replay(path: &std::path::Path, filter: Filter) -> ExitCode {
+/// Exit code of a replay that finished but left matched records that
+/// cannot be replayed (truncated copies, undecodable jobs).
+const NOT_ALL_REPLAYED: u8 = 3;
+
+fn dlq_replay(path: &std::path::Path, req: &postback::replay::Request, json: bool) -> ExitCode {
     let Some(config) = load_or_say(path) else { return ExitCode::FAILURE };
-    match postback::send::replay::replay(&config, &filter) {
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let json = json || !std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let mut bar = ReplayBar::new(terminal);
+    match postback::replay::replay(&config, req, &mut bar) {
         Ok(s) => {
-            println!(
-                "read {} DLQ records, replayed {}, skipped {} undecodable and {} truncated",
-                s.read, s.replayed, s.undecodable, s.truncated
-            );
-            ExitCode::SUCCESS
+            bar.done();
+            if json {
+                println!("{}", serde_json::to_string(&s).expect("a summary serialises"));
+            } else {
+                println!("{}", s.human());
+            }
+            if s.not_replayed() > 0 { ExitCode::from(NOT_ALL_REPLAYED) } else { ExitCode::SUCCESS }
         }
         Err(e) => {
+            bar.done();
             eprintln!("postback: dlq replay: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// A progress bar on a terminal; nothing otherwise.
+struct ReplayBar(Option<indicatif::ProgressBar>);
+
+impl ReplayBar {
+    fn new(terminal: bool) -> ReplayBar {
+        ReplayBar(terminal.then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            let style = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records read, {msg} [{elapsed}]")
+                .expect("a valid template");
+            bar.set_style(style);
+            bar
+        }))
+    }
+
+    fn done(&self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl postback::replay::Progress for ReplayBar {
+    fn total(&mut self, records: u64) {
+        if let Some(b) = &self.0 {
+            b.set_length(records);
+        }
+    }
+
+    fn advance(&mut self, records: u64, replayed: u64) {
+        if let Some(b) = &self.0 {
+            b.inc(records);
+            b.set_message(format!("{replayed} replayed"));
         }
     }
 }

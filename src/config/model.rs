@@ -426,10 +426,12 @@ pub struct PartnerConfig {
     /// Display name.
     #[serde(default)]
     pub name: String,
-    /// In-flight requests to this partner, per sender instance.
+    /// In-flight requests to this partner, for the whole sender group (each
+    /// sender takes its share of the group's partitions as its share).
     #[serde(default = "default_concurrency")]
     pub max_concurrency: usize,
-    /// Optional request rate limit, per sender instance.
+    /// Optional request rate limit, for the whole sender group (shared out
+    /// like `max_concurrency`).
     pub rate_limit: Option<Rate>,
     pub connect_timeout: Option<HumanDuration>,
     pub timeout: Option<HumanDuration>,

@@ -212,3 +212,11 @@ impl ClientContext for QuietContext {
 }
 
 impl ConsumerContext for QuietContext {}
+
+/// Helper producers (DLQ replay) wait for their transaction's commit, not
+/// for each record's report.
+impl rdkafka::producer::ProducerContext for QuietContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: ()) {}
+}

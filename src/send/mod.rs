@@ -15,7 +15,6 @@ pub mod offsets;
 pub mod outcome;
 mod outputs;
 pub mod redact;
-pub mod replay;
 pub mod retry;
 pub mod signature;
 pub mod ssrf;

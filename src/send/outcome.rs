@@ -89,17 +89,7 @@ fn httpdate(v: &str) -> Option<i64> {
         && (0..24).contains(h)
         && (0..60).contains(m)
         && (0..=60).contains(s);
-    valid.then(|| days_from_civil(year, month, day) * 86400 + h * 3600 + m * 60 + s)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    valid.then(|| crate::domain::time::days_from_civil(year, month, day) * 86400 + h * 3600 + m * 60 + s)
 }
 
 #[cfg(test)]

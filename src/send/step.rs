@@ -115,7 +115,7 @@ pub fn next_step(verdict: &Verdict, policy: &RetryPolicy, job: &Job, now_ms: i64
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::{Method, Routing};
     use std::time::Duration;
@@ -129,7 +129,7 @@ pub(super) mod tests {
     }
 
     /// A job to Acme (the partner request tests borrow it too).
-    pub(in crate::send) fn job(attempt: u32, expires_ms: i64) -> Job {
+    pub(crate) fn job(attempt: u32, expires_ms: i64) -> Job {
         Job {
             job_id: "j1".into(),
             postback_id: "acme-install".into(),

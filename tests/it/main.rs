@@ -6,6 +6,7 @@ mod trial;
 
 mod conditions;
 mod demo;
+mod docs;
 mod doors;
 mod layout;
 mod mock;
@@ -17,6 +18,7 @@ mod projects;
 mod properties;
 mod registry;
 mod reload;
+mod replay;
 mod robust;
 mod scale;
 mod scenarios;

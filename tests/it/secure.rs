@@ -97,7 +97,8 @@ fn the_whole_pipeline_runs_over_sasl_ssl_with_zstd_input_and_a_password_by_refer
     assert!(wait_until(Duration::from_secs(60), || read_all(&env.topic("jobs.dlq")).len() == 1), "{}", tail(&r.log()));
     let (code, out, err) = cli(&["dlq", "replay", &config, "--partner", "acme"], &over(&[]));
     assert_eq!(code, Some(0), "{out}{err}");
-    assert!(out.contains("replayed 1"), "{out}");
+    let summary: serde_json::Value = serde_json::from_str(&out).expect("a JSON summary");
+    assert_eq!(summary["run"]["replayed"], 1, "{out}");
     assert!(
         wait_until(Duration::from_secs(60), || by_id(&partner.requests()).get("sasl-bad-1").map_or(0, Vec::len) == 2),
         "the replayed job was attempted again\n{}",

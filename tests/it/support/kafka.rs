@@ -251,3 +251,30 @@ pub fn add_partitions_at(bootstrap: &str, name: &str, partitions: usize) {
         }
     }
 }
+
+/// One setting of a topic as the broker describes it (`retention.ms`).
+pub fn topic_config(topic: &str, key: &str) -> Option<String> {
+    let admin: AdminClient<DefaultClientContext> = client_at(bootstrap()).create().expect("admin client");
+    let spec = rdkafka::admin::ResourceSpecifier::Topic(topic);
+    let res = futures::executor::block_on(admin.describe_configs([&spec], &AdminOptions::new())).expect("describe");
+    let resource = res.into_iter().next()?.ok()?;
+    resource.get(key).and_then(|e| e.value.clone())
+}
+
+/// Deletes `topic` and waits until the broker no longer lists it.
+pub fn delete_topic(topic: &str) {
+    let admin: AdminClient<DefaultClientContext> = client_at(bootstrap()).create().expect("admin client");
+    let res = futures::executor::block_on(admin.delete_topics(&[topic], &AdminOptions::new())).expect("delete topics");
+    for r in res {
+        if let Err((name, code)) = r {
+            panic!("delete topic {name}: {code}");
+        }
+    }
+    let consumer: BaseConsumer = client_at(bootstrap()).create().expect("consumer");
+    let gone = wait_until(Duration::from_secs(30), || {
+        consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .is_ok_and(|md| md.topics().first().is_none_or(|t| t.error().is_some() || t.partitions().is_empty()))
+    });
+    assert!(gone, "{topic} still listed after its deletion");
+}
