@@ -110,10 +110,26 @@ pub enum Command {
         load: LoadArgs,
     },
     /// A partner endpoint that answers 200 to everything (docker-compose, tests).
+    /// Ready-made partners (presets): `list`, or `show NAME`.
+    Partners {
+        #[command(subcommand)]
+        command: PartnersCommand,
+    },
     PartnerMock {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PartnersCommand {
+    /// Every preset: id, name, postbacks and where its format is documented.
+    List,
+    /// One preset: what to set, its postbacks and their URL templates.
+    Show {
+        /// The preset's id (`postback partners list`).
+        name: String,
     },
 }
 

@@ -1,7 +1,7 @@
 //! The `postback` binary: parse arguments, load config, run a command.
 
 use clap::Parser;
-use postback::cli::{Cli, Command, DlqCommand, InspectTarget, StateCommand, TopicsCommand};
+use postback::cli::{Cli, Command, DlqCommand, InspectTarget, PartnersCommand, StateCommand, TopicsCommand};
 use postback::config;
 use postback::demo::Options;
 use postback::server::{self, Stages};
@@ -63,6 +63,7 @@ fn main() -> ExitCode {
             trial(&config, &events, state_dir.as_deref(), send, load.options())
         }
         Command::PartnerMock { listen } => partner_mock(listen),
+        Command::Partners { command } => partners(command),
     }
 }
 
@@ -126,6 +127,25 @@ fn inspect_remote(addr: &str, token: Option<&str>, kind: &str, app: &str, id: &s
         let text = resp.text().await.map_err(|e| e.to_string())?;
         if ok { Ok(text) } else { Err(text) }
     })
+}
+
+fn partners(command: PartnersCommand) -> ExitCode {
+    match command {
+        PartnersCommand::List => {
+            print!("{}", config::presets::list_text());
+            ExitCode::SUCCESS
+        }
+        PartnersCommand::Show { name } => match config::presets::show_text(&name) {
+            Some(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("postback partners show: no preset '{name}' (postback partners list)");
+                ExitCode::FAILURE
+            }
+        },
+    }
 }
 
 fn partner_mock(listen: std::net::SocketAddr) -> ExitCode {
@@ -311,7 +331,13 @@ fn service(config: &std::path::Path, load: config::LoadOptions, stages: Stages, 
 fn check_config(file: &std::path::Path, load: config::LoadOptions) -> ExitCode {
     match config::load_with(file, load) {
         Ok(c) => {
-            let text = format!("{}\n{}", config::table::input_summary(&c), config::table::postback_table(&c));
+            let text = format!(
+                "{}{}{}\n{}",
+                config::table::input_summary(&c),
+                config::table::partner_summary(&c),
+                config::table::mytracker_summary(&c),
+                config::table::postback_table(&c)
+            );
             print!("{}", c.secrets.redact(&text));
             println!(
                 "\n{}: ok ({} apps, {} partners, {} postbacks)",

@@ -9,7 +9,7 @@ use crate::codec;
 use crate::config::Config;
 use crate::domain::binary::{decode_device, decode_user};
 use crate::domain::engine::{Engine, state_key, user_key};
-use crate::domain::{Event, Job};
+use crate::domain::{Event, Job, privacy};
 use crate::inspect::{InspectError, find};
 use crate::process::stage::Stage;
 use crate::send::http::{Http, Report};
@@ -57,7 +57,9 @@ pub fn run(
             load_state(&mut engine, dir, &event)?;
         }
         let _ = writeln!(out, "line {}: {}", i + 1, describe(&event));
-        match engine.process(&event, now_ms) {
+        let processed = engine.process(&event, now_ms);
+        write_privacy(&mut out, &engine, &event);
+        match processed {
             Err(rejected) => {
                 let _ = writeln!(out, "  rejected: {rejected}");
             }
@@ -84,6 +86,21 @@ fn describe(e: &Event) -> String {
         let _ = write!(s, ", via {}", a.partner_id);
     }
     s
+}
+
+/// What each partner's privacy policy did for the event's device, when
+/// it did anything (stripped identifiers, or suppressed its postbacks).
+fn write_privacy(out: &mut String, engine: &Engine, event: &Event) {
+    let Some(device) = engine.devices.get(&state_key(&event.app_id, &event.device_id)) else { return };
+    let mut partners: Vec<&str> = engine.rules.postbacks().iter().map(|p| p.partner_id.as_str()).collect();
+    partners.sort_unstable();
+    partners.dedup();
+    for partner in partners {
+        let applied = privacy::applied(&device.privacy, engine.rules.privacy_policy(partner));
+        if applied != privacy::Applied::Send {
+            let _ = writeln!(out, "  privacy, partner {partner}: {applied}");
+        }
+    }
 }
 
 fn write_job(out: &mut String, job: &Job) {

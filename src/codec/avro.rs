@@ -10,6 +10,10 @@ use std::sync::LazyLock;
 
 pub static EVENT_SCHEMA: LazyLock<Schema> =
     LazyLock::new(|| Schema::parse_str(include_str!("../../schemas/event.avsc")).expect("schemas/event.avsc is valid"));
+/// The event schema's second version: records written with it are read too.
+pub static EVENT_SCHEMA_V2: LazyLock<Schema> = LazyLock::new(|| {
+    Schema::parse_str(include_str!("../../schemas/event.v2.avsc")).expect("schemas/event.v2.avsc is valid")
+});
 /// The event schema's first version: records written with it are read too.
 pub static EVENT_SCHEMA_V1: LazyLock<Schema> = LazyLock::new(|| {
     Schema::parse_str(include_str!("../../schemas/event.v1.avsc")).expect("schemas/event.v1.avsc is valid")

@@ -3,6 +3,7 @@
 
 use super::mapping::Mapping;
 use super::{DecodeError, Framing, InputFormat, avro, framing, looks_like_json};
+use crate::domain::privacy::{AttStatus, Privacy};
 use crate::domain::{Attribution, Custom, DeviceInfo, Event, Kind, Revenue};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -28,6 +29,9 @@ pub struct WireEvent {
     pub revenue: Option<WireRevenue>,
     #[serde(default)]
     pub custom: Option<WireCustom>,
+    /// Consent by purpose (`{"ad_sharing": false}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<BTreeMap<String, bool>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -92,6 +96,12 @@ pub struct WireDevice {
     /// Not in the Avro device record (see `AvroEvent::device_waid`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waid: Option<String>,
+    /// Not in the Avro device record either (`privacy_limit_ad_tracking`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_ad_tracking: Option<bool>,
+    /// `privacy_att_status` in Avro.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub att_status: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -272,6 +282,11 @@ fn check_lengths(e: &Event, max: usize) -> Result<(), DecodeError> {
         check("device.", name, value)?;
     }
     check("device.", &"waid", &e.device.waid)?;
+    for purpose in e.privacy.consent.keys() {
+        if purpose.len() > max {
+            return Err(too_long("consent key".into(), purpose.len()));
+        }
+    }
     if let Some(r) = &e.revenue {
         check("revenue.", &"transaction_id", &r.transaction_id)?;
     }
@@ -318,6 +333,7 @@ impl WireEvent {
             kind,
             timestamp_ms: self.timestamp_ms.ok_or(DecodeError::Missing("timestamp_ms"))?,
             attribution: self.attribution.map(WireAttribution::into_domain).transpose()?,
+            privacy: privacy(self.device.as_ref(), self.consent)?,
             device: self.device.map(WireDevice::into_domain).unwrap_or_default(),
             revenue: self.revenue.map(WireRevenue::into_domain).transpose()?,
             custom: self.custom.map(WireCustom::into_domain).transpose()?,
@@ -325,6 +341,25 @@ impl WireEvent {
         check_kind_fields(&event)?;
         Ok(event)
     }
+}
+
+/// What the event says the device allows.
+fn privacy(device: Option<&WireDevice>, consent: Option<BTreeMap<String, bool>>) -> Result<Privacy, DecodeError> {
+    let att_status = match device.and_then(|d| d.att_status.as_deref()) {
+        None => None,
+        Some(s) => Some(AttStatus::parse(s).ok_or_else(|| DecodeError::Invalid {
+            field: "device.att_status",
+            reason: format!("'{s}' is not one of authorized, denied, restricted, not_determined"),
+        })?),
+    };
+    let consent = consent.unwrap_or_default();
+    if consent.len() > crate::domain::privacy::MAX_PURPOSES {
+        return Err(DecodeError::Invalid {
+            field: "consent",
+            reason: format!("{} purposes, more than {}", consent.len(), crate::domain::privacy::MAX_PURPOSES),
+        });
+    }
+    Ok(Privacy { limit_ad_tracking: device.and_then(|d| d.limit_ad_tracking), att_status, consent })
 }
 
 /// Payments need revenue; custom events need a name.
@@ -423,11 +458,12 @@ fn opt(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
 
-/// Reads a datum of the event schema, or of its first version: the second
-/// only adds fields at the end, so a first-version record is exactly the
-/// second's prefix, fails it at its end, and then reads as the first.
+/// Reads a datum of the event schema, or of an earlier version: each only
+/// adds fields at the end, so an earlier record is exactly a later one's
+/// prefix, fails it at its end, and then reads as what it is.
 fn decode_avro(bytes: &[u8], f: Framing) -> Result<AvroEvent, DecodeError> {
     avro::decode::<AvroEvent>(bytes, f, &avro::EVENT_SCHEMA)
+        .or_else(|current| avro::decode::<AvroEvent>(bytes, f, &avro::EVENT_SCHEMA_V2).map_err(|_| current))
         .or_else(|current| avro::decode::<AvroEvent>(bytes, f, &avro::EVENT_SCHEMA_V1).map_err(|_| current))
 }
 
@@ -455,7 +491,10 @@ impl From<&Event> for WireEvent {
                 touch_ms: (a.touch_ms != 0).then_some(a.touch_ms),
                 medium: opt(&a.medium),
             }),
-            device: (e.device != DeviceInfo::default()).then(|| {
+            device: (e.device != DeviceInfo::default()
+                || e.privacy.limit_ad_tracking.is_some()
+                || e.privacy.att_status.is_some())
+            .then(|| {
                 let f = e.device.fields();
                 WireDevice {
                     idfa: opt(f[0]),
@@ -473,6 +512,8 @@ impl From<&Event> for WireEvent {
                     lang: opt(f[12]),
                     model: opt(f[13]),
                     waid: opt(&e.device.waid),
+                    limit_ad_tracking: e.privacy.limit_ad_tracking,
+                    att_status: e.privacy.att_status.map(|a| a.as_str().to_owned()),
                 }
             }),
             revenue: e.revenue.as_ref().map(|r| WireRevenue {
@@ -485,6 +526,7 @@ impl From<&Event> for WireEvent {
                 name: Some(c.name.clone()),
                 params: (!c.params.is_empty()).then(|| c.params.clone()),
             }),
+            consent: (!e.privacy.consent.is_empty()).then(|| e.privacy.consent.clone()),
         }
     }
 }
@@ -510,6 +552,13 @@ struct AvroEvent {
     device_waid: Option<String>,
     #[serde(default)]
     attribution_medium: Option<String>,
+    /// The schema's third version.
+    #[serde(default)]
+    privacy_limit_ad_tracking: Option<bool>,
+    #[serde(default)]
+    privacy_att_status: Option<String>,
+    #[serde(default)]
+    consent: Option<BTreeMap<String, bool>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -566,11 +615,13 @@ impl From<AvroEvent> for WireEvent {
                 touch_ms: x.touch_ms,
                 medium: a.attribution_medium,
             }),
-            device: match (a.device, a.device_waid) {
-                (Some(d), waid) => Some(WireDevice { waid, ..d }),
-                (None, Some(waid)) => Some(WireDevice { waid: Some(waid), ..WireDevice::default() }),
-                (None, None) => None,
+            device: match (a.device, a.device_waid, a.privacy_limit_ad_tracking, a.privacy_att_status) {
+                (None, None, None, None) => None,
+                (d, waid, limit_ad_tracking, att_status) => {
+                    Some(WireDevice { waid, limit_ad_tracking, att_status, ..d.unwrap_or_default() })
+                }
             },
+            consent: a.consent,
             revenue: a.revenue.map(|r| WireRevenue {
                 amount: Some(r.amount),
                 currency: Some(r.currency),
@@ -586,9 +637,14 @@ impl From<WireEvent> for AvroEvent {
     fn from(mut w: WireEvent) -> AvroEvent {
         let device_waid = w.device.as_mut().and_then(|d| d.waid.take());
         let attribution_medium = w.attribution.as_mut().and_then(|a| a.medium.take());
+        let privacy_limit_ad_tracking = w.device.as_mut().and_then(|d| d.limit_ad_tracking.take());
+        let privacy_att_status = w.device.as_mut().and_then(|d| d.att_status.take());
         AvroEvent {
             device_waid,
             attribution_medium,
+            privacy_limit_ad_tracking,
+            privacy_att_status,
+            consent: w.consent.take(),
             event_id: w.event_id.unwrap_or_default(),
             app_id: w.app_id.unwrap_or_default(),
             device_id: w.device_id.unwrap_or_default(),

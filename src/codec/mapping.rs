@@ -282,6 +282,8 @@ impl Mapping {
             device: Some(self.device(tree)?),
             revenue,
             custom,
+            // not mapped: events of another schema carry no consent here
+            consent: None,
         })
     }
 
@@ -304,6 +306,8 @@ impl Mapping {
             lang: next(),
             model: next(),
             waid: next(),
+            limit_ad_tracking: None,
+            att_status: None,
         })
     }
 

@@ -57,8 +57,9 @@ fn malformed_records_are_typed_errors() {
         err(&[0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 2]),
         "invalid Avro: unknown schema fingerprint 0102030405060708"
     );
+    // a cut between the versions' ends (five null unions trail: 3 + 2)
     let mut avro = encode_event_avro(&full_event());
-    avro.truncate(avro.len() - 3);
+    avro.truncate(avro.len() - 4);
     assert!(err(&avro).starts_with("invalid Avro: "), "{}", err(&avro));
     let mut trailing = encode_event_avro(&full_event());
     trailing.push(0);
@@ -211,12 +212,44 @@ fn waid_and_medium_travel_in_json_and_in_the_second_avro_version() {
     for framed in [encode_event_avro(&e), encode_event_confluent(&e, 7), encode_event_single_object(&e)] {
         assert_eq!(decode_event(&framed), Ok(e.clone()));
     }
-    // a first-version record (a producer on the old schema) still reads
-    let v2 = encode_event_avro(&full_event());
-    assert_eq!(&v2[v2.len() - 2..], &[0, 0], "two null unions at the end");
-    assert_eq!(decode_event(&v2[..v2.len() - 2]), Ok(full_event()));
-    let v1 = crate::codec::avro::single_object(&crate::codec::avro::EVENT_SCHEMA_V1, &v2[..v2.len() - 2]);
-    assert_eq!(decode_event(&v1), Ok(full_event()));
+    // records of earlier versions (producers on older schemas) still read:
+    // the third adds three null unions at the end, the second two more
+    let v3 = encode_event_avro(&full_event());
+    assert_eq!(&v3[v3.len() - 5..], &[0, 0, 0, 0, 0], "five null unions at the end");
+    let (v2, v1) = (&v3[..v3.len() - 3], &v3[..v3.len() - 5]);
+    assert_eq!(decode_event(v2), Ok(full_event()));
+    assert_eq!(decode_event(v1), Ok(full_event()));
+    let v2_framed = crate::codec::avro::single_object(&crate::codec::avro::EVENT_SCHEMA_V2, v2);
+    assert_eq!(decode_event(&v2_framed), Ok(full_event()));
+    let v1_framed = crate::codec::avro::single_object(&crate::codec::avro::EVENT_SCHEMA_V1, v1);
+    assert_eq!(decode_event(&v1_framed), Ok(full_event()));
+}
+
+#[test]
+fn privacy_travels_in_json_and_in_the_third_avro_version() {
+    use crate::domain::privacy::{AttStatus, Privacy};
+    let mut e = full_event();
+    e.privacy = Privacy {
+        limit_ad_tracking: Some(true),
+        att_status: Some(AttStatus::Denied),
+        consent: [("ad_sharing".to_owned(), false), ("measurement".to_owned(), true)].into(),
+    };
+    let json = encode_event_json(&e);
+    let text = String::from_utf8_lossy(&json);
+    assert!(
+        text.contains("\"limit_ad_tracking\":true")
+            && text.contains("\"att_status\":\"denied\"")
+            && text.contains("\"consent\":{\"ad_sharing\":false,\"measurement\":true}"),
+        "{text}"
+    );
+    for framed in [json, encode_event_avro(&e), encode_event_confluent(&e, 7), encode_event_single_object(&e)] {
+        assert_eq!(decode_event(&framed), Ok(e.clone()));
+    }
+    let bad = br#"{"event_id":"e","app_id":"a","device_id":"d","kind":"launch","timestamp_ms":1,"device":{"att_status":"maybe"}}"#;
+    assert_eq!(
+        err(bad),
+        "invalid field 'device.att_status': 'maybe' is not one of authorized, denied, restricted, not_determined"
+    );
 }
 
 #[test]
@@ -226,12 +259,15 @@ fn every_truncation_of_an_avro_event_is_an_error() {
         (encode_event_confluent(&full_event(), 7), None),
         (encode_event_single_object(&full_event()), Some(0)),
     ] {
-        // the first schema version ends two bytes (two null unions) early:
-        // that cut is a whole first-version record, the same event
-        let v1_end = v1_end.unwrap_or(framed.len() - 2);
+        // the earlier schema versions end three and five bytes (null unions)
+        // early: those cuts are whole earlier records, the same event
+        let ends = match v1_end {
+            Some(_) => vec![],
+            None => vec![framed.len() - 3, framed.len() - 5],
+        };
         for cut in 1..framed.len() {
             let result = decode_event(&framed[..cut]);
-            if cut == v1_end {
+            if ends.contains(&cut) {
                 assert_eq!(result, Ok(full_event()));
             } else {
                 assert!(result.is_err(), "cut at {cut} of {} decoded: {result:?}", framed.len());

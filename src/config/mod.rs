@@ -7,9 +7,11 @@
 //! running one.
 
 mod conditions;
+mod defaults;
 mod env;
 pub mod guard;
 pub mod model;
+pub mod presets;
 pub mod reload;
 pub mod restart;
 pub mod secrets;

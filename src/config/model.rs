@@ -455,6 +455,61 @@ pub struct PartnerConfig {
     pub cert_file: Option<PathBuf>,
     /// The client certificate's private key (PEM).
     pub key_file: Option<PathBuf>,
+    /// A ready-made partner (`postback partners list`): its postbacks and
+    /// defaults, of which `events` enables the ones wanted.
+    pub preset: Option<String>,
+    /// The preset's postbacks to send, by their id in the preset, with the
+    /// sending mode of each (`attributed` or `all`); a custom event as
+    /// `"custom_event:NAME"`.
+    #[serde(default)]
+    pub events: BTreeMap<String, SendingName>,
+    /// Where this partner's relative postback URLs (`/path?…`, `?…`) start:
+    /// scheme, host and path, no macros.
+    pub base_url: Option<String>,
+    /// Query parameters added to every postback URL of the partner that
+    /// does not set them itself (values are templates).
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// Headers added to every postback of the partner that does not set
+    /// them itself (values are templates).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The partner's name for each event, for `{partner_event}`: keys are
+    /// postback events (`install`, `first_payment`, …) or `custom_event:NAME`.
+    #[serde(default)]
+    pub event_names: BTreeMap<String, String>,
+    /// Partner parameters for every campaign (`{partner_param:NAME}`);
+    /// `campaign_params` override them per campaign. Credentials and keys
+    /// go here, best by reference (`${env:…}`).
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// Privacy policy for devices that limit ad tracking or did not consent.
+    #[serde(default)]
+    pub privacy: PrivacyConfig,
+}
+
+/// `[partners.privacy]`: what this partner gets from a device that limits
+/// ad tracking, denied tracking (ATT), or refused consent to `purpose`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// `send` (as if nothing were limited), `strip` (device identifiers,
+    /// IP and user agent render empty) or `suppress` (no postback).
+    pub policy: Option<PrivacyPolicyName>,
+    /// The consent purpose this partner needs (the event's `consent` map);
+    /// default `ad_sharing`.
+    pub purpose: Option<String>,
+    /// An unknown consent counts as refused (traffic that needs opt-in).
+    #[serde(default)]
+    pub require_consent: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PrivacyPolicyName {
+    Send,
+    Strip,
+    Suppress,
 }
 
 fn default_concurrency() -> usize {
@@ -531,7 +586,7 @@ pub enum RoutingName {
     Ca,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SendingName {
     #[default]

@@ -135,6 +135,47 @@ pub fn postback_table(config: &Config) -> String {
     out
 }
 
+/// The MyTracker macros the config's templates use and what each became
+/// here; empty when there are none.
+pub fn mytracker_summary(config: &Config) -> String {
+    let mut mapped: Vec<(String, String)> = Vec::new();
+    for pb in config.rules.postbacks() {
+        let templates = std::iter::once(&pb.url).chain(pb.headers.iter().map(|(_, t)| t)).chain(&pb.body);
+        for (mt, ours) in templates.flat_map(|t| t.aliases()) {
+            if !mapped.iter().any(|(m, _)| m == mt) {
+                mapped.push((mt.clone(), ours.clone()));
+            }
+        }
+    }
+    if mapped.is_empty() {
+        return String::new();
+    }
+    mapped.sort();
+    let list: Vec<String> = mapped.iter().map(|(mt, ours)| format!("{{{mt}}} -> {{{ours}}}")).collect();
+    format!("MyTracker macros read as ours: {}\n", list.join(", "))
+}
+
+/// Partners by preset, and their privacy policies, when any is set.
+pub fn partner_summary(config: &Config) -> String {
+    let mut out = String::new();
+    for p in &config.partners {
+        let mut parts = Vec::new();
+        if let Some(preset) = &p.preset {
+            parts.push(format!("preset {preset} ({} postbacks enabled)", p.events.len()));
+        }
+        if let Some(policy) = p.privacy.policy {
+            let policy = format!("{policy:?}").to_ascii_lowercase();
+            let purpose = p.privacy.purpose.as_deref().unwrap_or(crate::domain::privacy::DEFAULT_PURPOSE);
+            let opt_in = if p.privacy.require_consent { ", consent required" } else { "" };
+            parts.push(format!("privacy {policy} (purpose {purpose}{opt_in})"));
+        }
+        if !parts.is_empty() {
+            out.push_str(&format!("partner {}: {}\n", p.id, parts.join("; ")));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -146,18 +146,21 @@ fn ids_must_be_unique() {
 fn web_apps_refuse_mobile_only_events() {
     assert_eq!(
         postback("event = \"payment\"\napps = [\"site\"]\nurl = \"https://x.example/\""),
-        "pb.toml: postbacks[1].apps[0]: app 'site' is a web app: only new_user, reengagement, registration, login and custom payment postbacks are valid there, not 'payment'"
+        "pb.toml: postbacks[1].apps[0]: app 'site' is a web app: only new_user, reengagement, registration, login, custom payment and custom event postbacks are valid there, not 'payment'"
     );
     let only_web = BASE.replace("id = \"game\"\nplatform = \"mobile\"", "id = \"game\"\nplatform = \"web\"");
     assert_eq!(
         errors(&only_web),
         vec![
-            "pb.toml: postbacks[0].event: no configured app can send 'install' (web apps only take new_user, reengagement, registration, login and custom payment postbacks)"
+            "pb.toml: postbacks[0].event: no configured app can send 'install' (web apps only take new_user, reengagement, registration, login, custom payment and custom event postbacks)"
         ]
     );
-    // valid web events default to every app
+    // valid web events default to every app, custom events included
     let c = load(&format!("{BASE}\n[[postbacks]]\nname = \"A | login\"\npartner = \"acme\"\nevent = \"login\"\nurl = \"https://x.example/\"")).unwrap();
     assert_eq!(c.rules.postbacks()[1].apps.len(), 2);
+    let custom = "[[postbacks]]\nname = \"A | cart\"\npartner = \"acme\"\nevent = \"custom_event\"\ncustom_event = \"add_to_cart\"\nattribution = \"ca\"\napps = [\"site\"]\nurl = \"https://x.example/\"";
+    let c = load(&format!("{BASE}\n{custom}")).unwrap();
+    assert_eq!(c.rules.postbacks()[1].apps, vec!["site".to_string()]);
 }
 
 #[test]

@@ -17,8 +17,10 @@ use std::time::Duration;
 
 type Errors = Vec<(String, String)>;
 
-pub fn build(raw: FileConfig, path: &Path) -> Result<Config, Errors> {
+pub fn build(mut raw: FileConfig, path: &Path) -> Result<Config, Errors> {
     let mut errors = Errors::new();
+    // a preset's postbacks are checked like the file's own
+    let generated = super::presets::expand(&mut raw, &mut errors);
     check_sections(&raw, &mut errors);
     check_client_settings(&raw.kafka, &mut errors);
     check_durations(&raw, &mut errors);
@@ -29,14 +31,22 @@ pub fn build(raw: FileConfig, path: &Path) -> Result<Config, Errors> {
     check_partners(&raw.partners, &mut errors);
     let allow_networks = parse_networks(&raw.send.allow_networks, &mut errors);
     let rates = conditions::rates(&raw.currency_rates, &mut |k, r| errors.push((k, r)));
-    let postbacks = build_postbacks(&raw, &apps, &rates, &mut errors);
+    let postbacks = build_postbacks(&raw, &generated, &apps, &rates, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
     let params = raw
         .partners
         .iter()
-        .map(|p| (p.id.clone(), PartnerParams { campaign_params: p.campaign_params.clone() }))
+        .map(|p| {
+            let params = PartnerParams {
+                campaign_params: p.campaign_params.clone(),
+                params: p.params.clone(),
+                event_names: p.event_names.clone(),
+                privacy: privacy_policy(&p.privacy),
+            };
+            (p.id.clone(), params)
+        })
         .collect();
     Ok(Config {
         path: path.to_owned(),
@@ -341,8 +351,57 @@ fn check_partners(raw: &[PartnerConfig], errors: &mut Errors) {
             ));
         }
         check_tls(&key, p.ca_file.as_deref(), p.cert_file.as_deref(), p.key_file.as_deref(), errors);
+        check_partner_defaults(p, &key, errors);
     }
 }
+
+/// The event names a partner maps are events; its base URL is an address
+/// without macros; a consent setting comes with a policy that uses it.
+fn check_partner_defaults(p: &PartnerConfig, key: &str, errors: &mut Errors) {
+    for event in p.event_names.keys() {
+        let custom = event.strip_prefix("custom_event:").is_some_and(|n| !n.is_empty());
+        if !custom && !EVENT_NAMES.contains(&event.as_str()) {
+            errors.push((
+                format!("{key}.event_names.{event}"),
+                format!("'{event}' is not a postback event: one of {}, or custom_event:NAME", EVENT_NAMES.join(", ")),
+            ));
+        }
+    }
+    if let Some(base) = &p.base_url {
+        if let Err(e) = Template::parse(base, Place::Url) {
+            errors.push((format!("{key}.base_url"), format!("'{base}': {e}")));
+        } else if base.contains('{') || base.contains('?') || base.contains('#') {
+            errors.push((
+                format!("{key}.base_url"),
+                format!("'{base}' is scheme, host and path only: no macros, query or fragment"),
+            ));
+        }
+    }
+    let policy = p.privacy.policy.unwrap_or(PrivacyPolicyName::Send);
+    if policy == PrivacyPolicyName::Send && (p.privacy.purpose.is_some() || p.privacy.require_consent) {
+        errors.push((
+            format!("{key}.privacy"),
+            "a consent purpose or require_consent does nothing without a policy: set policy = \"strip\" or \"suppress\"".into(),
+        ));
+    }
+}
+
+/// The postback events a partner's `event_names` may map.
+const EVENT_NAMES: [&str; 13] = [
+    "install",
+    "reinstall",
+    "reengagement",
+    "new_user",
+    "first_registration",
+    "registration",
+    "first_login",
+    "login",
+    "first_payment",
+    "payment",
+    "first_custom_payment",
+    "custom_payment",
+    "custom_event",
+];
 
 fn parse_networks(raw: &[String], errors: &mut Errors) -> Vec<IpNet> {
     let mut nets = Vec::new();
@@ -357,13 +416,28 @@ fn parse_networks(raw: &[String], errors: &mut Errors) -> Vec<IpNet> {
     nets
 }
 
-fn build_postbacks(raw: &FileConfig, apps: &[App], rates: &Rates, errors: &mut Errors) -> Vec<Postback> {
+fn build_postbacks(
+    raw: &FileConfig,
+    generated: &[(String, PostbackConfig)],
+    apps: &[App],
+    rates: &Rates,
+    errors: &mut Errors,
+) -> Vec<Postback> {
     let mut ids = HashSet::new();
     let mut out = Vec::new();
-    for (i, pc) in raw.postbacks.iter().enumerate() {
-        let key = format!("postbacks[{i}]");
+    let own = raw.postbacks.iter().enumerate().map(|(i, pc)| (format!("postbacks[{i}]"), pc));
+    let presets = generated.iter().map(|(key, pc)| (key.clone(), pc));
+    for (key, pc) in own.chain(presets) {
+        let partner = raw.partners.iter().find(|p| p.id == pc.partner);
+        let pc = match super::defaults::apply(pc, partner) {
+            Ok(pc) => pc,
+            Err((k, reason)) => {
+                errors.push((format!("{key}{k}"), reason));
+                continue;
+            }
+        };
         let before = errors.len();
-        let pb = build_postback(pc, &key, (raw, apps, rates), errors);
+        let pb = build_postback(&pc, &key, (raw, apps, rates), errors);
         if let Some(pb) = pb.filter(|_| errors.len() == before) {
             if !ids.insert(pb.id.clone()) {
                 let k = if pc.id.is_some() { format!("{key}.id") } else { format!("{key}.name") };
@@ -373,6 +447,19 @@ fn build_postbacks(raw: &FileConfig, apps: &[App], rates: &Rates, errors: &mut E
         }
     }
     out
+}
+
+fn privacy_policy(c: &PrivacyConfig) -> crate::domain::privacy::PrivacyPolicy {
+    use crate::domain::privacy::{DEFAULT_PURPOSE, Policy, PrivacyPolicy};
+    PrivacyPolicy {
+        policy: match c.policy {
+            None | Some(PrivacyPolicyName::Send) => Policy::Send,
+            Some(PrivacyPolicyName::Strip) => Policy::Strip,
+            Some(PrivacyPolicyName::Suppress) => Policy::Suppress,
+        },
+        purpose: c.purpose.clone().unwrap_or_else(|| DEFAULT_PURPOSE.to_owned()),
+        require_consent: c.require_consent,
+    }
 }
 
 /// "Acme Ads | install" → "acme-ads-install".
@@ -527,7 +614,7 @@ fn resolve_apps(
                     Some(a) if !event.valid_for(a.platform) => err(
                         &format!(".apps[{j}]"),
                         format!(
-                            "app '{id}' is a web app: only new_user, reengagement, registration, login and custom payment postbacks are valid there, not '{}'",
+                            "app '{id}' is a web app: only new_user, reengagement, registration, login, custom payment and custom event postbacks are valid there, not '{}'",
                             event.name()
                         ),
                     ),
@@ -543,7 +630,7 @@ fn resolve_apps(
                 err(
                     ".event",
                     format!(
-                        "no configured app can send '{}' (web apps only take new_user, reengagement, registration, login and custom payment postbacks)",
+                        "no configured app can send '{}' (web apps only take new_user, reengagement, registration, login, custom payment and custom event postbacks)",
                         event.name()
                     ),
                 );

@@ -6,6 +6,7 @@
 //! migration path (state upgrades lazily, on its next write).
 
 use super::event::{Attribution, Custom, DeviceInfo, Event, Kind, Revenue};
+use super::privacy::{AttStatus, Privacy};
 use super::state::{
     ATTRIBUTIONS_KEPT, Attributed, COUNTS_KEPT, Count, DeviceState, Earlier, RECENT_EVENTS, TRANSACTIONS_KEPT,
     USER_CA_MARKS, UserState,
@@ -37,11 +38,16 @@ pub enum BinaryError {
 const DEVICE_HISTORY: u8 = 2;
 /// Version 3 adds the event counts (postbacks on the nth event).
 const DEVICE_COUNTS: u8 = 3;
+/// Version 4 adds what the device allows (ad-tracking limits, consent).
+const DEVICE_PRIVACY: u8 = 4;
 
 pub fn encode_device(st: &DeviceState, out: &mut Vec<u8>) {
-    let v3 = !st.counts.is_empty();
+    let v4 = !st.privacy.is_empty();
+    let v3 = v4 || !st.counts.is_empty();
     let v2 = v3 || !st.transactions.is_empty() || !st.earlier.is_empty();
-    out.push(if v3 {
+    out.push(if v4 {
+        DEVICE_PRIVACY
+    } else if v3 {
         DEVICE_COUNTS
     } else if v2 {
         DEVICE_HISTORY
@@ -90,10 +96,29 @@ pub fn encode_device(st: &DeviceState, out: &mut Vec<u8>) {
             }
         }
     }
+    if v4 {
+        put_privacy(out, &st.privacy);
+    }
+}
+
+/// Ad-tracking limit and ATT status in one byte each (0: unknown), then
+/// the consent purposes.
+fn put_privacy(out: &mut Vec<u8>, p: &Privacy) {
+    out.push(match p.limit_ad_tracking {
+        None => 0,
+        Some(false) => 1,
+        Some(true) => 2,
+    });
+    out.push(p.att_status.map_or(0, AttStatus::code));
+    put_u64(out, p.consent.len() as u64);
+    for (purpose, granted) in &p.consent {
+        put_str(out, purpose);
+        out.push(u8::from(*granted));
+    }
 }
 
 pub fn decode_device(bytes: &[u8]) -> Result<DeviceState, BinaryError> {
-    let mut r = Reader::versioned_up_to(bytes, DEVICE_COUNTS)?;
+    let mut r = Reader::versioned_up_to(bytes, DEVICE_PRIVACY)?;
     let version = bytes[0];
     let first_seen_ms = r.i64()?;
     let install_ms = r.i64()?;
@@ -145,6 +170,7 @@ pub fn decode_device(bytes: &[u8]) -> Result<DeviceState, BinaryError> {
             counts.push(Count { key: r.fixed_u64()?, lifetime: r.u32()?, seq: r.u32()?, in_attribution: r.u32()? });
         }
     }
+    let privacy = if version >= DEVICE_PRIVACY { r.privacy()? } else { Privacy::default() };
     r.finish()?;
     Ok(DeviceState {
         first_seen_ms,
@@ -160,6 +186,7 @@ pub fn decode_device(bytes: &[u8]) -> Result<DeviceState, BinaryError> {
         transactions,
         earlier,
         counts,
+        privacy,
     })
 }
 
@@ -230,14 +257,23 @@ pub fn decode_user(bytes: &[u8]) -> Result<UserState, BinaryError> {
 
 /// An activity whose event has a `waid` needs version 2 (it trails).
 const ACTIVITY_WAID: u8 = 2;
+/// Version 3 adds what the device allows (after the waid).
+const ACTIVITY_PRIVACY: u8 = 3;
 
 pub fn encode_activity(act: &UserActivity, out: &mut Vec<u8>) {
     encode_activity_ref(&act.borrowed(), out);
 }
 
 pub fn encode_activity_ref(act: &ActivityRef<'_>, out: &mut Vec<u8>) {
-    let waid = !act.event.device.waid.is_empty();
-    out.push(if waid { ACTIVITY_WAID } else { VERSION });
+    let privacy = !act.privacy.is_empty();
+    let waid = privacy || !act.event.device.waid.is_empty();
+    out.push(if privacy {
+        ACTIVITY_PRIVACY
+    } else if waid {
+        ACTIVITY_WAID
+    } else {
+        VERSION
+    });
     put_event(out, act.event);
     put_attributed(out, act.device_first);
     put_attributed(out, act.device_current);
@@ -246,10 +282,13 @@ pub fn encode_activity_ref(act: &ActivityRef<'_>, out: &mut Vec<u8>) {
     if waid {
         put_str(out, &act.event.device.waid);
     }
+    if privacy {
+        put_privacy(out, act.privacy);
+    }
 }
 
 pub fn decode_activity(bytes: &[u8]) -> Result<UserActivity, BinaryError> {
-    let mut r = Reader::versioned_up_to(bytes, ACTIVITY_WAID)?;
+    let mut r = Reader::versioned_up_to(bytes, ACTIVITY_PRIVACY)?;
     let mut event = r.event()?;
     let device_first = r.attributed()?;
     let device_current = r.attributed()?;
@@ -257,6 +296,9 @@ pub fn decode_activity(bytes: &[u8]) -> Result<UserActivity, BinaryError> {
     let install_ms = r.i64()?;
     if bytes[0] >= ACTIVITY_WAID {
         event.device.waid = r.string()?;
+    }
+    if bytes[0] >= ACTIVITY_PRIVACY {
+        event.privacy = r.privacy()?;
     }
     r.finish()?;
     Ok(UserActivity { event, device_first, device_current, device_seq, install_ms })
@@ -511,6 +553,34 @@ impl<'a> Reader<'a> {
         })
     }
 
+    fn privacy(&mut self) -> Result<Privacy, BinaryError> {
+        let limit_ad_tracking = match self.u8()? {
+            0 => None,
+            1 => Some(false),
+            2 => Some(true),
+            _ => return Err(self.invalid("limit_ad_tracking tag")),
+        };
+        let att_status = match self.u8()? {
+            0 => None,
+            c => Some(AttStatus::from_code(c).ok_or_else(|| self.invalid("ATT status code"))?),
+        };
+        let n = self.u64()?;
+        if n > crate::domain::privacy::MAX_PURPOSES as u64 {
+            return Err(self.invalid("consent purpose count"));
+        }
+        let mut consent = BTreeMap::new();
+        for _ in 0..n {
+            let purpose = self.string()?;
+            let granted = match self.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(self.invalid("consent flag")),
+            };
+            consent.insert(purpose, granted);
+        }
+        Ok(Privacy { limit_ad_tracking, att_status, consent })
+    }
+
     fn event(&mut self) -> Result<Event, BinaryError> {
         let event_id = self.string()?;
         let app_id = self.string()?;
@@ -538,7 +608,19 @@ impl<'a> Reader<'a> {
             1 => Some(Custom { name: self.string()?, params: self.map()? }),
             _ => return Err(self.invalid("custom tag")),
         };
-        Ok(Event { event_id, app_id, device_id, user_id, kind, timestamp_ms, attribution, device, revenue, custom })
+        Ok(Event {
+            event_id,
+            app_id,
+            device_id,
+            user_id,
+            kind,
+            timestamp_ms,
+            attribution,
+            device,
+            revenue,
+            custom,
+            privacy: Privacy::default(),
+        })
     }
 }
 

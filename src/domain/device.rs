@@ -95,6 +95,10 @@ pub fn apply_device(state: &mut Option<DeviceState>, event: &Event, app: &App) -
         out.occurrence = st.count(key, seq);
     }
 
+    // what the device allows is what it said last; a late event's word is old
+    if st.last_activity_ms.is_none_or(|last| t >= last) {
+        st.privacy.update(&event.privacy);
+    }
     if event.kind.is_activity() {
         // late events never move the clock backwards
         st.last_activity_ms = Some(st.last_activity_ms.map_or(t, |last| last.max(t)));

@@ -48,6 +48,7 @@ pub fn device_step<'a>(
         install_ms: st.install_ms,
         now_ms,
         occurrence: outcome.occurrence,
+        privacy: &st.privacy,
     };
     route(rules, &outcome.triggers, &input, jobs);
     let activity = (!event.user_id.is_empty()).then_some(ActivityRef {
@@ -56,6 +57,7 @@ pub fn device_step<'a>(
         device_current: current,
         device_seq: seq,
         install_ms: st.install_ms,
+        privacy: &st.privacy,
     });
     DeviceStep { outcome, activity }
 }
@@ -79,6 +81,7 @@ pub fn user_step(
         install_ms: act.install_ms,
         now_ms,
         occurrence: Default::default(),
+        privacy: &act.event.privacy,
     };
     route(rules, &outcome.triggers, &input, jobs);
     outcome

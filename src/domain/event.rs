@@ -215,6 +215,8 @@ pub struct Event {
     pub device: DeviceInfo,
     pub revenue: Option<Revenue>,
     pub custom: Option<Custom>,
+    /// Ad-tracking limits and consent the event reports.
+    pub privacy: super::privacy::Privacy,
 }
 
 impl Event {
@@ -231,6 +233,7 @@ impl Event {
             device: DeviceInfo::default(),
             revenue: None,
             custom: None,
+            privacy: super::privacy::Privacy::default(),
         }
     }
 

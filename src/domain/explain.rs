@@ -6,7 +6,8 @@ use super::app::App;
 use super::device::{apply_device, is_dormant};
 use super::event::{Attribution, Custom, Event, Kind, Revenue};
 use super::postback::{Postback, PostbackEvent, Scope};
-use super::routing::{RouteInput, decide};
+use super::privacy::Applied;
+use super::routing::{RouteInput, fire};
 use super::rules::Rules;
 use super::state::{Attributed, DeviceState, Money, UserState, flags};
 use super::time::format_ms;
@@ -83,9 +84,15 @@ fn is_user_level(pb: &Postback) -> bool {
     )
 }
 
-fn verdict(pb: &Postback, trigger: Trigger, input: &RouteInput<'_>) -> (bool, String) {
-    match decide(pb, trigger, input) {
-        Ok(a) => (true, format!("fires, sent in {} ({})", input_label(a), pb.event.routing(pb.routing).as_str())),
+fn verdict(rules: &Rules, pb: &Postback, trigger: Trigger, input: &RouteInput<'_>) -> (bool, String) {
+    match fire(rules, pb, trigger, input) {
+        Ok((a, applied)) => {
+            let mut why = format!("fires, sent in {} ({})", input_label(a), pb.event.routing(pb.routing).as_str());
+            if applied != Applied::Send {
+                why.push_str(&format!("; {applied}"));
+            }
+            (true, why)
+        }
         Err(skip) => (false, skip.to_string()),
     }
 }
@@ -120,8 +127,9 @@ pub fn explain_device(rules: &Rules, app: &App, device: &str, state: Option<&Dev
                 install_ms: s.install_ms,
                 now_ms,
                 occurrence: outcome.occurrence,
+                privacy: &s.privacy,
             };
-            verdict(pb, trigger, &input)
+            verdict(rules, pb, trigger, &input)
         };
         out.push(Line {
             postback_id: pb.id.clone(),
@@ -215,8 +223,9 @@ pub fn explain_user(rules: &Rules, app: &App, user: &str, state: Option<&UserSta
                 install_ms: 0,
                 now_ms,
                 occurrence: Default::default(),
+                privacy: &event.privacy,
             };
-            verdict(pb, trigger, &input)
+            verdict(rules, pb, trigger, &input)
         };
         out.push(Line {
             postback_id: pb.id.clone(),

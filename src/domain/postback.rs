@@ -112,8 +112,9 @@ impl PostbackEvent {
         )
     }
 
-    /// Web apps only know new users, re-engagements, registrations, logins
-    /// and custom payments (DESIGN §1.6).
+    /// Web apps know new users, re-engagements, registrations, logins,
+    /// custom payments and custom events (docs/rules.md, web apps): no
+    /// installs, and no store payments.
     pub fn valid_for(&self, platform: Platform) -> bool {
         platform == Platform::Mobile
             || matches!(
@@ -126,6 +127,7 @@ impl PostbackEvent {
                     | PostbackEvent::Login
                     | PostbackEvent::FirstCustomPayment(_)
                     | PostbackEvent::CustomPayment
+                    | PostbackEvent::CustomEvent(_)
             )
     }
 

@@ -8,6 +8,7 @@ use super::app::App;
 use super::event::Event;
 use super::job::{Job, job_id};
 use super::postback::{Postback, PostbackEvent, Routing, Sending};
+use super::privacy::{self, Applied, Limit, Privacy};
 use super::rules::Rules;
 use super::state::{Attributed, Occurrence};
 use super::template::RenderCtx;
@@ -28,6 +29,8 @@ pub struct RouteInput<'a> {
     pub now_ms: i64,
     /// Which one of its kind the event is on its device.
     pub occurrence: Occurrence,
+    /// What the device allows (the latest it reported).
+    pub privacy: &'a Privacy,
 }
 
 /// Why a postback does not fire for a trigger.
@@ -59,6 +62,8 @@ pub enum Skip {
         nth: u32,
         wanted: u32,
     },
+    /// The partner's privacy policy suppresses it for this device.
+    Privacy(Limit),
 }
 
 impl fmt::Display for Skip {
@@ -87,6 +92,7 @@ impl fmt::Display for Skip {
             Skip::OtherOccurrence { nth, wanted } => {
                 write!(f, "this is the {} such event, the postback fires on the {}", ordinal(*nth), ordinal(*wanted))
             }
+            Skip::Privacy(why) => write!(f, "suppressed by the partner's privacy policy: {why}"),
         }
     }
 }
@@ -155,12 +161,29 @@ fn ordinal(n: u32) -> String {
     format!("{n}{suffix}")
 }
 
+/// Whether `pb` fires for `trigger` once its partner's privacy policy has
+/// had its say: the attribution it is sent in, and whether the device's
+/// identifiers are stripped.
+pub fn fire<'a>(
+    rules: &Rules,
+    pb: &Postback,
+    trigger: Trigger,
+    input: &RouteInput<'a>,
+) -> Result<(&'a Attributed, Applied), Skip> {
+    let attributed = decide(pb, trigger, input)?;
+    match privacy::applied(input.privacy, rules.privacy_policy(&pb.partner_id)) {
+        Applied::Suppress(why) => Err(Skip::Privacy(why)),
+        applied => Ok((attributed, applied)),
+    }
+}
+
 /// Appends the jobs the triggers fire to `jobs`.
 pub fn route(rules: &Rules, triggers: &[Trigger], input: &RouteInput<'_>, jobs: &mut Vec<Job>) {
     for &trigger in triggers {
         for pb in rules.postbacks_for(trigger) {
-            if let Ok(attributed) = decide(pb, trigger, input) {
-                jobs.push(build_job(rules, pb, trigger, attributed, input));
+            if let Ok((attributed, applied)) = fire(rules, pb, trigger, input) {
+                let strip = matches!(applied, Applied::Strip(_));
+                jobs.push(build_job(rules, pb, trigger, attributed, input, strip));
             }
         }
     }
@@ -173,6 +196,7 @@ pub fn build_job(
     trigger: Trigger,
     attributed: &Attributed,
     input: &RouteInput<'_>,
+    strip: bool,
 ) -> Job {
     let ev = input.event;
     let id = job_id(&ev.app_id, &ev.device_id, &ev.user_id, &ev.event_id, &pb.id, trigger.name());
@@ -190,9 +214,11 @@ pub fn build_job(
         install_ms: input.install_ms,
         platform: input.app.platform,
         postback_event: pb.event_name(),
-        partner_params: rules.partner_params(&pb.partner_id, attributed.campaign()),
+        partner: rules.partner(&pb.partner_id),
         job_id: &id,
         usd_rates: rules.usd_rates(),
+        privacy: input.privacy,
+        strip,
     };
     Job {
         url: pb.url.render(&ctx),

@@ -3,6 +3,7 @@
 
 use super::app::App;
 use super::postback::Postback;
+use super::privacy::PrivacyPolicy;
 use super::trigger::Trigger;
 use super::when::Rates;
 // looked up several times per event: foldhash, not SipHash (1.2% of the
@@ -10,11 +11,43 @@ use super::when::Rates;
 use foldhash::HashMap;
 use std::collections::BTreeMap;
 
-/// Per-partner values routing needs.
+/// Per-partner values routing and rendering need.
 #[derive(Debug, Clone, Default)]
 pub struct PartnerParams {
     /// campaign id -> parameter name -> value (`{partner_param:NAME}`).
     pub campaign_params: BTreeMap<String, BTreeMap<String, String>>,
+    /// Parameter values for every campaign (campaign values win).
+    pub params: BTreeMap<String, String>,
+    /// The partner's name of each postback event (`{partner_event}`); keys
+    /// are event names or `custom_event:NAME`.
+    pub event_names: BTreeMap<String, String>,
+    /// What the partner gets from a device that limits tracking.
+    pub privacy: PrivacyPolicy,
+}
+
+impl PartnerParams {
+    /// `{partner_param:NAME}` for `campaign`: the campaign's value, else
+    /// the partner's.
+    pub fn param(&self, campaign: &str, name: &str) -> Option<&str> {
+        self.campaign_params
+            .get(campaign)
+            .and_then(|c| c.get(name))
+            .or_else(|| self.params.get(name))
+            .map(String::as_str)
+    }
+
+    /// `{partner_event}`: the partner's name for the postback event
+    /// `event` (custom events: `custom_event:NAME`, then the name itself).
+    pub fn event_name<'a>(&'a self, event: &'a str, custom: &'a str) -> &'a str {
+        if event == "custom_event" {
+            // by the app's event name, else the partner's one name for all
+            // custom events, else the app's event name as it is
+            let key = format!("custom_event:{custom}");
+            let named = self.event_names.get(&key).or_else(|| self.event_names.get(event));
+            return named.map_or(custom, String::as_str);
+        }
+        self.event_names.get(event).map_or(event, String::as_str)
+    }
 }
 
 /// Everything the rules and routing read, built once per config (re)load.
@@ -69,7 +102,13 @@ impl Rules {
         self.by_trigger.get(&trigger).into_iter().flatten().map(|&i| &self.postbacks[i])
     }
 
-    pub fn partner_params(&self, partner: &str, campaign: &str) -> Option<&BTreeMap<String, String>> {
-        self.partners.get(partner)?.campaign_params.get(campaign)
+    pub fn partner(&self, partner: &str) -> Option<&PartnerParams> {
+        self.partners.get(partner)
+    }
+
+    /// The partner's privacy policy (send, when the partner is unknown).
+    pub fn privacy_policy(&self, partner: &str) -> &PrivacyPolicy {
+        static SEND: std::sync::LazyLock<PrivacyPolicy> = std::sync::LazyLock::new(PrivacyPolicy::default);
+        self.partners.get(partner).map_or(&SEND, |p| &p.privacy)
     }
 }

@@ -129,6 +129,9 @@ pub struct DeviceState {
     /// that fire on the nth one; at most [`COUNTS_KEPT`], least recently
     /// counted dropped first.
     pub counts: Vec<Count>,
+    /// What the device last reported of ad-tracking limits and consent
+    /// (events that say nothing of it, like server-side payments, leave it).
+    pub privacy: super::privacy::Privacy,
 }
 
 /// How many events of one kind (or custom event name) a device had.

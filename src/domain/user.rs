@@ -16,6 +16,8 @@ use super::trigger::{Trigger, Triggers};
 /// One event with a user id, as carried by the user-activity topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserActivity {
+    /// The event, its `privacy` what the device allows after it (the
+    /// device's, not only what this event said).
     pub event: Event,
     /// The device's first attribution.
     pub device_first: Attributed,
@@ -37,12 +39,17 @@ pub struct ActivityRef<'a> {
     pub device_current: &'a Attributed,
     pub device_seq: u32,
     pub install_ms: i64,
+    /// What the device allows after the event.
+    pub privacy: &'a super::privacy::Privacy,
 }
 
 impl ActivityRef<'_> {
     pub fn to_activity(&self) -> UserActivity {
+        // the event as the user stage sees it: with what the device allows
+        let mut event = self.event.clone();
+        event.privacy = self.privacy.clone();
         UserActivity {
-            event: self.event.clone(),
+            event,
             device_first: self.device_first.clone(),
             device_current: self.device_current.clone(),
             device_seq: self.device_seq,
@@ -59,6 +66,7 @@ impl UserActivity {
             device_current: &self.device_current,
             device_seq: self.device_seq,
             install_ms: self.install_ms,
+            privacy: &self.event.privacy,
         }
     }
 }

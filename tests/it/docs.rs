@@ -59,3 +59,37 @@ fn the_deployment_guide_and_the_readme_link_the_runbook() {
         assert!(text.contains("docs/operations/runbook.md"), "{doc} links the runbook");
     }
 }
+
+/// Every macro and every MyTracker name the code reads has its row in
+/// docs/templates.md, and every preset its row in the partners page.
+#[test]
+fn the_template_and_partner_references_list_what_the_code_has() {
+    use postback::domain::template::{CATALOGUE, mytracker};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let templates = std::fs::read_to_string(root.join("docs/templates.md")).unwrap();
+    let mut missing = Vec::new();
+    for (name, _) in CATALOGUE {
+        // "sub1 .. sub5" is one row of five
+        let first = name.split(' ').next().unwrap();
+        if !templates.contains(&format!("`{first}`")) {
+            missing.push(format!("docs/templates.md: macro {name}"));
+        }
+    }
+    for (mt, ours) in mytracker::NAMES {
+        if !templates.contains(&format!("| `{{{mt}}}` | `{{{ours}}}` |")) {
+            missing.push(format!("docs/templates.md: MyTracker {mt} -> {ours}"));
+        }
+    }
+    for (prefix, family) in mytracker::PREFIXES {
+        if !templates.contains(&format!("| `{{{prefix}NAME}}` | `{{{family}NAME}}` |")) {
+            missing.push(format!("docs/templates.md: MyTracker prefix {prefix}"));
+        }
+    }
+    let partners = std::fs::read_to_string(root.join("docs/configuration/partners.md")).unwrap();
+    for preset in postback::config::presets::all() {
+        if !partners.contains(&format!("| `{}` |", preset.preset.id)) {
+            missing.push(format!("docs/configuration/partners.md: preset {}", preset.preset.id));
+        }
+    }
+    assert!(missing.is_empty(), "not documented:\n{}", missing.join("\n"));
+}

@@ -314,9 +314,11 @@ fn a_value_of_dot_dot_stays_in_its_path_segment_on_the_wire() {
         install_ms: 0,
         platform: postback::domain::Platform::Mobile,
         postback_event: "install",
-        partner_params: None,
+        partner: None,
         job_id: "dots",
         usd_rates: &Default::default(),
+        privacy: &Default::default(),
+        strip: false,
     };
     env.produce_jobs(&[job("dots", "acme", template.render(&ctx))]);
     let mut s = sender(&env, "s1", &[]);

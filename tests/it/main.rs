@@ -13,6 +13,7 @@ mod mock;
 mod newcomer;
 mod ops;
 mod outage;
+mod parity;
 mod process;
 mod projects;
 mod properties;

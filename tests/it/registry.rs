@@ -21,6 +21,7 @@ use std::time::Duration;
 const SINK: &str = "https://pb.example";
 const OURS: &str = include_str!("../../schemas/event.avsc");
 const OURS_V1: &str = include_str!("../../schemas/event.v1.avsc");
+const OURS_V2: &str = include_str!("../../schemas/event.v2.avsc");
 
 /// Our event schema with `edit` applied to its field list.
 fn variant(edit: impl FnOnce(&mut Vec<Value>)) -> String {
@@ -48,13 +49,15 @@ fn avro_events_under_a_schema_registry_are_resolved_and_jobs_are_avro() {
     let extra = format!("[schema_registry]\nurl = \"{}\"\ntimeout = \"10s\"\n", registry.url);
     let env = TestEnv::new("registry", 1, SINK, &extra);
 
-    // three writers our schema can read: one more field at the end (skipped),
-    // the first version without the last two optional fields (defaults), and
-    // event_id written as bytes (promoted to string)
+    // four writers our schema can read: one more field at the end (skipped),
+    // the first and second versions without the last five and three
+    // optional fields (defaults), and event_id written as bytes (promoted
+    // to string)
     let with_extra = variant(|f| f.push(json!({"name": "session_id", "type": "string"})));
     let with_bytes = variant(|f| f[0]["type"] = json!("bytes"));
     let id_extra = registry.register(&env.topic("extra-value"), &with_extra);
     let id_v1 = registry.register(&env.topic("v1-value"), OURS_V1);
+    let id_v2 = registry.register(&env.topic("v2-value"), OURS_V2);
     let id_bytes = registry.register(&env.topic("bytes-value"), &with_bytes);
     // and two it cannot: a timestamp written as a string, and a record of another name
     let with_text_time = variant(|f| f[5]["type"] = json!("string"));
@@ -65,10 +68,12 @@ fn avro_events_under_a_schema_registry_are_resolved_and_jobs_are_avro() {
     let events = generated(40, 300, 71);
     let encode = |i: usize, e: &Event| -> Vec<u8> {
         let ours = encode_event_avro(e);
-        match i % 3 {
+        match i % 4 {
             0 => confluent(id_extra, &[ours, avro_string(&format!("s-{i}"))].concat()),
-            // a first-version record is the second's without its two trailing nulls
-            1 => confluent(id_v1, &ours[..ours.len() - 2]),
+            // an earlier version's record is the third's without its
+            // trailing nulls (waid, medium; the three privacy fields)
+            1 => confluent(id_v1, &ours[..ours.len() - 5]),
+            2 => confluent(id_v2, &ours[..ours.len() - 3]),
             _ => confluent(id_bytes, &ours),
         }
     };

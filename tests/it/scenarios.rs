@@ -55,6 +55,7 @@ const BULLETS: &[&str] = &[
     "1.5 lt in first attribution",
     "1.5 ca in current attribution",
     "1.6 web apps",
+    "1.6 custom events on sites",
     "2 sending all",
     "2 campaigns",
 ];
@@ -636,8 +637,25 @@ pub fn scenarios() -> Vec<Scenario> {
             ],
         ),
         s(
+            &["1.6 custom events on sites", "1.5 lt in first attribution", "1.5 ca in current attribution"],
+            "a site's custom events go to the first visit's source (lt) and to the last visit's (ca); a late one keeps its own",
+            vec![
+                (ev("v1", Visit, 0.0).app("w").from("acme"), Fires(&[])),
+                (ev("e1", CustomEvent, 0.5).app("w").named("level_up"), Fires(&["acme.level-up", "acme.level-up-ca"])),
+                // a visit from another source moves the current attribution (last visit)
+                (ev("v2", Visit, 1.0).app("w").from("zeta"), Fires(&[])),
+                (ev("e2", CustomEvent, 1.5).app("w").named("level_up"), Fires(&["acme.level-up", "zeta.level-up-ca"])),
+                // an organic visit does not take it back; another name fires nothing
+                (ev("v3", Visit, 2.0).app("w"), Fires(&[])),
+                (ev("e3", CustomEvent, 2.5).app("w").named("level_up"), Fires(&["acme.level-up", "zeta.level-up-ca"])),
+                (ev("e4", CustomEvent, 2.6).app("w").named("checkout"), Fires(&[])),
+                // late: before the last visit, sent in the attribution current then
+                (ev("e5", CustomEvent, 0.7).app("w").named("level_up"), Fires(&["acme.level-up", "acme.level-up-ca"])),
+            ],
+        ),
+        s(
             &["1.6 web apps"],
-            "web apps send only new user, re-engagement, registration, login and custom payment postbacks",
+            "web apps send new user, re-engagement, registration, login, custom payment and custom event postbacks",
             vec![
                 (ev("v1", Visit, 0.0).app("w").user("u1").from("acme"), Fires(&["acme.new-user"])),
                 (ev("p1", Payment, 1.0).app("w").user("u1").pay("1.00", false), Fires(&[])),
@@ -651,7 +669,7 @@ pub fn scenarios() -> Vec<Scenario> {
                         "acme.first-custom-payment-user",
                     ]),
                 ),
-                (ev("e1", CustomEvent, 3.0).app("w").named("level_up"), Fires(&[])),
+                (ev("e1", CustomEvent, 3.0).app("w").named("level_up"), Fires(&["acme.level-up", "acme.level-up-ca"])),
                 (
                     ev("v2", Visit, 40.0).app("w").user("u1").from("zeta"),
                     Fires(&["zeta.reengagement", "zeta.reengagement-user"]),

@@ -47,6 +47,17 @@ pub enum Macro {
     Waid,
     /// The tracking link's medium.
     Medium,
+    /// The partner's name for the postback event (`[partners.event_names]`).
+    PartnerEvent,
+    /// IDFA upper case on iOS, GAID lower case on Android.
+    IdfaUpperOrGaidLower,
+    /// `1`, `0`, or empty when unknown.
+    LimitAdTracking,
+    AttStatus,
+    /// `1` when ad tracking is allowed, `0` when limited, empty when unknown.
+    TrackingEnabled,
+    /// `1`/`0` for a consent purpose, empty when unknown.
+    Consent(String),
 }
 
 /// (name, description) of every macro, for the README and `--help` texts.
@@ -97,6 +108,18 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     ("currency", "ISO 4217 currency code"),
     ("transaction_id", "store transaction id"),
     ("postback_id", "the job id: stable across retries, for de-duplication"),
+    (
+        "partner_event",
+        "the partner's name for the postback event ([partners.event_names]; default: the event's own name, for custom events the app's event name)",
+    ),
+    (
+        "idfa_upper_or_gaid_lower",
+        "IDFA in upper case on iOS, GAID in lower case on Android (by os), else whichever is set",
+    ),
+    ("limit_ad_tracking", "1 when the device limits ad tracking, 0 when it does not, empty when unknown"),
+    ("att_status", "iOS ATT status: authorized, denied, restricted or not_determined; empty when unknown"),
+    ("tracking_enabled", "1 when ad tracking is allowed (no limit, ATT not denied), 0 when not, empty when unknown"),
+    ("consent:PURPOSE", "1 when consent to PURPOSE was given, 0 when refused, empty when unknown"),
 ];
 
 impl Macro {
@@ -110,6 +133,7 @@ impl Macro {
                 "click_param" => Ok(Macro::ClickParam(arg.to_owned())),
                 "partner_param" => Ok(Macro::PartnerParam(arg.to_owned())),
                 "event_param" => Ok(Macro::EventParam(arg.to_owned())),
+                "consent" => Ok(Macro::Consent(arg.to_owned())),
                 _ => Err(format!("unknown macro '{name}'")),
             };
         }
@@ -147,13 +171,36 @@ impl Macro {
             "revenue_usd" => Macro::RevenueUsd,
             "waid" => Macro::Waid,
             "medium" => Macro::Medium,
+            "partner_event" => Macro::PartnerEvent,
+            "idfa_upper_or_gaid_lower" => Macro::IdfaUpperOrGaidLower,
+            "limit_ad_tracking" => Macro::LimitAdTracking,
+            "att_status" => Macro::AttStatus,
+            "tracking_enabled" => Macro::TrackingEnabled,
             _ => return Err(format!("unknown macro '{name}'")),
         };
         Ok(m)
     }
 
-    /// The value for one rendering; empty when the event does not have it.
+    /// Device identifiers, IP and user agent: what a partner's privacy
+    /// policy strips.
+    pub fn identifies(&self) -> bool {
+        match self {
+            Macro::Device(i) => STRIPPED.contains(&DeviceInfo::FIELDS[*i]),
+            Macro::Waid | Macro::IdfaOrGaid | Macro::IdfaUpperOrGaidLower => true,
+            _ => false,
+        }
+    }
+
+    /// The value for one rendering; empty when the event does not have it,
+    /// or when the partner's privacy policy strips it.
     pub fn resolve<'a>(&self, ctx: &RenderCtx<'a>) -> Cow<'a, str> {
+        if ctx.strip && self.identifies() {
+            return Cow::Borrowed("");
+        }
+        self.value(ctx)
+    }
+
+    fn value<'a>(&self, ctx: &RenderCtx<'a>) -> Cow<'a, str> {
         let ev = ctx.event;
         let attr = ctx.attribution.source.as_ref();
         let from_attr = |f: fn(&'a crate::domain::event::Attribution) -> &'a str| -> Cow<'a, str> {
@@ -175,7 +222,7 @@ impl Macro {
                 Cow::Borrowed(attr.and_then(|a| a.click_params.get(name)).map_or("", |v| v.as_str()))
             }
             Macro::PartnerParam(name) => {
-                Cow::Borrowed(ctx.partner_params.and_then(|p| p.get(name)).map_or("", |v| v.as_str()))
+                Cow::Borrowed(ctx.partner.and_then(|p| p.param(ctx.attribution.campaign(), name)).unwrap_or(""))
             }
             Macro::AttributionTs => seconds(ctx.attribution.at_ms),
             Macro::ClickTs => seconds(attr.map_or(0, |a| a.touch_ms)),
@@ -196,7 +243,40 @@ impl Macro {
             Macro::RevenueUsd => Cow::Owned(revenue_usd(ev, ctx.usd_rates)),
             Macro::Waid => Cow::Borrowed(&ev.device.waid),
             Macro::Medium => from_attr(|a| &a.medium),
+            Macro::PartnerEvent => match ctx.partner {
+                Some(p) => Cow::Owned(p.event_name(ctx.postback_event, ev.custom_name()).to_owned()),
+                None if ctx.postback_event == "custom_event" => Cow::Borrowed(ev.custom_name()),
+                None => Cow::Borrowed(ctx.postback_event),
+            },
+            Macro::IdfaUpperOrGaidLower => idfa_upper_or_gaid_lower(&ev.device),
+            Macro::LimitAdTracking => flag(ctx.privacy.limit_ad_tracking),
+            Macro::AttStatus => Cow::Borrowed(ctx.privacy.att_status.map_or("", |a| a.as_str())),
+            Macro::TrackingEnabled => flag(ctx.privacy.tracking_enabled()),
+            Macro::Consent(purpose) => flag(ctx.privacy.consent.get(purpose).copied()),
         }
+    }
+}
+
+/// The device fields a privacy policy strips (the identifiers, IP and
+/// user agent; not os, country, language or model).
+const STRIPPED: [&str; 8] = ["idfa", "idfv", "gaid", "android_id", "oaid", "app_set_id", "ip", "user_agent"];
+
+fn flag(v: Option<bool>) -> Cow<'static, str> {
+    Cow::Borrowed(match v {
+        Some(true) => "1",
+        Some(false) => "0",
+        None => "",
+    })
+}
+
+/// IDFA upper case on iOS, GAID lower case on Android (by `os`); without a
+/// known os, whichever is set (IDFA first), cased the same way.
+fn idfa_upper_or_gaid_lower(d: &DeviceInfo) -> Cow<'_, str> {
+    let id = advertising_id(d);
+    if std::ptr::eq(id, d.idfa.as_str()) {
+        Cow::Owned(id.to_ascii_uppercase())
+    } else {
+        Cow::Owned(id.to_ascii_lowercase())
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod encode;
 mod macros;
+pub mod mytracker;
 #[cfg(test)]
 mod tests;
 
@@ -18,7 +19,6 @@ use super::event::Event;
 use super::state::Attributed;
 use super::when::Rates;
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 
 /// Where a template is used; decides escaping and what is checked at load.
@@ -56,6 +56,8 @@ struct Value {
     branches: Vec<Branch>,
     default: Option<String>,
     escape: Escape,
+    /// MyTracker names written here, with what they stand for.
+    aliases: Vec<(String, String)>,
 }
 
 /// A macro with the filters written after it (before the next `or:`).
@@ -84,11 +86,16 @@ pub struct RenderCtx<'a> {
     pub platform: Platform,
     /// The postback event name (`{event}`).
     pub postback_event: &'a str,
-    /// The partner's parameters for the attribution's campaign.
-    pub partner_params: Option<&'a BTreeMap<String, String>>,
+    /// The partner's parameters and event names.
+    pub partner: Option<&'a crate::domain::rules::PartnerParams>,
     pub job_id: &'a str,
     /// `[currency_rates]`, for `{revenue_usd}`.
     pub usd_rates: &'a Rates,
+    /// What the device allows (`{limit_ad_tracking}`, `{consent:NAME}`, …).
+    pub privacy: &'a crate::domain::privacy::Privacy,
+    /// The partner's privacy policy strips the device's identifiers, IP
+    /// and user agent: those macros render empty.
+    pub strip: bool,
 }
 
 impl Template {
@@ -104,6 +111,15 @@ impl Template {
 
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// The MyTracker macros the template was written with, each with what
+    /// it stands for here (`mt_gaid_lc` -> `gaid|lower`).
+    pub fn aliases(&self) -> impl Iterator<Item = &(String, String)> {
+        self.segments.iter().flat_map(|s| match s {
+            Segment::Value(v) => v.aliases.iter().collect(),
+            Segment::Literal(_) => Vec::new(),
+        })
     }
 
     /// The macros used (every branch of every `or:`), for load checks.
@@ -292,6 +308,8 @@ impl Value {
 /// the last branch, so `{idfa|or:gaid|lower}` lowers both and
 /// `{idfa|upper|or:gaid|lower}` only gaid.
 fn parse_macro(body: &str, escape: Escape) -> Result<Segment, String> {
+    // MyTracker's names first become ours, filters and all
+    let (body, aliases) = mytracker::translate(body)?;
     let mut parts = body.split('|');
     let first = parts.next().unwrap_or("").trim();
     if first.is_empty() {
@@ -319,5 +337,5 @@ fn parse_macro(body: &str, escape: Escape) -> Result<Segment, String> {
              expects a hash (hash every branch, e.g. {idfa|sha1|or:gaid|sha1})"
             .into());
     }
-    Ok(Segment::Value(Value { branches, default, escape }))
+    Ok(Segment::Value(Value { branches, default, escape, aliases }))
 }

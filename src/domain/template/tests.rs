@@ -29,17 +29,23 @@ fn attributed() -> Attributed {
 
 fn render_with(source: &str, place: Place, ev: &Event, attr: &Attributed) -> String {
     let t = Template::parse(source, place).unwrap_or_else(|e| panic!("{source}: {e}"));
-    let params = [("sdk_key".to_owned(), "k-123".to_owned())].into();
+    let partner = crate::domain::PartnerParams {
+        params: [("sdk_key".to_owned(), "k-123".to_owned())].into(),
+        ..Default::default()
+    };
     let rates = Rates([("EUR".to_owned(), Decimal::parse("1.0842").unwrap())].into());
+    let privacy = crate::domain::Privacy::default();
     let ctx = RenderCtx {
         event: ev,
         attribution: attr,
         install_ms: 1_699_999_600_000,
         platform: Platform::Mobile,
         postback_event: "payment",
-        partner_params: Some(&params),
+        partner: Some(&partner),
         job_id: "job-1",
         usd_rates: &rates,
+        privacy: &privacy,
+        strip: false,
     };
     t.render(&ctx)
 }
