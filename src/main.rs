@@ -202,8 +202,8 @@ fn topics_create(path: &std::path::Path, partitions: i32) -> ExitCode {
     let Some(config) = load_or_say(path) else { return ExitCode::FAILURE };
     match postback::kafka::admin::create_all(&config, partitions) {
         Ok(topics) => {
-            for (topic, n) in topics {
-                println!("{topic:<40} {n} partitions");
+            for t in topics {
+                println!("{:<40} {} partitions", t.topic, t.partitions);
             }
             ExitCode::SUCCESS
         }

@@ -14,7 +14,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// page of it came back through a page fault zeroed by the kernel: 5–8% of
 /// the processing thread's profile, and 7% more CPU per event than with
 /// purging off; the sender used 8% more per postback (alternating bench
-/// runs, README *Performance*). The cost: the heap stays at its peak size
+/// runs, docs/performance.md). The cost: the heap stays at its peak size
 /// (bounded by `process.max_batch`, `process.max_batch_bytes` and the
 /// sender's in-flight limits).
 pub fn keep_freed_memory() {

@@ -7,7 +7,7 @@ use crate::config::reload::{self, SharedConfig};
 use crate::config::{self, Config};
 use crate::process;
 use crate::supervisor::Supervisor;
-use crate::telemetry::{Health, admin};
+use crate::telemetry::{Health, Reason, admin};
 use anyhow::Context;
 use std::path::Path;
 use std::sync::Arc;
@@ -33,9 +33,9 @@ pub fn run(path: &Path, load: config::LoadOptions, stages: Stages) -> anyhow::Re
 async fn serve(config: Config, loaded_from: Vec<u8>, stages: Stages) -> anyhow::Result<()> {
     let health = Health::new();
     // not ready until each stage has registered what it waits for
-    health.block("starting");
+    health.block(Reason::Starting);
     if stages.send {
-        health.block(crate::send::STARTING);
+        health.block(Reason::SenderStarting);
     }
     let path = config.path.clone();
     let shared: SharedConfig = reload::shared(config);
@@ -61,16 +61,13 @@ async fn serve(config: Config, loaded_from: Vec<u8>, stages: Stages) -> anyhow::
         supervisor.spawn("sender", crate::send::run(Arc::clone(&shared), health.clone(), token.clone()));
     }
     let watcher = tokio::spawn(reload::watch(path, loaded_from, Arc::clone(&shared), token.clone()));
-    health.unblock("starting");
+    health.unblock(Reason::Starting);
     let result = supervisor.wait().await;
     signals.abort();
     watcher.abort();
     tracing::info!("stopped");
     result.map_err(Into::into)
 }
-
-/// Readiness reason while no broker answers.
-pub const KAFKA_UNREACHABLE: &str = "kafka unreachable";
 
 /// Waits until the brokers answer, with the reason in `/readyz` meanwhile
 /// (a refused password, an untrusted certificate, nothing listening) and
@@ -81,10 +78,10 @@ fn wait_for_kafka(config: &Config, health: &Health, shutdown: &CancellationToken
     loop {
         match crate::kafka::admin::reach_within(config, Duration::from_secs(10)) {
             Ok(_) => {
-                health.unblock(KAFKA_UNREACHABLE);
+                health.unblock(Reason::KafkaUnreachable);
                 return true;
             }
-            Err(e) => health.block_with(KAFKA_UNREACHABLE, e.to_string()),
+            Err(e) => health.block_with(Reason::KafkaUnreachable, e.to_string()),
         }
         let until = std::time::Instant::now() + backoff;
         while std::time::Instant::now() < until {

@@ -5,26 +5,36 @@
 //! the process exit non-zero once everything has wound down. A stage that
 //! fails never leaves the other running as if nothing happened.
 
-use crate::telemetry::Health;
+use crate::telemetry::{Health, Reason};
 use std::future::Future;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// Readiness reason once a stage has failed.
-pub const STAGE_FAILED: &str = "stage failed";
+/// Why a stage ended, as it said it.
+pub type StageError = Box<dyn std::error::Error + Send + Sync>;
 
-/// How the supervised stages ended.
+/// A stage that ended without an error of its own.
 #[derive(Debug, thiserror::Error)]
-#[error("{stage} stage failed: {reason}")]
+pub enum Ended {
+    #[error("panicked")]
+    Panicked,
+    #[error("stopped on its own")]
+    StoppedOnItsOwn,
+}
+
+/// The first stage that failed, with its error (and the error's sources).
+#[derive(Debug, thiserror::Error)]
+#[error("{stage} stage failed: {source}")]
 pub struct StageFailed {
     pub stage: &'static str,
-    pub reason: String,
+    #[source]
+    pub source: StageError,
 }
 
 pub struct Supervisor {
     token: CancellationToken,
     health: Health,
-    stages: JoinSet<(&'static str, Result<(), String>)>,
+    stages: JoinSet<(&'static str, Result<(), StageError>)>,
 }
 
 impl Supervisor {
@@ -38,16 +48,16 @@ impl Supervisor {
     }
 
     /// Supervises a stage running on the async runtime.
-    pub fn spawn<E: std::fmt::Display>(
+    pub fn spawn<E: Into<StageError>>(
         &mut self,
         stage: &'static str,
         run: impl Future<Output = Result<(), E>> + Send + 'static,
     ) {
-        self.stages.spawn(async move { (stage, run.await.map_err(|e| e.to_string())) });
+        self.stages.spawn(async move { (stage, run.await.map_err(Into::into)) });
     }
 
     /// Supervises a stage running on a thread of its own.
-    pub fn spawn_thread<E: std::fmt::Display + Send + 'static>(
+    pub fn spawn_thread<E: Into<StageError> + Send + 'static>(
         &mut self,
         stage: &'static str,
         thread: std::thread::JoinHandle<Result<(), E>>,
@@ -55,8 +65,8 @@ impl Supervisor {
         self.stages.spawn(async move {
             let joined = tokio::task::spawn_blocking(move || thread.join()).await;
             let result = match joined {
-                Ok(Ok(r)) => r.map_err(|e| e.to_string()),
-                Ok(Err(_)) | Err(_) => Err("panicked".to_owned()),
+                Ok(Ok(r)) => r.map_err(Into::into),
+                Ok(Err(_)) | Err(_) => Err(Ended::Panicked.into()),
             };
             (stage, result)
         });
@@ -67,17 +77,17 @@ impl Supervisor {
     pub async fn wait(mut self) -> Result<(), StageFailed> {
         let mut first: Option<StageFailed> = None;
         while let Some(joined) = self.stages.join_next().await {
-            let (stage, result) = joined.unwrap_or(("a", Err("panicked".to_owned())));
+            let (stage, result) = joined.unwrap_or_else(|_| ("a", Err(Ended::Panicked.into())));
             let failure = match result {
-                Err(reason) => Some(reason),
-                Ok(()) if !self.token.is_cancelled() => Some("stopped on its own".to_owned()),
+                Err(source) => Some(source),
+                Ok(()) if !self.token.is_cancelled() => Some(Ended::StoppedOnItsOwn.into()),
                 Ok(()) => None,
             };
-            if let Some(reason) = failure {
-                tracing::error!(stage, reason = %reason, "stage failed; stopping the others");
-                self.health.block_with(STAGE_FAILED, format!("{stage}: {reason}"));
+            if let Some(source) = failure {
+                tracing::error!(stage, reason = %source, "stage failed; stopping the others");
+                self.health.block_with(Reason::StageFailed, format!("{stage}: {source}"));
                 self.token.cancel();
-                first.get_or_insert(StageFailed { stage, reason });
+                first.get_or_insert(StageFailed { stage, source });
             }
         }
         first.map_or(Ok(()), Err)
@@ -96,13 +106,13 @@ mod tests {
         let token = s.token();
         s.spawn("sender", async move {
             token.cancelled().await;
-            Ok::<(), String>(())
+            Ok::<(), StageError>(())
         });
         s.spawn_thread(
             "processing",
             std::thread::spawn(|| {
                 std::thread::sleep(Duration::from_millis(50));
-                Err::<(), _>("fatal transaction error: fenced")
+                Err::<(), StageError>("fatal transaction error: fenced".into())
             }),
         );
         let err = s.wait().await.unwrap_err();
@@ -118,7 +128,7 @@ mod tests {
             let token = token.clone();
             async move {
                 token.cancelled().await;
-                Ok::<(), String>(())
+                Ok::<(), StageError>(())
             }
         });
         token.cancel();

@@ -8,7 +8,7 @@
 //! record to a generic tree; pure.
 
 use super::DecodeError;
-use super::event::{WireAttribution, WireCustom, WireDevice, WireEvent, WireRevenue};
+use super::wire::{WireAttribution, WireCustom, WireDevice, WireEvent, WireRevenue};
 use crate::domain::Kind;
 use serde::Deserialize;
 use serde_json::Value;

@@ -17,11 +17,14 @@ mod avro;
 pub mod event;
 pub mod job;
 pub mod mapping;
+mod wire;
 
 pub use avro::{EVENT_SCHEMA, JOB_SCHEMA, JOB_SCHEMA_TEXT, confluent, incompatibility};
 pub use event::{DecodeOptions, WriterSchema, WriterSchemas, decode_event, decode_event_with, encode_event_json};
 pub use job::{JobEncoding, JobFormat, decode_job, encode_job};
 pub use mapping::{Mapping, MappingConfig};
+
+use crate::domain::reject::DlqReason;
 
 #[cfg(test)]
 mod tests;
@@ -52,14 +55,14 @@ pub enum DecodeError {
 
 impl DecodeError {
     /// Short, bounded label for metrics.
-    pub fn label(&self) -> &'static str {
+    pub fn reason(&self) -> DlqReason {
         match self {
-            DecodeError::Empty | DecodeError::Json(_) | DecodeError::Avro(_) => "undecodable",
-            DecodeError::Missing(_) => "missing_field",
-            DecodeError::Invalid { .. } => "invalid_field",
-            DecodeError::UnknownKind(_) => "unknown_kind",
-            DecodeError::TooLong { .. } => "field_too_long",
-            DecodeError::Schema(_) => "schema",
+            DecodeError::Empty | DecodeError::Json(_) | DecodeError::Avro(_) => DlqReason::Undecodable,
+            DecodeError::Missing(_) => DlqReason::MissingField,
+            DecodeError::Invalid { .. } => DlqReason::InvalidField,
+            DecodeError::UnknownKind(_) => DlqReason::UnknownKind,
+            DecodeError::TooLong { .. } => DlqReason::FieldTooLong,
+            DecodeError::Schema(_) => DlqReason::Schema,
         }
     }
 }

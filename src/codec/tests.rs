@@ -125,9 +125,9 @@ fn missing_and_invalid_fields_are_named() {
 
 #[test]
 fn labels_are_bounded() {
-    assert_eq!(DecodeError::Missing("x").label(), "missing_field");
-    assert_eq!(DecodeError::UnknownKind("x".into()).label(), "unknown_kind");
-    assert_eq!(DecodeError::Json("x".into()).label(), "undecodable");
+    assert_eq!(DecodeError::Missing("x").reason().label(), "missing_field");
+    assert_eq!(DecodeError::UnknownKind("x".into()).reason().label(), "unknown_kind");
+    assert_eq!(DecodeError::Json("x".into()).reason().label(), "undecodable");
 }
 
 pub(super) fn job() -> Job {
@@ -293,7 +293,7 @@ fn fields_longer_than_the_cap_are_refused_by_name() {
     e.device.user_agent = "x".repeat(100);
     let err = decode_event_with(&encode_event_avro(&e), &opts).unwrap_err();
     assert_eq!(err.to_string(), "field 'device.user_agent' is 100 bytes, over input.max_field_bytes (16)");
-    assert_eq!(err.label(), "field_too_long");
+    assert_eq!(err.reason().label(), "field_too_long");
     let mut e = full_event();
     e.attribution.as_mut().unwrap().click_params.insert("k".repeat(20), "v".into());
     assert_eq!(

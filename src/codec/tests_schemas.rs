@@ -200,7 +200,7 @@ fn unknown_ids_and_unreadable_schemas_are_schema_errors() {
     let opts = DecodeOptions { schemas: Some(Arc::new(schemas)), ..DecodeOptions::default() };
     let err = |id: u32| decode_event_with(&confluent(id, &[2]), &opts).unwrap_err();
     let e5 = err(5);
-    assert_eq!(e5.label(), "schema");
+    assert_eq!(e5.reason().label(), "schema");
     assert!(e5.to_string().starts_with("schema id 5 cannot be read as schemas/event.avsc: "), "{e5}");
     assert_eq!(err(6).to_string(), "schema id 6 is not in the registry");
     assert_eq!(err(7).to_string(), "schema id 7 was not fetched from the registry");

@@ -1,4 +1,4 @@
-//! Configuration (DESIGN §2): one TOML file, every key overridable by
+//! Configuration (docs/design.md §2): one TOML file, every key overridable by
 //! `POSTBACK__...` environment variables, unknown keys rejected, and every
 //! error naming the file, the key path and the reason.
 //!

@@ -3,6 +3,7 @@
 
 use super::app::{App, Platform};
 use super::event::{Event, Kind};
+use super::reject::DlqReason;
 use super::rules::Rules;
 use std::fmt;
 
@@ -34,11 +35,11 @@ impl fmt::Display for Rejection {
 
 impl Rejection {
     /// Short, bounded label for metrics.
-    pub fn label(&self) -> &'static str {
+    pub fn reason(&self) -> DlqReason {
         match self {
-            Rejection::UnknownApp(_) => "unknown_app",
-            Rejection::TimestampTooOld(_) | Rejection::TimestampInFuture(_) => "timestamp_out_of_range",
-            Rejection::KindNotForPlatform(..) => "kind_not_for_platform",
+            Rejection::UnknownApp(_) => DlqReason::UnknownApp,
+            Rejection::TimestampTooOld(_) | Rejection::TimestampInFuture(_) => DlqReason::TimestampOutOfRange,
+            Rejection::KindNotForPlatform(..) => DlqReason::KindNotForPlatform,
         }
     }
 }

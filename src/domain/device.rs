@@ -1,4 +1,4 @@
-//! Device-level rules (DESIGN §1.3): install, re-install, re-engagement by
+//! Device-level rules (docs/design.md §1.3): install, re-install, re-engagement by
 //! device, and the first/any registration, login, payment, custom payment and
 //! custom event triggers.
 //!

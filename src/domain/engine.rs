@@ -98,7 +98,7 @@ pub fn state_key(app_id: &str, id: &str) -> String {
 }
 
 /// State key of a user: `project:user` — a user is one user across the
-/// apps of a project (DESIGN §1.4; the seed counts new users per project).
+/// apps of a project (docs/design.md §1.4; the seed counts new users per project).
 pub fn user_key(app: &App, user_id: &str) -> String {
     state_key(&app.project, user_id)
 }

@@ -1,4 +1,4 @@
-//! Postback jobs (DESIGN §3.3): one rendered request to one partner, the
+//! Postback jobs (docs/design.md §3.3): one rendered request to one partner, the
 //! unit the sender delivers and retries.
 
 use super::postback::{Method, Routing};

@@ -20,6 +20,7 @@ pub mod hash;
 pub mod job;
 pub mod postback;
 pub mod privacy;
+pub mod reject;
 pub mod routing;
 pub mod rules;
 pub mod state;

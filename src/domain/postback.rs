@@ -88,7 +88,7 @@ impl PostbackEvent {
         }
     }
 
-    /// Events whose attribution is fixed by DESIGN §1.5 (no `attribution` key).
+    /// Events whose attribution is fixed by docs/design.md §1.5 (no `attribution` key).
     pub fn has_fixed_routing(&self) -> bool {
         matches!(
             self,

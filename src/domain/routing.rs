@@ -1,4 +1,4 @@
-//! Routing (DESIGN §1.5, §2): which configured postbacks a trigger fires,
+//! Routing (docs/design.md §1.5, §2): which configured postbacks a trigger fires,
 //! in which attribution, and the rendered jobs.
 //!
 //! `decide` returns the reason a postback does not fire, so `inspect` can
@@ -38,7 +38,7 @@ pub struct RouteInput<'a> {
 pub enum Skip {
     /// The postback is for another kind of event.
     OtherTrigger,
-    /// Not a valid postback event for a web app (DESIGN §1.6).
+    /// Not a valid postback event for a web app (docs/design.md §1.6).
     WebRestriction,
     AppNotIncluded,
     NotVerified,

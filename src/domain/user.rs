@@ -1,4 +1,4 @@
-//! User-level rules (DESIGN §1.4): new user, re-engagement by user, first
+//! User-level rules (docs/design.md §1.4): new user, re-engagement by user, first
 //! payment and first custom payment by user.
 //!
 //! The user stage sees each event that carries a user id, together with a

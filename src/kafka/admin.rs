@@ -113,7 +113,7 @@ pub enum AdminError {
     #[error(
         "the input '{events}' has {events_partitions} partitions but the device state has {state} (topic '{changelog}'), \
          and input.partitioned_by = \"custom\" finds a device's state only where its records arrive: \
-         partition the input by device id (input.partitioned_by = \"device_id\") or see the README's runbook"
+         partition the input by device id (input.partitioned_by = \"device_id\") or see docs/operations/runbook.md"
     )]
     CustomGrew { state: i32, changelog: String, events: String, events_partitions: i32 },
 }
@@ -243,10 +243,17 @@ fn device_state(config: &Config, consumer: &Probe, events: i32) -> Result<i32, A
     Ok(have)
 }
 
+/// A topic and how many partitions it has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSize {
+    pub topic: String,
+    pub partitions: i32,
+}
+
 /// `postback topics create`: the input with `input_partitions` (when
 /// missing) and every topic both stages use, whatever `topics.create`
 /// says. Returns each topic with its partition count.
-pub fn create_all(config: &Config, input_partitions: i32) -> Result<Vec<(String, i32)>, AdminError> {
+pub fn create_all(config: &Config, input_partitions: i32) -> Result<Vec<TopicSize>, AdminError> {
     let mut config = config.clone();
     config.topics.create = true;
     let consumer = reach(&config)?;
@@ -268,7 +275,8 @@ pub fn create_all(config: &Config, input_partitions: i32) -> Result<Vec<(String,
     ];
     let retries = config.retry_topics();
     names.extend(retries.iter());
-    names.into_iter().map(|n| Ok((n.clone(), partitions(&consumer, n)?.unwrap_or(0)))).collect()
+    let size = |n: &String| Ok(TopicSize { topic: n.clone(), partitions: partitions(&consumer, n)?.unwrap_or(0) });
+    names.into_iter().map(size).collect()
 }
 
 /// Reads every output topic's `max.message.bytes`.

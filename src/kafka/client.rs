@@ -16,7 +16,7 @@ pub fn base(config: &Config) -> ClientConfig {
     c
 }
 
-/// The processing stage's consumer (DESIGN §3.2): a group consumer whose
+/// The processing stage's consumer (docs/design.md §3.2): a group consumer whose
 /// offsets are committed through the producer's transaction.
 /// `static_ok` is false where a static member's cached assignment could
 /// miss partitions (see the processor's runner).

@@ -13,7 +13,6 @@
 //! to `reconnect.backoff.max.ms`; the log must not turn that into a storm)
 //! and counted in `postback_kafka_connection_errors_total{kind}`.
 
-use super::context::{is_partition_eof, log_rdkafka};
 use crate::telemetry::metrics::metrics;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -190,6 +189,24 @@ impl ClientContext for ProbeContext {
 }
 
 impl ConsumerContext for ProbeContext {}
+
+/// librdkafka's own log lines, at the matching level.
+pub fn log_rdkafka(level: RDKafkaLogLevel, fac: &str, message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+            tracing::error!(target: "librdkafka", fac, "{message}")
+        }
+        RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{message}"),
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "librdkafka", fac, "{message}"),
+        RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{message}"),
+    }
+}
+
+/// Reaching the end of a partition, however librdkafka wraps it (as a
+/// consumer error, or as `Global(PartitionEOF)` through the error callback).
+pub fn is_partition_eof(e: &KafkaError) -> bool {
+    matches!(e, KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF))
+}
 
 #[cfg(test)]
 mod tests {

@@ -9,30 +9,32 @@
 //! transaction is open when partitions leave; records already polled for a
 //! revoked partition are simply dropped (their offsets were never committed).
 
+use super::TopicPartition;
+use super::connect::{self, is_partition_eof, log_rdkafka};
 use crate::telemetry::metrics;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::TopicPartitionList;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// A change of assignment, as (topic, partition) pairs.
+/// A change of assignment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Assignment {
-    Assigned(Vec<(String, i32)>),
-    Revoked(Vec<(String, i32)>),
+    Assigned(Vec<TopicPartition>),
+    Revoked(Vec<TopicPartition>),
 }
 
 /// Called inside the revocation callback, before the partitions go: the
 /// last chance to commit their offsets.
-pub type RevokeHook = Box<dyn Fn(&BaseConsumer<GroupContext>, &[(String, i32)]) + Send + Sync>;
+pub type RevokeHook = Box<dyn Fn(&BaseConsumer<GroupContext>, &[TopicPartition]) + Send + Sync>;
 
-/// (topic, partition) -> the next offset committed through the producer's
+/// Per partition: the next offset committed through the producer's
 /// transactions, which librdkafka's statistics do not see.
-pub type CommittedOffsets = Arc<Mutex<HashMap<(String, i32), i64>>>;
+pub type CommittedOffsets = Arc<Mutex<HashMap<TopicPartition, i64>>>;
 
 pub struct GroupContext {
     group: String,
@@ -93,8 +95,8 @@ impl GroupContext {
     }
 }
 
-fn pairs(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
-    tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect()
+fn pairs(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
+    TopicPartition::all_of(tpl)
 }
 
 impl ClientContext for GroupContext {
@@ -103,7 +105,7 @@ impl ClientContext for GroupContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if is_partition_eof(&error) || super::connect::shared().record(&self.group, &error, reason).is_some() {
+        if is_partition_eof(&error) || connect::shared().record(&self.group, &error, reason).is_some() {
             return;
         }
         tracing::warn!(group = %self.group, error = %error, reason, "kafka client error");
@@ -119,9 +121,10 @@ impl ClientContext for GroupContext {
                 }
                 let lag = match &committed {
                     // ls_offset: the last stable offset (read_committed)
-                    Some(c) => {
-                        c.get(&(topic.clone(), *partition)).filter(|_| p.ls_offset >= 0).map(|o| p.ls_offset - o)
-                    }
+                    Some(c) => c
+                        .get(&TopicPartition::new(topic.as_str(), *partition))
+                        .filter(|_| p.ls_offset >= 0)
+                        .map(|o| p.ls_offset - o),
                     None => (p.consumer_lag >= 0).then_some(p.consumer_lag),
                 };
                 if let Some(lag) = lag {
@@ -145,11 +148,11 @@ impl ConsumerContext for GroupContext {
                 if let Some(hook) = &self.on_revoke {
                     hook(consumer, &pairs(tpl));
                 }
-                for (topic, partition) in pairs(tpl) {
+                for tp in pairs(tpl) {
                     // another instance reports this partition's lag now
-                    metrics().forget_consumer_lag(&self.group, &topic, partition);
+                    metrics().forget_consumer_lag(&self.group, &tp.topic, tp.partition);
                     if let Some(c) = &self.committed {
-                        c.lock().expect("committed offsets lock").remove(&(topic, partition));
+                        c.lock().expect("committed offsets lock").remove(&tp);
                     }
                 }
                 self.push(Assignment::Revoked(pairs(tpl)));
@@ -175,24 +178,6 @@ impl ConsumerContext for GroupContext {
     }
 }
 
-/// librdkafka's own log lines, at the matching level.
-pub fn log_rdkafka(level: RDKafkaLogLevel, fac: &str, message: &str) {
-    match level {
-        RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
-            tracing::error!(target: "librdkafka", fac, "{message}")
-        }
-        RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{message}"),
-        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "librdkafka", fac, "{message}"),
-        RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{message}"),
-    }
-}
-
-/// Reaching the end of a partition, however librdkafka wraps it (as a
-/// consumer error, or as `Global(PartitionEOF)` through the error callback).
-pub fn is_partition_eof(e: &KafkaError) -> bool {
-    matches!(e, KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF))
-}
-
 /// The context of helper clients (restore, DLQ replay, reports): librdkafka
 /// logs through `tracing`, and reaching the end of a partition — which
 /// these clients wait for — is not reported as an error.
@@ -204,7 +189,7 @@ impl ClientContext for QuietContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if is_partition_eof(&error) || super::connect::shared().record("client", &error, reason).is_some() {
+        if is_partition_eof(&error) || connect::shared().record("client", &error, reason).is_some() {
             return;
         }
         tracing::warn!(error = %error, reason, "kafka client error");

@@ -8,6 +8,8 @@ pub mod context;
 pub mod deliver;
 pub mod layout;
 pub mod murmur2;
+pub mod partition;
 pub mod patience;
 
 pub use murmur2::partition_for;
+pub use partition::TopicPartition;

@@ -1,25 +1,21 @@
-//! The processing stage (`postback process`, DESIGN §3): a consumer group
+//! The processing stage (`postback process`, docs/design.md §3): a consumer group
 //! over the event and user-activity topics, one RocksDB store per assigned
 //! partition restored from its changelog, and one transactional producer,
 //! so that jobs, repartitioned user activity, changelog records and input
 //! offsets commit together or not at all.
 
-pub mod batch;
-mod commit;
-mod dlq;
+mod batch;
+mod gate;
 mod partitions;
-mod producer;
-pub mod records;
-mod recover;
+mod records;
 pub mod rescale;
 pub mod restore;
-pub mod runner;
+mod runner;
+mod source;
 pub mod stage;
-mod stall;
-pub mod stats;
-pub mod step;
+mod stats;
 mod threads;
-mod txn;
+mod transaction;
 mod users;
 
 pub use restore::RestoreError;
@@ -30,6 +26,7 @@ use crate::kafka::admin::{self, AdminError};
 use crate::kafka::layout::{self, StateLayout};
 use crate::store::StoreError;
 use crate::telemetry::Health;
+use crate::telemetry::Reason;
 use crate::telemetry::metrics::metrics;
 use rdkafka::error::KafkaError;
 use runner::{Runner, SharedConfig};
@@ -65,12 +62,12 @@ pub enum ProcessError {
     #[error(
         "the input grew: partition {partition} was assigned but the device state has {state} partitions, \
          and with input.partitioned_by = \"custom\" a device's state is only found where its records arrived; \
-         see the README's runbook (add partitions to the input)"
+         see docs/operations/runbook.md (add partitions to the input)"
     )]
     InputGrew { partition: i32, state: i32 },
     #[error(
         "the user state in '{topic}' is keyed by app (written before projects): stop every processor and run \
-         `postback state rescale CONFIG` once to re-key it by project (README: Projects)"
+         `postback state rescale CONFIG` once to re-key it by project (docs/design.md §1.4)"
     )]
     UsersKeyedByApp { topic: String },
     #[error(
@@ -109,7 +106,7 @@ pub fn start(
     health: Health,
     shutdown: CancellationToken,
 ) -> Result<JoinHandle<Result<(), ProcessError>>, ProcessError> {
-    health.block(runner::PRODUCER_NOT_READY);
+    health.block(Reason::ProducerNotReady);
     crate::memory::keep_freed_memory();
     let configured: Arc<Config> = Arc::clone(&config.read().expect("config lock"));
     let (fixed, recorded) = with_layout(&configured)?;
@@ -126,15 +123,15 @@ pub fn start(
     let mut runners = Vec::with_capacity(threads);
     for t in threads::members(&fixed, threads) {
         let health = if threads > 1 { health.scoped(&t.name) } else { health.clone() };
-        health.block(runner::PRODUCER_NOT_READY);
-        health.block(runner::NOT_JOINED);
+        health.block(Reason::ProducerNotReady);
+        health.block(Reason::NotJoined);
         let runner =
             Runner::new(t.name.clone(), Arc::clone(&config), Arc::new(t.config), layout, health, stop.clone())?;
         runners.push((t.name, runner));
     }
     if threads > 1 {
         // each thread holds its own (scoped) reason from here on
-        health.unblock(runner::PRODUCER_NOT_READY);
+        health.unblock(Reason::ProducerNotReady);
     }
     threads::spawn(runners, stop)
 }

@@ -1,7 +1,8 @@
 //! Records in and out of a batch, independent of rdkafka types so the batch
 //! logic is testable without a broker.
 
-use super::stage::{Feed, Part, Source, Stage};
+use super::stage::{Feed, Part, Stage, Via};
+use std::collections::BTreeMap;
 
 /// A polled record, copied out of librdkafka's buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,7 +10,7 @@ pub struct InRecord {
     /// The stage it feeds.
     pub stage: Stage,
     /// Read from the stage's input, or from the device repartition topic.
-    pub source: Source,
+    pub via: Via,
     pub partition: i32,
     pub offset: i64,
     pub key: Option<Vec<u8>>,
@@ -30,7 +31,7 @@ impl InRecord {
 
     /// The partition it was read from (offsets and rewinds).
     pub fn feed(&self) -> Feed {
-        Feed { stage: self.stage, source: self.source, partition: self.partition }
+        Feed { stage: self.stage, via: self.via, partition: self.partition }
     }
 }
 
@@ -68,4 +69,27 @@ impl OutRecord {
     pub fn size(&self) -> usize {
         self.key.len() + self.value.len() + self.headers.iter().map(|(k, v)| k.len() + v.len() + 8).sum::<usize>()
     }
+}
+
+/// Per partition read: an offset of a batch (its first, or the next).
+pub type Offsets = BTreeMap<Feed, i64>;
+
+/// The first offset of each source partition among `records`.
+pub fn first_offsets<'a>(records: impl IntoIterator<Item = &'a InRecord>) -> Offsets {
+    let mut first = Offsets::new();
+    for r in records {
+        let slot = first.entry(r.feed()).or_insert(r.offset);
+        *slot = (*slot).min(r.offset);
+    }
+    first
+}
+
+/// Where to rewind when two batches are lost at once: per partition, the
+/// earlier of their first offsets.
+pub fn earliest(mut a: Offsets, b: &Offsets) -> Offsets {
+    for (k, v) in b {
+        let slot = a.entry(*k).or_insert(*v);
+        *slot = (*slot).min(*v);
+    }
+    a
 }

@@ -8,6 +8,7 @@
 //! rules); nothing else matches on device vs user.
 
 use crate::config::TopicsConfig;
+use crate::telemetry::StoreName;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -63,11 +64,11 @@ impl fmt::Display for Stage {
     }
 }
 
-/// Where a stage's records are read from. The device stage reads its input
-/// (`topics.events`) and, for input records that were not on their state
-/// partition, the repartition topic (`topics.device_events`).
+/// Which topic a stage's records come via. The device stage reads its
+/// input (`topics.events`) and, for input records that were not on their
+/// state partition, the repartition topic (`topics.device_events`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Source {
+pub enum Via {
     Input,
     Repartition,
 }
@@ -76,23 +77,23 @@ pub enum Source {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Feed {
     pub stage: Stage,
-    pub source: Source,
+    pub via: Via,
     pub partition: i32,
 }
 
 impl Feed {
     pub fn input(part: Part) -> Feed {
-        Feed { stage: part.stage, source: Source::Input, partition: part.partition }
+        Feed { stage: part.stage, via: Via::Input, partition: part.partition }
     }
 
     pub fn repartition(partition: i32) -> Feed {
-        Feed { stage: Stage::Device, source: Source::Repartition, partition }
+        Feed { stage: Stage::Device, via: Via::Repartition, partition }
     }
 
     pub fn topic(self, topics: &TopicsConfig) -> &str {
-        match self.source {
-            Source::Input => self.stage.input(topics),
-            Source::Repartition => &topics.device_events,
+        match self.via {
+            Via::Input => self.stage.input(topics),
+            Via::Repartition => &topics.device_events,
         }
     }
 
@@ -101,7 +102,7 @@ impl Feed {
         if topic == topics.device_events {
             return Some(Feed::repartition(partition));
         }
-        Stage::of_input(topics, topic).map(|stage| Feed { stage, source: Source::Input, partition })
+        Stage::of_input(topics, topic).map(|stage| Feed { stage, via: Via::Input, partition })
     }
 }
 
@@ -118,6 +119,11 @@ pub struct Part {
 impl Part {
     pub fn new(stage: Stage, partition: i32) -> Part {
         Part { stage, partition }
+    }
+
+    /// How readiness reasons name its store.
+    pub fn store_name(self) -> StoreName {
+        StoreName { stage: self.stage.name(), partition: self.partition }
     }
 
     /// The store's directory: `<state_dir>/device-3`.

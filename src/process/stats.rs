@@ -3,6 +3,7 @@
 
 use crate::config::TopicsConfig;
 use crate::domain::device::DeviceOutcome;
+use crate::domain::reject::DlqReason;
 use crate::domain::{App, Event, Job, Routing, Trigger};
 use crate::telemetry::metrics::{EventResult, metrics};
 // counted per record: foldhash, not SipHash (which was 2% of the
@@ -15,7 +16,7 @@ pub struct BatchStats {
     /// allocate nothing on the hot path
     events: HashMap<String, HashMap<(&'static str, EventResult), u64>>,
     /// DLQ reason label -> count
-    invalid: HashMap<&'static str, u64>,
+    invalid: HashMap<DlqReason, u64>,
     triggers: HashMap<&'static str, u64>,
     /// partner -> event -> [lt, ca] counts
     jobs: HashMap<String, HashMap<String, [u64; 2]>>,
@@ -60,7 +61,7 @@ impl BatchStats {
         bump(self.events.get_mut(app).expect("inserted"), (kind, result));
     }
 
-    pub fn invalid(&mut self, reason: &'static str) {
+    pub fn invalid(&mut self, reason: DlqReason) {
         self.records += 1;
         bump(&mut self.invalid, reason);
     }
@@ -91,21 +92,17 @@ impl BatchStats {
         counts[usize::from(job.attribution == Routing::Ca)] += 1;
     }
 
-    /// Records rejected to the DLQ with `label`.
-    pub fn rejected(&self, label: &str) -> u64 {
-        self.invalid.get(label).copied().unwrap_or(0)
-    }
-
-    /// Jobs emitted for (partner, event), both attributions.
-    pub fn job_count(&self, partner: &str, event: &str) -> u64 {
-        self.jobs.get(partner).and_then(|e| e.get(event)).map_or(0, |c| c[0] + c[1])
+    /// Records rejected to the DLQ for `reason`.
+    #[cfg(test)]
+    pub fn rejected(&self, reason: DlqReason) -> u64 {
+        self.invalid.get(&reason).copied().unwrap_or(0)
     }
 
     /// Adds this batch to the process metrics.
     pub fn publish(&self, topics: &TopicsConfig) {
         let m = metrics();
         if self.oversized_jobs > 0 {
-            m.dlq_records(&topics.jobs_dlq, "job_too_large", self.oversized_jobs);
+            m.dlq_records(&topics.jobs_dlq, DlqReason::JobTooLarge, self.oversized_jobs);
         }
         if self.repartitioned > 0 {
             m.repartitioned(self.repartitioned);
@@ -123,7 +120,7 @@ impl BatchStats {
         }
         for (reason, n) in &self.invalid {
             m.events("unknown", "unknown", EventResult::Invalid, *n);
-            m.dlq_records(&topics.events_dlq, reason, *n);
+            m.dlq_records(&topics.events_dlq, *reason, *n);
         }
         for (trigger, n) in &self.triggers {
             m.triggers(trigger, *n);

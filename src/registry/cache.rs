@@ -6,8 +6,8 @@
 
 use super::{Registry, RegistryError, Unavailable};
 use crate::codec::{EVENT_SCHEMA, WriterSchema, WriterSchemas, incompatibility};
-use crate::telemetry::Health;
 use crate::telemetry::metrics::metrics;
+use crate::telemetry::{Health, Reason};
 use apache_avro::Schema;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
@@ -157,14 +157,14 @@ fn waiting(e: &RegistryError, health: &Health, what: &str) {
     tracing::warn!(what, kind = kind.label(), error = %detail, "schema registry gave no usable answer; the batch waits");
     metrics().registry_failure(kind.label());
     for other in Unavailable::ALL.iter().filter(|k| *k != kind) {
-        health.unblock(other.reason());
+        health.unblock(Reason::Registry(other.reason()));
     }
-    health.block_with(kind.reason(), detail.clone());
+    health.block_with(Reason::Registry(kind.reason()), detail.clone());
 }
 
 fn available(health: &Health) {
     for kind in Unavailable::ALL {
-        health.unblock(kind.reason());
+        health.unblock(Reason::Registry(kind.reason()));
     }
 }
 

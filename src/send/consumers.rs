@@ -16,8 +16,8 @@
 
 use super::offsets::{Commit, OffsetTracker};
 use crate::config::Config;
-use crate::kafka::client;
 use crate::kafka::context::{Assignment, GroupContext};
+use crate::kafka::{TopicPartition, client};
 use futures::stream::SelectAll;
 use rdkafka::consumer::{CommitMode, Consumer, MessageStream, StreamConsumer};
 use rdkafka::error::KafkaResult;
@@ -65,15 +65,15 @@ impl Consumers {
     }
 
     pub fn pause(&self, topic: &str, partition: i32) -> KafkaResult<()> {
-        self.on_each(&[(topic.to_owned(), partition)], |m, tpl| m.pause(tpl))
+        self.on_each(&[TopicPartition::new(topic, partition)], |m, tpl| m.pause(tpl))
     }
 
     pub fn resume(&self, topic: &str, partition: i32) -> KafkaResult<()> {
-        self.on_each(&[(topic.to_owned(), partition)], |m, tpl| m.resume(tpl))
+        self.on_each(&[TopicPartition::new(topic, partition)], |m, tpl| m.resume(tpl))
     }
 
     /// Resumes the partitions of `list`, each through its own member.
-    pub fn resume_list(&self, list: &[(String, i32)]) -> KafkaResult<()> {
+    pub fn resume_list(&self, list: &[TopicPartition]) -> KafkaResult<()> {
         self.on_each(list, |m, tpl| m.resume(tpl))
     }
 
@@ -90,7 +90,7 @@ impl Consumers {
 
     /// The committed offsets (with metadata) of `list`, read through the
     /// members that hold them. Blocks: call it off the async threads.
-    pub fn committed(&self, list: &[(String, i32)], timeout: Duration) -> KafkaResult<TopicPartitionList> {
+    pub fn committed(&self, list: &[TopicPartition], timeout: Duration) -> KafkaResult<TopicPartitionList> {
         let mut all = TopicPartitionList::new();
         for (member, tpl) in self.split(list) {
             for e in member.committed_offsets(tpl, timeout)?.elements() {
@@ -110,14 +110,16 @@ impl Consumers {
         }
     }
 
-    fn split(&self, list: &[(String, i32)]) -> Vec<(&Member, TopicPartitionList)> {
+    fn split(&self, list: &[TopicPartition]) -> Vec<(&Member, TopicPartitionList)> {
         let mut by: HashMap<usize, TopicPartitionList> = HashMap::new();
-        for (topic, partition) in list {
-            match self.topics.iter().position(|t| t == topic) {
+        for tp in list {
+            match self.topics.iter().position(|t| *t == tp.topic) {
                 Some(i) => {
-                    by.entry(i).or_default().add_partition(topic, *partition);
+                    by.entry(i).or_default().add_partition(&tp.topic, tp.partition);
                 }
-                None => tracing::error!(topic, partition, "no sender consumer reads this topic"),
+                None => {
+                    tracing::error!(topic = %tp.topic, partition = tp.partition, "no sender consumer reads this topic")
+                }
             }
         }
         by.into_iter().map(|(i, tpl)| (&self.members[i], tpl)).collect()
@@ -125,7 +127,7 @@ impl Consumers {
 
     fn on_each(
         &self,
-        list: &[(String, i32)],
+        list: &[TopicPartition],
         f: impl Fn(&Member, &TopicPartitionList) -> KafkaResult<()>,
     ) -> KafkaResult<()> {
         let mut result = Ok(());

@@ -1,4 +1,4 @@
-//! The sender stage (`postback send`, DESIGN §4): drains `postback.jobs` and
+//! The sender stage (`postback send`, docs/design.md §4): drains `postback.jobs` and
 //! the retry tiers over HTTP, with per-partner concurrency, rate limits and
 //! circuit breakers, non-blocking retry tiers, a DLQ and a delivery log.
 //!
@@ -27,7 +27,7 @@ use crate::config::reload::SharedConfig;
 use crate::kafka::admin::{self, AdminError};
 use crate::kafka::client;
 use crate::kafka::context::QuietContext;
-use crate::telemetry::Health;
+use crate::telemetry::{Health, Reason};
 use offsets::OffsetTracker;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
@@ -35,9 +35,6 @@ use rdkafka::producer::FutureProducer;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
-
-/// The readiness reason held until the sender has subscribed.
-pub const STARTING: &str = "sender: starting";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -54,7 +51,7 @@ pub enum SendError {
 /// read once.
 pub async fn run(shared_config: SharedConfig, health: Health, shutdown: CancellationToken) -> Result<(), SendError> {
     let config: Arc<Config> = Arc::clone(&shared_config.read().expect("config lock"));
-    health.block(STARTING);
+    health.block(Reason::SenderStarting);
     crate::memory::keep_freed_memory();
     let c = Arc::clone(&config);
     let partitions = tokio::task::spawn_blocking(move || -> Result<HashMap<String, i32>, AdminError> {
@@ -87,7 +84,7 @@ pub async fn run(shared_config: SharedConfig, health: Health, shutdown: Cancella
     topics.extend(config.retry_topics());
     let consumers = consumers::Consumers::subscribe(&config, &topics, &tracker)?;
     tracing::info!(group = %config.kafka.sender_group_id, topics = ?topics, "sender stage started");
-    health.unblock(STARTING);
+    health.unblock(Reason::SenderStarting);
 
     let w = worker::Worker::new(
         Arc::new(consumers),

@@ -10,6 +10,7 @@
 //! After a crash only the jobs in flight, and those finished since the last
 //! commit, are sent again.
 
+use crate::kafka::TopicPartition;
 use std::collections::{BTreeSet, HashMap};
 
 /// Prefix of the metadata format, so a foreign or older format is ignored.
@@ -42,8 +43,9 @@ impl Finished {
     }
 }
 
+/// What the sender knows of one partition's jobs.
 #[derive(Debug, Default)]
-struct Part {
+struct Progress {
     pending: BTreeSet<i64>,
     /// One past the highest offset started.
     next: i64,
@@ -55,7 +57,7 @@ struct Part {
 
 #[derive(Debug, Default)]
 pub struct OffsetTracker {
-    parts: HashMap<(String, i32), Part>,
+    parts: HashMap<TopicPartition, Progress>,
 }
 
 impl OffsetTracker {
@@ -67,7 +69,7 @@ impl OffsetTracker {
 
     /// Whether a previous owner already finished this offset (skip it).
     pub fn finished_before(&self, topic: &str, partition: i32, offset: i64) -> bool {
-        self.parts.get(&(topic.to_owned(), partition)).is_some_and(|p| p.finished_before.contains(offset))
+        self.parts.get(&TopicPartition::new(topic, partition)).is_some_and(|p| p.finished_before.contains(offset))
     }
 
     pub fn started(&mut self, topic: &str, partition: i32, offset: i64) {
@@ -79,23 +81,23 @@ impl OffsetTracker {
     /// A job reached its terminal outcome. Unknown partitions (revoked since)
     /// are ignored.
     pub fn finished(&mut self, topic: &str, partition: i32, offset: i64) {
-        if let Some(p) = self.parts.get_mut(&(topic.to_owned(), partition)) {
+        if let Some(p) = self.parts.get_mut(&TopicPartition::new(topic, partition)) {
             p.pending.remove(&offset);
         }
     }
 
-    fn part(&mut self, topic: &str, partition: i32) -> &mut Part {
-        self.parts.entry((topic.to_owned(), partition)).or_default()
+    fn part(&mut self, topic: &str, partition: i32) -> &mut Progress {
+        self.parts.entry(TopicPartition::new(topic, partition)).or_default()
     }
 
     /// Commits whose offset or metadata changed since the last call.
     pub fn take_committable(&mut self) -> Vec<Commit> {
         let mut out = Vec::new();
-        for ((topic, partition), p) in &mut self.parts {
+        for (tp, p) in &mut self.parts {
             if let Some(c) = commit_of(p) {
                 if p.last.as_ref() != Some(&(c.0, c.1.clone())) {
                     p.last = Some(c.clone());
-                    out.push(Commit { topic: topic.clone(), partition: *partition, offset: c.0, metadata: c.1 });
+                    out.push(Commit { topic: tp.topic.clone(), partition: tp.partition, offset: c.0, metadata: c.1 });
                 }
             }
         }
@@ -104,12 +106,12 @@ impl OffsetTracker {
     }
 
     /// The commits of `partitions` (on revocation), which are forgotten.
-    pub fn take_for(&mut self, partitions: &[(String, i32)]) -> Vec<Commit> {
+    pub fn take_for(&mut self, partitions: &[TopicPartition]) -> Vec<Commit> {
         let mut out = Vec::new();
         for key in partitions {
             if let Some(p) = self.parts.remove(key) {
                 if let Some((offset, metadata)) = commit_of(&p).filter(|c| p.last.as_ref() != Some(c)) {
-                    out.push(Commit { topic: key.0.clone(), partition: key.1, offset, metadata });
+                    out.push(Commit { topic: key.topic.clone(), partition: key.partition, offset, metadata });
                 }
             }
         }
@@ -124,7 +126,7 @@ impl OffsetTracker {
 /// The commit a partition's state calls for, if it started anything. What
 /// a previous owner finished beyond what this one has read again is kept
 /// in the metadata, so a second crash does not forget it.
-fn commit_of(p: &Part) -> Option<(i64, String)> {
+fn commit_of(p: &Progress) -> Option<(i64, String)> {
     if p.next == 0 && p.pending.is_empty() {
         return None;
     }
@@ -268,7 +270,7 @@ mod tests {
         t.started("jobs", 1, 5);
         t.started("jobs", 1, 6);
         t.finished("jobs", 1, 5);
-        assert_eq!(offsets(&t.take_for(&[("jobs".to_string(), 1)])), vec![(1, 6)]);
+        assert_eq!(offsets(&t.take_for(&[TopicPartition::new("jobs", 1)])), vec![(1, 6)]);
         t.finished("jobs", 1, 6);
         assert_eq!(t.take_committable(), vec![]);
     }

@@ -7,6 +7,7 @@ use super::outcome::{Attempt, Verdict};
 use super::step::Step;
 use crate::codec::{JobEncoding, encode_job};
 use crate::domain::Job;
+use crate::domain::reject::DlqReason;
 use crate::kafka::context::QuietContext;
 use crate::kafka::partition_for;
 use rdkafka::error::KafkaError;
@@ -142,6 +143,6 @@ impl Outputs {
     pub async fn dead_raw(&self, key: &[u8], value: &[u8], reason: &str) {
         let headers = OwnedHeaders::new().insert(Header { key: "error", value: Some(reason.as_bytes()) });
         self.write_durably(&self.dlq, key, value, Some(headers)).await;
-        crate::telemetry::metrics().dlq_records(&self.dlq, "undecodable", 1);
+        crate::telemetry::metrics().dlq_records(&self.dlq, DlqReason::Undecodable, 1);
     }
 }

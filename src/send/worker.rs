@@ -14,6 +14,7 @@ use crate::codec::decode_job;
 use crate::config::Config;
 use crate::config::reload::SharedConfig;
 use crate::domain::Job;
+use crate::kafka::TopicPartition;
 use crate::kafka::context::Assignment;
 use crate::kafka::patience::{self, COMMITTED_PATIENCE};
 use futures::StreamExt;
@@ -44,11 +45,11 @@ struct Held {
 }
 
 /// Newly assigned partitions and what their previous owners committed.
-type Loaded = (Vec<(String, i32)>, KafkaResult<TopicPartitionList>);
+type Loaded = (Vec<TopicPartition>, KafkaResult<TopicPartitionList>);
 
 /// The partitions of `list` to resume: all but those paused on a held job
 /// (they resume when it is due).
-fn resumable(list: Vec<(String, i32)>, held: &HashMap<(String, i32), Held>) -> Vec<(String, i32)> {
+fn resumable(list: Vec<TopicPartition>, held: &HashMap<TopicPartition, Held>) -> Vec<TopicPartition> {
     list.into_iter().filter(|k| !held.contains_key(k)).collect()
 }
 
@@ -68,7 +69,7 @@ pub struct Worker {
     pub capacity: Arc<Semaphore>,
     pub shutdown: CancellationToken,
     pub max_in_flight: usize,
-    held: HashMap<(String, i32), Held>,
+    held: HashMap<TopicPartition, Held>,
     due: BTreeSet<(i64, String, i32)>,
     /// Committed offsets (with metadata) of newly assigned partitions, read
     /// off the async threads; the partitions stay paused until they arrive.
@@ -201,7 +202,7 @@ impl Worker {
             tracing::error!(topic = %origin.topic, partition = origin.partition, error = %e, "could not pause a retry tier partition");
         }
         self.due.insert((job.not_before_ms, origin.topic.clone(), origin.partition));
-        let slot = (origin.topic.clone(), origin.partition);
+        let slot = TopicPartition::new(origin.topic.as_str(), origin.partition);
         if let Some(earlier) = self.held.insert(slot, Held { job, key, origin, permit }) {
             // the partition was not paused after all: the earlier job goes
             // now (a retry sent early) rather than be forgotten
@@ -217,7 +218,7 @@ impl Worker {
                 break;
             }
             self.due.pop_first();
-            let Some(h) = self.held.remove(&(topic.clone(), partition)) else { continue };
+            let Some(h) = self.held.remove(&TopicPartition::new(topic.as_str(), partition)) else { continue };
             if let Err(e) = self.consumers.resume(&topic, partition) {
                 tracing::error!(topic, partition, error = %e, "could not resume a retry tier partition");
             }
@@ -277,10 +278,10 @@ impl Worker {
         for event in events {
             match event {
                 Assignment::Revoked(list) => {
-                    for key in list {
+                    for tp in list {
                         // its offset was not committed: the next owner sends it
-                        if self.held.remove(&key).is_some() {
-                            self.due.retain(|(_, t, p)| !(*t == key.0 && *p == key.1));
+                        if self.held.remove(&tp).is_some() {
+                            self.due.retain(|(_, t, p)| !(*t == tp.topic && *p == tp.partition));
                         }
                     }
                 }
@@ -325,7 +326,7 @@ impl Worker {
     /// Asked again for a while when the coordinator cannot answer yet (a
     /// broker just back): without the answer the partitions resume at the
     /// offset alone, and every job finished above it is sent again.
-    fn load_committed(&self, list: Vec<(String, i32)>) {
+    fn load_committed(&self, list: Vec<TopicPartition>) {
         let (consumers, tx) = (Arc::clone(&self.consumers), self.loaded_tx.clone());
         tokio::task::spawn_blocking(move || {
             let read = || consumers.committed(&list, Duration::from_secs(10));
@@ -340,7 +341,7 @@ impl Worker {
     /// not answer), they resume anyway: jobs are then sent again, never
     /// lost. Only these partitions: one paused on a held retry job stays
     /// paused until that job is due.
-    fn resume_assigned(&mut self, list: Vec<(String, i32)>, loaded: KafkaResult<TopicPartitionList>) {
+    fn resume_assigned(&mut self, list: Vec<TopicPartition>, loaded: KafkaResult<TopicPartitionList>) {
         match loaded {
             Ok(tpl) => {
                 let mut tracker = self.tracker.lock().expect("tracker");
@@ -399,10 +400,11 @@ mod tests {
         let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
         let origin = Origin { topic: "jobs.retry-1".into(), partition: 2, offset: 7 };
         let held = HashMap::from([(
-            ("jobs.retry-1".to_owned(), 2),
+            TopicPartition::new("jobs.retry-1", 2),
             Held { job: crate::send::step::tests::job(0, 0), key: Vec::new(), origin, permit },
         )]);
-        let list = vec![("jobs".to_owned(), 2), ("jobs.retry-1".to_owned(), 2), ("jobs.retry-1".to_owned(), 3)];
-        assert_eq!(resumable(list, &held), vec![("jobs".to_owned(), 2), ("jobs.retry-1".to_owned(), 3)]);
+        let tp = TopicPartition::new;
+        let list = vec![tp("jobs", 2), tp("jobs.retry-1", 2), tp("jobs.retry-1", 3)];
+        assert_eq!(resumable(list, &held), vec![tp("jobs", 2), tp("jobs.retry-1", 3)]);
     }
 }

@@ -1,5 +1,5 @@
 //! Every Prometheus metric postback exports, registered once. Names and
-//! labels are a contract (DESIGN §5.1, the README's metric table); label
+//! labels are a contract (docs/design.md §5.1; docs/operations/metrics.md is generated from this registry); label
 //! values are bounded: apps, kinds, partners, postback events, partitions —
 //! never device or job ids.
 //!
@@ -8,6 +8,7 @@
 //! names its label values, so a metric name or a label order can only be
 //! wrong in one place.
 
+use crate::domain::reject::DlqReason;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -71,6 +72,8 @@ impl Delivery {
 
 pub struct Metrics {
     registry: Registry,
+    /// Every metric above, as registered.
+    catalogue: Vec<MetricInfo>,
     // processing stage
     events: IntCounterVec,
     dlq_records: IntCounterVec,
@@ -120,9 +123,9 @@ impl Metrics {
         self.events.with_label_values(&[app, kind, result.label()]).inc_by(n);
     }
 
-    /// `n` records written to the DLQ `topic` for `reason` (a bounded label).
-    pub fn dlq_records(&self, topic: &str, reason: &str, n: u64) {
-        self.dlq_records.with_label_values(&[topic, reason]).inc_by(n);
+    /// `n` records written to the DLQ `topic` for `reason`.
+    pub fn dlq_records(&self, topic: &str, reason: DlqReason, n: u64) {
+        self.dlq_records.with_label_values(&[topic, reason.label()]).inc_by(n);
     }
 
     pub fn triggers(&self, trigger: &str, n: u64) {
@@ -291,6 +294,11 @@ impl Metrics {
         self.ready.set(i64::from(ready));
     }
 
+    /// Every postback metric: name, kind, labels, help.
+    pub fn catalogue(&self) -> &[MetricInfo] {
+        &self.catalogue
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
@@ -299,34 +307,72 @@ impl Metrics {
     }
 }
 
-fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+/// One metric as the reference lists it (docs/operations/metrics.md is
+/// generated from these).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricInfo {
+    /// Without the `postback_` prefix.
+    pub name: String,
+    pub kind: &'static str,
+    pub labels: Vec<String>,
+    pub help: String,
+}
+
+/// The registry, and every metric registered in it, in order.
+struct Reg {
+    registry: Registry,
+    list: std::cell::RefCell<Vec<MetricInfo>>,
+}
+
+impl Reg {
+    fn add<C: prometheus::core::Collector + Clone + 'static>(
+        &self,
+        c: &C,
+        kind: &'static str,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) {
+        self.registry.register(Box::new(c.clone())).expect("metric registered once");
+        let labels = labels.iter().map(|l| (*l).to_owned()).collect();
+        self.list.borrow_mut().push(MetricInfo { name: name.to_owned(), kind, labels, help: help.to_owned() });
+    }
+}
+
+fn counter(r: &Reg, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(format!("postback_{name}"), help), labels).expect("valid metric");
-    r.register(Box::new(c.clone())).expect("metric registered once");
+    r.add(&c, "counter", name, help, labels);
     c
 }
 
-fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+fn gauge(r: &Reg, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let g = IntGaugeVec::new(Opts::new(format!("postback_{name}"), help), labels).expect("valid metric");
-    r.register(Box::new(g.clone())).expect("metric registered once");
+    r.add(&g, "gauge", name, help, labels);
     g
 }
 
-fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
+fn histogram(r: &Reg, name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
     let opts = HistogramOpts::new(format!("postback_{name}"), help).buckets(buckets.to_vec());
     let h = HistogramVec::new(opts, labels).expect("valid metric");
-    r.register(Box::new(h.clone())).expect("metric registered once");
+    r.add(&h, "histogram", name, help, labels);
     h
 }
 
-fn single_counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+fn single_counter(r: &Reg, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(format!("postback_{name}"), help).expect("valid metric");
-    r.register(Box::new(c.clone())).expect("metric registered once");
+    r.add(&c, "counter", name, help, &[]);
     c
 }
 
-fn single_gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+fn single_gauge(r: &Reg, name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(format!("postback_{name}"), help).expect("valid metric");
-    r.register(Box::new(g.clone())).expect("metric registered once");
+    r.add(&g, "gauge", name, help, &[]);
+    g
+}
+
+fn float_gauge(r: &Reg, name: &str, help: &str) -> prometheus::Gauge {
+    let g = prometheus::Gauge::new(format!("postback_{name}"), help).expect("valid metric");
+    r.add(&g, "gauge", name, help, &[]);
     g
 }
 
@@ -336,52 +382,51 @@ const RECORDS: &[f64] = &[1.0, 10.0, 100.0, 500.0, 1000.0, 2500.0, 5000.0, 10000
 
 impl Metrics {
     fn new() -> Metrics {
-        let r = Registry::new();
-        let ready = IntGauge::new("postback_ready", "1 when every assigned partition is restored and the stages run")
-            .expect("valid metric");
-        r.register(Box::new(ready.clone())).expect("metric registered once");
+        let r = Reg { registry: Registry::new(), list: Default::default() };
+        let ready = single_gauge(&r, "ready", "1 when every assigned partition is restored and the stages run");
         register_build_info(&r);
         // CPU, memory, file descriptors and start time of this process
-        r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+        r.registry
+            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
             .expect("process collector registered once");
         Metrics {
             events: counter(
                 &r,
                 "events_total",
-                "input events by app, kind and result (processed, duplicate, invalid)",
+                "input events: `processed`, `duplicate`, `invalid` (invalid ones carry `app`/`kind` `unknown`)",
                 &["app", "kind", "result"],
             ),
             dlq_records: counter(
                 &r,
                 "dlq_records_total",
-                "records written to a DLQ, by topic and reason",
+                "records written to a DLQ, by topic and reason (the reasons: the table below); the sender counts jobs it cannot decode as `undecodable` on the job DLQ",
                 &["topic", "reason"],
             ),
-            triggers: counter(&r, "triggers_total", "triggers established by the rules", &["trigger"]),
+            triggers: counter(
+                &r,
+                "triggers_total",
+                "facts the rules established (`install`, `first_payment_ca`, `user_reengagement`, …)",
+                &["trigger"],
+            ),
             jobs: counter(
                 &r,
                 "jobs_total",
-                "postback jobs emitted, by partner, event and attribution",
+                "postback jobs emitted (`lt` / `ca`)",
                 &["partner", "event", "attribution"],
             ),
             batch_duration: histogram(
                 &r,
                 "batch_duration_seconds",
-                "time to process and commit one batch",
+                "`process`: a batch from the start of its processing until it is committed and in the stores (overlaps the next batch's processing); `commit`: `commit_transaction`",
                 &["stage"],
                 SECONDS,
             ),
             batch_records: histogram(&r, "batch_records", "records per committed batch", &["stage"], RECORDS),
-            transactions: counter(
-                &r,
-                "transactions_total",
-                "Kafka transactions by result (committed, aborted)",
-                &["result"],
-            ),
+            transactions: counter(&r, "transactions_total", "`committed`, `aborted`", &["result"]),
             producer_replacements: counter(
                 &r,
                 "producer_replacements_total",
-                "transactional producers replaced by the processor, by reason (fatal, hung)",
+                "the processor replaced its transactional producer: `fatal` (its transaction timed out during an outage, an abort failed, or a fatal error other than fencing), `hung` (a call never returned; [troubleshooting](troubleshooting.md))",
                 &["reason"],
             ),
             repartitioned: single_counter(
@@ -403,28 +448,38 @@ impl Metrics {
             layout_partitions: gauge(
                 &r,
                 "layout_partitions",
-                "partition counts of the state layout in use (input, device_state, user_state)",
+                "`input`, `device_state`, `user_state` partition counts in use",
                 &["of"],
             ),
             thread_partitions: gauge(
                 &r,
                 "processor_partitions",
-                "partitions of the input and user-activity topics assigned to each processing thread",
+                "partitions of the input and of `postback.user-activity` assigned to each processing thread (`processor`, or `processor-0`… with `process.threads` > 1)",
                 &["thread", "topic"],
             ),
             event_lag: histogram(&r, "event_time_lag_seconds", "processing time minus event time", &["app"], LAG),
             consumer_lag: gauge(
                 &r,
                 "consumer_lag",
-                "records behind the partition end, per consumed partition",
+                "the partition's last stable offset minus the group's committed offset, every 5 s; for the processor the offset its transactions committed ([observability](observability.md#lag-on-transactional-topics))",
                 &["group", "topic", "partition"],
             ),
-            state_keys: gauge(&r, "state_keys", "approximate keys per state store", &["store", "partition"]),
-            state_bytes: gauge(&r, "state_bytes", "approximate bytes per state store", &["store", "partition"]),
+            state_keys: gauge(
+                &r,
+                "state_keys",
+                "approximate keys of each RocksDB store (`device`, `user`), every 10 s",
+                &["store", "partition"],
+            ),
+            state_bytes: gauge(
+                &r,
+                "state_bytes",
+                "approximate bytes of each RocksDB store (`device`, `user`), every 10 s",
+                &["store", "partition"],
+            ),
             restore_remaining: gauge(
                 &r,
                 "restore_remaining_records",
-                "changelog records left to restore (0 when done)",
+                "changelog records left to restore; 0 when done",
                 &["store", "partition"],
             ),
             stores_awaiting: single_gauge(
@@ -435,53 +490,38 @@ impl Metrics {
             restored_records: counter(
                 &r,
                 "restored_records_total",
-                "changelog records restored into state stores",
+                "changelog records restored",
                 &["store", "partition"],
             ),
-            restores: counter(&r, "restores_total", "completed store restores", &["store"]),
-            rebalances: counter(
-                &r,
-                "rebalances_total",
-                "partition assignment changes by kind (assign, revoke)",
-                &["group", "kind"],
-            ),
+            restores: counter(&r, "restores_total", "completed restores (one per assigned partition)", &["store"]),
+            rebalances: counter(&r, "rebalances_total", "`assign`, `revoke`", &["group", "kind"]),
             deliveries: counter(
                 &r,
                 "deliveries_total",
-                "job outcomes by partner (delivered, retried, deferred, dlq, blocked)",
+                "`delivered`, `retried`, `deferred` (not an attempt), `dlq`, `blocked`",
                 &["partner", "outcome"],
             ),
-            http_duration: histogram(
-                &r,
-                "http_request_duration_seconds",
-                "partner request duration",
-                &["partner"],
-                SECONDS,
-            ),
+            http_duration: histogram(&r, "http_request_duration_seconds", "request duration", &["partner"], SECONDS),
             http_responses: counter(
                 &r,
                 "http_responses_total",
-                "partner responses by status class (2xx..5xx, timeout, error, blocked)",
+                "`2xx` … `5xx`, `timeout`, `error`, `blocked`",
                 &["partner", "class"],
             ),
-            in_flight: gauge(&r, "http_in_flight", "requests in flight per partner", &["partner"]),
+            in_flight: gauge(&r, "http_in_flight", "requests in flight", &["partner"]),
             sender_partitions: gauge(
                 &r,
                 "sender_partitions",
-                "partitions of the jobs topic and of each retry tier assigned to this sender",
+                "partitions of `postback.jobs` and of each retry tier assigned to this sender",
                 &["topic"],
             ),
-            circuit_state: gauge(&r, "circuit_state", "partner circuit: 0 closed, 1 half-open, 2 open", &["partner"]),
-            sender_share: {
-                let g = prometheus::Gauge::new(
-                    "postback_sender_limit_share",
-                    "this sender's share of every partner's rate_limit and max_concurrency: its part of the group's partitions",
-                )
-                .expect("valid metric");
-                r.register(Box::new(g.clone())).expect("metric registered once");
-                g
-            },
-            job_age: histogram(&r, "job_age_seconds", "job age (now - created) when delivered", &["partner"], LAG),
+            circuit_state: gauge(&r, "circuit_state", "0 closed, 1 half-open, 2 open", &["partner"]),
+            sender_share: float_gauge(
+                &r,
+                "sender_limit_share",
+                "this sender's share of every partner's rate_limit and max_concurrency: its part of the group's partitions",
+            ),
+            job_age: histogram(&r, "job_age_seconds", "job age (now − created) at delivery", &["partner"], LAG),
             registry_failures: counter(
                 &r,
                 "schema_registry_failures_total",
@@ -501,14 +541,15 @@ impl Metrics {
                 "config reloads refused (invalid or incomplete config)",
             ),
             ready,
-            registry: r,
+            catalogue: r.list.take(),
+            registry: r.registry,
         }
     }
 }
 
 /// `postback_build_info{version, librdkafka} 1`: which build each pod runs
 /// (a fleet mid-upgrade shows two versions).
-fn register_build_info(r: &Registry) {
+fn register_build_info(r: &Reg) {
     let info =
         gauge(r, "build_info", "the running build: postback's version and librdkafka's", &["version", "librdkafka"]);
     let (_, librdkafka) = rdkafka::util::get_rdkafka_version();
@@ -532,4 +573,31 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
 pub fn metrics() -> &'static Metrics {
     &METRICS
+}
+
+/// docs/operations/metrics.md, generated from the registry (a test keeps
+/// the file equal to it: `POSTBACK_UPDATE_DOCS=1 make unit` rewrites it).
+pub fn reference() -> String {
+    let mut out = String::from(
+        "# Metrics reference\n\n<!-- generated from src/telemetry/metrics.rs by `reference()`; \
+         POSTBACK_UPDATE_DOCS=1 make unit rewrites it -->\n\n\
+         Every metric postback exports on `/metrics`, prefixed `postback_`. Label values are \
+         bounded — apps, kinds, partners, postback events, partitions — never device or job ids. \
+         Besides these, the standard `process_*` metrics (CPU seconds, resident memory, open file \
+         descriptors, start time) of the process.\n\n\
+         | metric | type | labels | meaning |\n|---|---|---|---|\n",
+    );
+    for m in metrics().catalogue() {
+        let labels: Vec<String> = m.labels.iter().map(|l| format!("`{l}`")).collect();
+        out.push_str(&format!("| `postback_{}` | {} | {} | {} |\n", m.name, m.kind, labels.join(", "), m.help));
+    }
+    out.push_str(
+        "\n## DLQ reasons\n\n`postback_dlq_records_total{reason}` counts records written to a dead-letter \
+         topic by these reasons; the record's `error` header says the particular case.\n\n\
+         | reason | the record |\n|---|---|\n",
+    );
+    for r in DlqReason::ALL {
+        out.push_str(&format!("| `{}` | {} |\n", r.label(), r.about()));
+    }
+    out
 }

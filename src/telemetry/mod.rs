@@ -6,5 +6,5 @@ pub mod logging;
 pub mod metrics;
 pub mod redact;
 
-pub use health::Health;
+pub use health::{Health, Reason, StoreName};
 pub use metrics::metrics;

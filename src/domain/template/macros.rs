@@ -1,6 +1,6 @@
 //! The macro catalogue: every `{name}` a template may use, and where its
 //! value comes from. The names are a contract with the people writing
-//! partner URLs; the README lists them from `CATALOGUE`.
+//! partner URLs; docs/templates.md lists every one of `CATALOGUE` (a test checks).
 
 use super::RenderCtx;
 use crate::domain::decimal::Decimal;
@@ -60,7 +60,7 @@ pub enum Macro {
     Consent(String),
 }
 
-/// (name, description) of every macro, for the README and `--help` texts.
+/// (name, description) of every macro, checked against docs/templates.md.
 pub const CATALOGUE: &[(&str, &str)] = &[
     ("device_id", "tracker's device id (web: visitor id)"),
     ("user_id", "the app's customer user id"),

@@ -1,4 +1,4 @@
-//! URL, header and body templates (DESIGN §2.1).
+//! URL, header and body templates (docs/design.md §2.1).
 //!
 //! A template is parsed once, at config load, into literal text and macro
 //! segments; each macro segment knows how its value must be escaped where it

@@ -2,14 +2,20 @@
 //! stage, checked record by record without a broker.
 
 use super::*;
+use crate::codec::JobEncoding;
 use crate::codec::decode_job;
 use crate::config::{Config, load_str};
 use crate::domain::binary::{decode_activity, decode_device, encode_device};
 use crate::domain::engine::state_key;
 use crate::domain::job::job_id;
+use crate::domain::reject::DlqReason;
 use crate::domain::{DeviceState, Job};
+use crate::kafka::admin::Layout;
 use crate::kafka::admin::RecordLimits;
+use crate::process::records::{Dest, OutRecord};
+use crate::process::stage::{Feed, Part};
 use crate::store::{MemStore, StoreMeta};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 const T0: i64 = 1_735_689_600_000;
@@ -74,7 +80,7 @@ fn install(event_id: &str, device: &str, user: &str) -> Vec<u8> {
 }
 
 fn record(stage: Stage, partition: i32, offset: i64, key: &str, value: Vec<u8>) -> InRecord {
-    InRecord { stage, source: Source::Input, partition, offset, key: Some(key.as_bytes().to_vec()), value: Some(value) }
+    InRecord { stage, via: Via::Input, partition, offset, key: Some(key.as_bytes().to_vec()), value: Some(value) }
 }
 
 /// Stores for device partitions 0-1 and user partitions 0-3, `seed` written
@@ -146,7 +152,7 @@ fn corrupt_stored_state_sends_the_record_to_the_dlq_and_leaves_the_state() {
         ]
     );
     assert!(out.state.is_empty());
-    assert_eq!(out.stats.rejected("corrupt_state"), 1);
+    assert_eq!(out.stats.rejected(DlqReason::CorruptState), 1);
     assert_eq!(out.positions, BTreeMap::from([(Feed::input(Part::new(Stage::Device, 0)), 6)]), "the batch moves on");
 }
 
@@ -183,7 +189,7 @@ fn a_user_event_is_forwarded_with_the_devices_snapshot() {
     // the user stage turns it into a new user, in its own store
     let user_record = InRecord {
         stage: Stage::User,
-        source: Source::Input,
+        via: Via::Input,
         partition: forwarded[0].partition,
         offset: 0,
         key: Some(forwarded[0].key.clone()),
@@ -237,7 +243,7 @@ fn undecodable_input_goes_to_the_dlq_with_the_reason() {
     let out = run(
         &[
             record(Stage::Device, 0, 3, "x", b"{not json".to_vec()),
-            InRecord { stage: Stage::Device, source: Source::Input, partition: 0, offset: 4, key: None, value: None },
+            InRecord { stage: Stage::Device, via: Via::Input, partition: 0, offset: 4, key: None, value: None },
             record(Stage::User, 2, 0, "m:u1", vec![9, 9, 9]),
         ],
         &stores,
@@ -256,7 +262,7 @@ fn undecodable_input_goes_to_the_dlq_with_the_reason() {
             ],
         ]
     );
-    assert_eq!(out.stats.rejected("undecodable"), 3);
+    assert_eq!(out.stats.rejected(DlqReason::Undecodable), 3);
 }
 
 #[test]
@@ -280,7 +286,7 @@ fn records_off_their_state_partition_are_forwarded_unchanged_and_processed_from_
     let out = run(
         &[
             record(Stage::Device, 1, 7, "d1", value.clone()),
-            InRecord { stage: Stage::Device, source: Source::Input, partition: 1, offset: 8, key: None, value: None },
+            InRecord { stage: Stage::Device, via: Via::Input, partition: 1, offset: 8, key: None, value: None },
             record(Stage::Device, 1, 9, "d1", huge),
         ],
         &stores,
@@ -303,8 +309,7 @@ fn records_off_their_state_partition_are_forwarded_unchanged_and_processed_from_
     assert_eq!(out.positions, BTreeMap::from([(Feed::input(Part::new(Stage::Device, 1)), 10)]));
 
     // read back from the repartition topic, the record is processed in its state partition
-    let again =
-        InRecord { source: Source::Repartition, partition: 0, offset: 0, ..record(Stage::Device, 0, 0, "d1", value) };
+    let again = InRecord { via: Via::Repartition, partition: 0, offset: 0, ..record(Stage::Device, 0, 0, "d1", value) };
     let out = run(&[again], &stores, &Prior::default());
     assert_eq!(jobs(&out)[0].job_id, job_id("m", "d1", "", "e1", "acme-install", "install"));
     assert_eq!(of(&out, Dest::Repartition).len(), 0);

@@ -17,22 +17,25 @@
 //! Meanwhile `/readyz` is 503 with the reason, until a commit succeeds or
 //! the coordinator has answered the abort or the new producer.
 
-use super::ProcessError;
-use super::commit::{CANNOT_COMMIT, Offsets};
-use super::runner::{Runner, new_producer};
-use super::stage::Source;
-use super::txn::{self, Stop, Verdict};
+use super::calls::{self, Stop, Verdict};
+use super::{Transaction, new_producer};
 use crate::kafka::client;
-use crate::telemetry::metrics;
-use rdkafka::Offset;
-use rdkafka::consumer::Consumer;
+use crate::process::ProcessError;
+use crate::process::records::Offsets;
+use crate::process::source::BatchSource;
+use crate::telemetry::{Reason, metrics};
 use rdkafka::error::KafkaError;
 use std::sync::Arc;
 use std::time::Duration;
 
-impl Runner {
+impl Transaction {
     /// Recovers from a failed transaction whose batches started at `first`.
-    pub(super) fn recover(&mut self, first: &Offsets, cause: Stop) -> Result<(), ProcessError> {
+    pub(super) fn recover(
+        &mut self,
+        source: &mut BatchSource,
+        first: &Offsets,
+        cause: Stop,
+    ) -> Result<(), ProcessError> {
         metrics().transaction(false);
         // shutting down: the stores hold nothing of the open transaction and
         // the next incarnation's init_transactions aborts it
@@ -41,22 +44,22 @@ impl Runner {
         // generation mid-transaction) is routine: readiness stays as it is
         let verdict = self.verdict(&cause);
         if verdict != Verdict::Abort {
-            self.health.block_with(CANNOT_COMMIT, format!("transaction failed: {cause}"));
+            self.health.block_with(Reason::CannotCommit, format!("transaction failed: {cause}"));
         }
         match verdict {
             Verdict::Fenced => return Err(ProcessError::FatalTransaction(cause)),
             Verdict::Replace => {}
             Verdict::Abort => {
-                match self.stall.during("abort_transaction", || txn::abort(&self.producer, &self.shutdown)) {
+                match self.stall.during("abort_transaction", || calls::abort(&self.producer, &self.shutdown)) {
                     Ok(()) => {
                         // the coordinator answered: transactions work again (a
                         // thread whose partitions get no more input would
                         // otherwise stay unready until its next commit)
-                        self.health.unblock(CANNOT_COMMIT);
+                        self.health.unblock(Reason::CannotCommit);
                         self.producer.report_undelivered();
                         tracing::info!(error = %cause, "transaction aborted; rewinding to the batch start");
                         let _ = self.producer.take_changelog_offsets();
-                        return self.rewind(first);
+                        return source.rewind(first);
                     }
                     Err(Stop::Shutdown) => return Ok(()),
                     Err(Stop::Failed(e)) if self.verdict(&e) == Verdict::Fenced => {
@@ -64,34 +67,34 @@ impl Runner {
                     }
                     Err(Stop::Failed(e)) => {
                         tracing::warn!(error = %e, "abort_transaction failed");
-                        self.health
-                            .block_with(CANNOT_COMMIT, format!("transaction failed: {cause}; abort failed: {e}"));
+                        let detail = format!("transaction failed: {cause}; abort failed: {e}");
+                        self.health.block_with(Reason::CannotCommit, detail);
                     }
                 }
             }
         }
         self.replace_producer("fatal")?;
-        self.parts.resync(&self.consumer)
+        source.resync()
     }
 
     /// The commit thread is stuck in a call to the client library: no
     /// abort (it would conflict with the call in progress); a new producer
     /// fences the stuck one, and every store catches up with its changelog
     /// (the stuck transaction may have committed or not).
-    pub(super) fn recover_hung(&mut self, silent: Duration) -> Result<(), ProcessError> {
+    pub(super) fn recover_hung(&mut self, source: &mut BatchSource, silent: Duration) -> Result<(), ProcessError> {
         metrics().transaction(false);
         tracing::error!(
             silent_s = silent.as_secs(),
             "the transaction's offsets or commit call has not returned, far past its timeout; taking the producer for dead"
         );
         let detail = format!("a producer call has not returned for {}s; replacing the producer", silent.as_secs());
-        self.health.block_with(CANNOT_COMMIT, detail);
+        self.health.block_with(Reason::CannotCommit, detail);
         self.replace_producer("hung")?;
-        self.parts.resync(&self.consumer)
+        source.resync()
     }
 
     fn verdict(&self, e: &KafkaError) -> Verdict {
-        txn::verdict(e, self.txn_began.elapsed(), txn_timeout(&self.fixed))
+        calls::verdict(e, self.began.elapsed(), txn_timeout(&self.fixed))
     }
 
     /// A new transactional producer in place of one that cannot go on.
@@ -101,47 +104,20 @@ impl Runner {
         tracing::warn!("replacing the transactional producer; stores resync with their changelogs");
         // the old one goes first: two producers of one transactional.id fence each other
         self.producer = Arc::new(new_producer(&self.fixed)?);
-        match self.stall.during("init_transactions", || txn::init(&self.producer, &self.shutdown)) {
+        match self.stall.during("init_transactions", || calls::init(&self.producer, &self.shutdown)) {
             Ok(()) => {
                 // the new producer was admitted by the coordinator
-                self.health.unblock(CANNOT_COMMIT);
+                self.health.unblock(Reason::CannotCommit);
                 Ok(())
             }
             Err(Stop::Shutdown) => Ok(()),
             Err(Stop::Failed(e)) => Err(ProcessError::FatalTransaction(e)),
         }
     }
-
-    /// Seeks every partition in `first` back to its offset there (after an
-    /// abort, nothing of those batches was written).
-    /// The repartition topic's partitions go back to the committed offsets.
-    fn rewind(&mut self, first: &Offsets) -> Result<(), ProcessError> {
-        for (feed, offset) in first {
-            if feed.source == Source::Repartition || !self.parts.is_consuming(*feed) {
-                continue;
-            }
-            let topic = feed.topic(&self.fixed.topics);
-            let seek = self.consumer.seek(topic, feed.partition, Offset::Offset(*offset), Duration::from_secs(10));
-            if let Err(source) = seek {
-                return Err(ProcessError::Rewind {
-                    topic: topic.to_owned(),
-                    partition: feed.partition,
-                    offset: *offset,
-                    source,
-                });
-            }
-        }
-        self.parts.rewind_side(&self.consumer).map_err(|source| ProcessError::Rewind {
-            topic: self.fixed.topics.device_events.clone(),
-            partition: -1,
-            offset: -1,
-            source,
-        })
-    }
 }
 
 /// The producer's `transaction.timeout.ms`.
-pub(super) fn txn_timeout(config: &crate::config::Config) -> Duration {
+fn txn_timeout(config: &crate::config::Config) -> Duration {
     let ms = client::transactional_producer(config).get("transaction.timeout.ms").and_then(|v| v.parse().ok());
     Duration::from_millis(ms.unwrap_or(60_000))
 }

@@ -1,33 +1,30 @@
 //! The transaction commit, off the processing thread. `commit_transaction`
 //! mostly waits for the broker; meanwhile the processing thread polls and
 //! processes the next batch, reading the committing batch's state through
-//! [`super::batch::Prior`]. Only one transaction is ever open: the next one
-//! begins after this one is settled (committed, or aborted and rewound).
+//! [`crate::process::batch::Prior`]. Only one transaction is ever open: the
+//! next one begins after this one is settled (committed, or aborted and
+//! rewound).
 
-use super::batch::{BatchOutput, StateWrites};
+use super::calls::{self as txn, Stop};
 use super::producer::TxnProducer;
-use super::stage::{Feed, Part};
 use super::stall::StallHandle;
-use super::stats::BatchStats;
-use super::txn::{self, Stop};
-use crate::telemetry::Health;
+use crate::process::batch::{BatchOutput, StateWrites};
+use crate::process::gate::Gate;
+use crate::process::records::Offsets;
+use crate::process::stage::Part;
+use crate::process::stats::BatchStats;
 use crate::telemetry::metrics::{BatchSpan, metrics};
+use crate::telemetry::{Health, Reason};
 use rdkafka::producer::Producer;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-/// Readiness reason while a commit waits for the broker or has failed.
-pub const CANNOT_COMMIT: &str = "processor: cannot commit";
-
 /// Stage partition -> highest changelog offset the transaction wrote.
 pub type ChangelogOffsets = HashMap<Part, i64>;
-
-/// Per input partition: an offset of a batch (its first, or the next).
-pub type Offsets = BTreeMap<Feed, i64>;
 
 /// How long a commit thread may go without a call returning before the
 /// producer is taken for dead. Each call waits at most 2 × [`txn::CALL_WAIT`]
@@ -38,40 +35,6 @@ pub type Offsets = BTreeMap<Feed, i64>;
 /// The stage then replaces the producer, as it does after a fatal error;
 /// the stuck thread is left behind, fenced.
 pub const HUNG_AFTER: Duration = Duration::from_secs(60);
-
-/// Whether a commit is in flight. The revocation callback waits on it, so a
-/// partition leaves only once its last transaction has an outcome. Each
-/// commit holds a ticket, so a commit thread abandoned as hung that returns
-/// later cannot mark a newer commit as settled.
-#[derive(Default)]
-pub struct Gate {
-    /// The ticket of the commit in flight (0: none) and the last issued.
-    busy: Mutex<(u64, u64)>,
-    idle: Condvar,
-}
-
-impl Gate {
-    fn enter(&self) -> u64 {
-        let mut g = self.busy.lock().expect("gate lock");
-        g.1 += 1;
-        g.0 = g.1;
-        g.1
-    }
-
-    fn leave(&self, ticket: u64) {
-        let mut g = self.busy.lock().expect("gate lock");
-        if g.0 == ticket {
-            g.0 = 0;
-            self.idle.notify_all();
-        }
-    }
-
-    /// Blocks until no commit is in flight or `timeout` passed.
-    pub fn wait_idle(&self, timeout: Duration) {
-        let busy = self.busy.lock().expect("gate lock");
-        let _ = self.idle.wait_timeout_while(busy, timeout, |b| b.0 != 0).expect("gate lock");
-    }
-}
 
 /// When the commit thread last heard back from a call (or started).
 #[derive(Clone)]
@@ -152,7 +115,7 @@ pub struct CommitEnv {
     pub shutdown: CancellationToken,
     pub health: Health,
     /// Readiness says so when `send_offsets_to_transaction` blocks.
-    pub stall: super::stall::StallHandle,
+    pub stall: StallHandle,
 }
 
 /// How a commit ended.
@@ -207,7 +170,7 @@ impl InFlight {
                     let detail = format!("commit waiting {}s for the broker: {e}", waited.as_secs());
                     tracing::warn!(waited_s = waited.as_secs(), error = %e, "commit_transaction not done yet; retrying");
                     if !left_behind.load(Ordering::Relaxed) {
-                        health.block_with(CANNOT_COMMIT, detail);
+                        health.block_with(Reason::CannotCommit, detail);
                     }
                 })
             });
@@ -255,26 +218,6 @@ impl InFlight {
         };
         (self.batch, outcome)
     }
-}
-
-/// The first offset of each source partition among `records`.
-pub fn first_offsets<'a>(records: impl IntoIterator<Item = &'a super::records::InRecord>) -> Offsets {
-    let mut first = Offsets::new();
-    for r in records {
-        let slot = first.entry(r.feed()).or_insert(r.offset);
-        *slot = (*slot).min(r.offset);
-    }
-    first
-}
-
-/// Where to rewind when two batches are lost at once: per partition, the
-/// earlier of their first offsets.
-pub fn earliest(mut a: Offsets, b: &Offsets) -> Offsets {
-    for (k, v) in b {
-        let slot = a.entry(*k).or_insert(*v);
-        *slot = (*slot).min(*v);
-    }
-    a
 }
 
 #[cfg(test)]

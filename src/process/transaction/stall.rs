@@ -9,8 +9,7 @@
 //! coordinator answering the recovery's abort or new producer — not by the
 //! call returning (a call that returns an error has not recovered anything).
 
-use super::commit::CANNOT_COMMIT;
-use crate::telemetry::Health;
+use crate::telemetry::{Health, Reason};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -73,7 +72,7 @@ impl StallWatch {
                 let call = watched.lock().expect("stall lock").values().min_by_key(|(since, _)| *since).copied();
                 if let Some((since, what)) = call.filter(|(since, _)| since.elapsed() >= REPORT_AFTER) {
                     let waited = since.elapsed().as_secs();
-                    health.block_with(CANNOT_COMMIT, format!("{what} waiting {waited}s for the broker"));
+                    health.block_with(Reason::CannotCommit, format!("{what} waiting {waited}s for the broker"));
                 }
             }
         })?;

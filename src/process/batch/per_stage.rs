@@ -5,14 +5,16 @@
 //! implementation: how a record decodes, which key it touches, the state
 //! codec, and the rules applied.
 
-use super::batch::{BatchEnv, BatchOutput, Rejected, StateView};
-use super::records::InRecord;
-use super::stage::{Part, Stage};
+use super::env::{BatchEnv, StateView};
+use super::output::BatchOutput;
 use crate::codec;
 use crate::domain::binary::{self, BinaryError};
 use crate::domain::check::check_event;
 use crate::domain::engine::{device_step, state_key, user_key, user_step};
+use crate::domain::reject::{DlqReason, Rejected};
 use crate::domain::{DeviceState, Event, Job, Rules, UserActivity, UserState};
+use crate::process::records::InRecord;
+use crate::process::stage::{Part, Stage};
 use crate::store::StoreError;
 use std::collections::BTreeMap;
 
@@ -44,22 +46,24 @@ pub trait StageStep {
 }
 
 /// The device stage: events keyed by device.
-pub struct DeviceStep;
+pub struct DeviceRecords;
 
-impl StageStep for DeviceStep {
+impl StageStep for DeviceRecords {
     const STAGE: Stage = Stage::Device;
     type Input = Event;
     type State = DeviceState;
 
     fn decode(r: &InRecord, env: &BatchEnv<'_>) -> Result<Event, Rejected> {
-        let bytes = r.value.as_deref().ok_or(("undecodable", "empty record (no value)".to_owned()))?;
+        let bytes =
+            r.value.as_deref().ok_or_else(|| Rejected::new(DlqReason::Undecodable, "empty record (no value)"))?;
         let size = r.size();
         if size > env.max_record_bytes {
             let reason = format!("record of {size} bytes is over input.max_record_bytes ({})", env.max_record_bytes);
-            return Err(("record_too_large", reason));
+            return Err(Rejected::new(DlqReason::RecordTooLarge, reason));
         }
-        let event = codec::decode_event_with(bytes, &env.decode).map_err(|e| (e.label(), e.to_string()))?;
-        check_event(&event, env.rules, env.now_ms).map_err(|e| (e.label(), e.to_string()))?;
+        let event =
+            codec::decode_event_with(bytes, &env.decode).map_err(|e| Rejected::new(e.reason(), e.to_string()))?;
+        check_event(&event, env.rules, env.now_ms).map_err(|e| Rejected::new(e.reason(), e.to_string()))?;
         check_key(r.key.as_deref(), &event)?;
         Ok(event)
     }
@@ -114,8 +118,8 @@ fn check_key(key: Option<&[u8]>, event: &Event) -> Result<(), Rejected> {
         None => "no key".to_owned(),
         Some(k) => format!("key '{}'", super::dlq::cut(&String::from_utf8_lossy(k), 128)),
     };
-    Err((
-        "key_mismatch",
+    Err(Rejected::new(
+        DlqReason::KeyMismatch,
         format!(
             "record has {shown}, not the event's device_id '{}': every record of a device must be keyed by its device_id",
             event.device_id
@@ -125,18 +129,21 @@ fn check_key(key: Option<&[u8]>, event: &Event) -> Result<(), Rejected> {
 
 /// The user stage: events with a user id, repartitioned by user, carrying
 /// their device's attribution.
-pub struct UserStep;
+pub struct UserRecords;
 
-impl StageStep for UserStep {
+impl StageStep for UserRecords {
     const STAGE: Stage = Stage::User;
     type Input = UserActivity;
     type State = UserState;
 
     fn decode(r: &InRecord, env: &BatchEnv<'_>) -> Result<UserActivity, Rejected> {
-        let bytes = r.value.as_deref().ok_or(("undecodable", "empty record (no value)".to_owned()))?;
-        let act = binary::decode_activity(bytes).map_err(|e| ("undecodable", format!("user activity: {e}")))?;
+        let bytes =
+            r.value.as_deref().ok_or_else(|| Rejected::new(DlqReason::Undecodable, "empty record (no value)"))?;
+        let act = binary::decode_activity(bytes)
+            .map_err(|e| Rejected::new(DlqReason::Undecodable, format!("user activity: {e}")))?;
         if env.rules.app(&act.event.app_id).is_none() {
-            return Err(("unknown_app", format!("unknown app '{}': not in the config's [[apps]]", act.event.app_id)));
+            let detail = format!("unknown app '{}': not in the config's [[apps]]", act.event.app_id);
+            return Err(Rejected::new(DlqReason::UnknownApp, detail));
         }
         Ok(act)
     }
@@ -215,7 +222,7 @@ pub fn run<S: StageStep>(
     let mut jobs = Vec::new();
     for ((r, input, key), &slot) in valid.iter().zip(&keys.of_record) {
         match &mut keys.slots[slot].2 {
-            Slot::Corrupt(reason) => out.dead_letter(r, ("corrupt_state", reason.clone()), env),
+            Slot::Corrupt(detail) => out.dead_letter(r, Rejected::new(DlqReason::CorruptState, detail.clone()), env),
             Slot::Loaded { state, dirty } => {
                 jobs.clear();
                 if S::apply(input, key, state, env, &mut jobs, out) {
@@ -264,7 +271,7 @@ fn load<'v, S: StageStep>(
     }
     for (partition, slots) in wanted {
         let part = Part::new(S::STAGE, partition);
-        let store = view.stores.get(&part).ok_or_else(|| StoreError::Missing(part.to_string()))?;
+        let store = view.stores.store(part).ok_or_else(|| StoreError::Missing(part.to_string()))?;
         let refs: Vec<&[u8]> = slots.iter().map(|&i| keys.slots[i].1.as_bytes()).collect();
         let values = store.get_many(&refs)?;
         for (i, value) in slots.into_iter().zip(values) {

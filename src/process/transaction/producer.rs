@@ -2,10 +2,10 @@
 //! the offset of every changelog record, so after a commit the stores can
 //! note which changelog offset they reflect (where a restore starts).
 
-use super::records::{Dest, OutRecord};
-use super::stage::{Part, Stage};
 use crate::config::Config;
-use crate::kafka::context::log_rdkafka;
+use crate::kafka::connect::log_rdkafka;
+use crate::process::records::{Dest, OutRecord};
+use crate::process::stage::{Part, Stage};
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
