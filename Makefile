@@ -29,9 +29,10 @@ test: setup lint
 test-outage: setup
 	scripts/test-outage
 
-## unit: the tests that need no broker (mock cluster, rules, codecs)
+## unit: the tests that need no broker: the library's and the binary's unit
+## tests and tests/unit (rules, docs, mock cluster); tests/it needs a broker
 unit:
-	cargo test --release --lib --bins --tests -- --skip process::
+	cargo test --release --lib --bins --test unit
 
 kafka-start:
 	scripts/kafka start

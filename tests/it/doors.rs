@@ -3,13 +3,13 @@
 //! URLs, the admin port, a stage that fails under `postback run`, failover
 //! after `kill -9`, and path segments built from values.
 
-use crate::process::await_jobs;
-use crate::send::{SEND, by_id, dlq, job, sender, tail};
 use crate::support::env::TestEnv;
+use crate::support::expect::await_jobs;
 use crate::support::kafka::{read_all, wait_until};
 use crate::support::partner::Partner;
 use crate::support::proc::{Instance, free_port, http_full};
 use crate::support::rules::ev;
+use crate::support::sender::{SEND, by_id, dlq, job, sender};
 use postback::domain::Kind::*;
 use postback::domain::{Event, Job};
 use std::collections::BTreeSet;
@@ -37,7 +37,7 @@ fn crash_window(name: &str, max_hold: &str) -> (Vec<String>, f64) {
     let settings = [("POSTBACK__PARTNERS__ZETA__RATE_LIMIT", "1/s"), ("POSTBACK__SEND__MAX_HOLD", max_hold)];
     let mut s = sender(&env, "s1", &settings);
     let fast_done = || by_id(&partner.requests()).keys().filter(|id| id.starts_with("fast-")).count();
-    assert!(wait_until(Duration::from_secs(120), || fast_done() == 1000), "{}", tail(&s));
+    assert!(wait_until(Duration::from_secs(120), || fast_done() == 1000), "{}", s.tail());
     std::thread::sleep(Duration::from_secs(3));
     let deferred = s.metric("postback_deliveries_total", &[("outcome", "deferred")]);
     let before: BTreeSet<String> = by_id(&partner.requests()).into_keys().collect();
@@ -45,7 +45,7 @@ fn crash_window(name: &str, max_hold: &str) -> (Vec<String>, f64) {
     let sent_before = partner.requests().len();
     let mut s = sender(&env, "s2", &settings);
     let all = || by_id(&partner.requests()).len();
-    assert!(wait_until(Duration::from_secs(240), || all() == 1020), "{} of 1020\n{}", all(), tail(&s));
+    assert!(wait_until(Duration::from_secs(240), || all() == 1020), "{} of 1020\n{}", all(), s.tail());
     let again: Vec<String> =
         partner.requests()[sent_before..].iter().map(|r| r.id().to_owned()).filter(|id| before.contains(id)).collect();
     assert_eq!(s.terminate(), Some(0));
@@ -91,7 +91,7 @@ fn no_proxy_from_the_environment_and_the_guard_judges_through_a_configured_one()
     let from_env =
         [("HTTP_PROXY", proxy_url.as_str()), ("http_proxy", proxy_url.as_str()), ("ALL_PROXY", proxy_url.as_str())];
     let mut s = sender(&env, "s1", &from_env);
-    assert!(wait_until(Duration::from_secs(60), || partner.requests().len() == 1), "{}", tail(&s));
+    assert!(wait_until(Duration::from_secs(60), || partner.requests().len() == 1), "{}", s.tail());
     assert!(proxy.requests().is_empty(), "a proxy from the environment is not used");
     assert_eq!(s.terminate(), Some(0));
 
@@ -100,7 +100,7 @@ fn no_proxy_from_the_environment_and_the_guard_judges_through_a_configured_one()
     let port = partner.addr.port();
     env.produce_jobs(&[job("loop", "acme", format!("http://localhost:{port}/ok/x"))]);
     let mut s = sender(&env, "s1", &[("POSTBACK__SEND__PROXY", proxy_url.as_str())]);
-    assert!(wait_until(Duration::from_secs(60), || dlq(&env).len() == 1), "{}", tail(&s));
+    assert!(wait_until(Duration::from_secs(60), || dlq(&env).len() == 1), "{}", s.tail());
     let reason = &dlq(&env)["loop"];
     assert!(reason.starts_with("blocked address: localhost resolves to ") && reason.contains("(loopback)"), "{reason}");
     assert!(proxy.requests().is_empty(), "the refused request never reached the proxy");
@@ -110,7 +110,7 @@ fn no_proxy_from_the_environment_and_the_guard_judges_through_a_configured_one()
     let env = TestEnv::new("send-proxy-used", 1, "https://pb.example", SEND);
     env.produce_jobs(&[job("proxied", "acme", format!("http://127.0.0.1:{port}/ok/proxied"))]);
     let mut s = sender(&env, "s1", &[("POSTBACK__SEND__PROXY", proxy_url.as_str())]);
-    assert!(wait_until(Duration::from_secs(60), || proxy.requests().len() == 1), "{}", tail(&s));
+    assert!(wait_until(Duration::from_secs(60), || proxy.requests().len() == 1), "{}", s.tail());
     assert_eq!(proxy.requests()[0].uri, format!("http://127.0.0.1:{port}/ok/proxied"));
     assert!(partner.requests().len() == 1, "only the first, direct request reached the partner itself");
     assert_eq!(s.terminate(), Some(0));
@@ -123,7 +123,7 @@ fn a_token_in_a_partner_url_never_reaches_logs_deliveries_or_the_dlq() {
     let url = format!("http://127.0.0.1:{down}/cb?token=SECRET-TOKEN-123&click=c1");
     env.produce_jobs(&[job("secret", "acme", url)]);
     let mut s = sender(&env, "s1", &[]);
-    assert!(wait_until(Duration::from_secs(60), || dlq(&env).len() == 1), "{}", tail(&s));
+    assert!(wait_until(Duration::from_secs(60), || dlq(&env).len() == 1), "{}", s.tail());
     assert_eq!(s.terminate(), Some(0));
     let reason = &dlq(&env)["secret"];
     assert!(reason.contains(&format!("http://127.0.0.1:{down}/cb")), "the reason names host and path: {reason}");
@@ -154,7 +154,7 @@ fn raw_get(addr: &str, path: &str, auth: Option<&str>) -> (u16, String) {
 fn the_admin_port_keeps_inspect_closed_and_idle_connections_short() {
     let env = TestEnv::new("admin", 1, "https://pb.example", "");
     let mut p = env.start("p1");
-    assert!(wait_until(Duration::from_secs(60), || p.ready()), "{}", tail(&p));
+    assert!(wait_until(Duration::from_secs(60), || p.ready()), "{}", p.tail());
     assert_eq!(raw_get(&p.admin, "/inspect/device/m/d1", None).0, 404, "inspect is off by default");
     assert_eq!(raw_get(&p.admin, "/metrics", None).0, 200);
 
@@ -175,7 +175,7 @@ fn the_admin_port_keeps_inspect_closed_and_idle_connections_short() {
     let token = "0123456789abcdef-token";
     let on = [("POSTBACK__ADMIN__INSPECT", "true".to_owned()), ("POSTBACK__ADMIN__INSPECT_TOKEN", token.to_owned())];
     let mut p = env.start_cmd("process", "p1", &on);
-    assert!(wait_until(Duration::from_secs(60), || p.ready()), "{}", tail(&p));
+    assert!(wait_until(Duration::from_secs(60), || p.ready()), "{}", p.tail());
     let (status, body) = raw_get(&p.admin, "/inspect/device/m/d1", None);
     assert_eq!(status, 401, "{body}");
     assert_eq!(raw_get(&p.admin, "/inspect/device/m/d1", Some("wrong-token-wrong-token")).0, 401);
@@ -190,9 +190,9 @@ fn run_exits_non_zero_when_its_processor_is_fenced_and_says_so_first() {
     let partner = Partner::start();
     let env = TestEnv::new("fenced", 1, &partner.url("/ok"), SEND);
     let mut run = env.start_cmd("run", "dup", &[]);
-    assert!(wait_until(Duration::from_secs(60), || run.ready()), "{}", tail(&run));
+    assert!(wait_until(Duration::from_secs(60), || run.ready()), "{}", run.tail());
     env.produce(&[ev("f1", Install, 0.0).from("acme").0]);
-    assert!(wait_until(Duration::from_secs(60), || !env.jobs().is_empty()), "{}", tail(&run));
+    assert!(wait_until(Duration::from_secs(60), || !env.jobs().is_empty()), "{}", run.tail());
     // a second instance with the same instance_id takes the transactional id and the group membership
     let elsewhere = env.state_dir("dup-2").display().to_string();
     let mut second = env.start_cmd("process", "dup", &[("POSTBACK__PROCESS__STATE_DIR", elsewhere)]);
@@ -211,13 +211,13 @@ fn run_exits_non_zero_when_its_processor_is_fenced_and_says_so_first() {
     }
     let code = run.terminate();
     assert!(!run.running());
-    assert_eq!(code, Some(1), "exit code\n{}", tail(&run));
+    assert_eq!(code, Some(1), "exit code\n{}", run.tail());
     assert!(
         seen_503.contains("stage failed") || seen_503.contains("processor: stopped"),
         "/readyz said {seen_503:?}\n{}",
-        tail(&run)
+        run.tail()
     );
-    assert!(run.log().contains("stage failed; stopping the others"), "{}", tail(&run));
+    assert!(run.log().contains("stage failed; stopping the others"), "{}", run.tail());
     let _ = second.terminate();
 }
 
@@ -238,7 +238,7 @@ fn kill9_restart_and_wait(
     env.produce(second);
     let all: Vec<_> = first.iter().chain(second).cloned().collect();
     let want = crate::support::env::predict(&all).len();
-    assert!(wait_until(Duration::from_secs(60), || env.jobs().len() >= want), "{}", tail(&p));
+    assert!(wait_until(Duration::from_secs(60), || env.jobs().len() >= want), "{}", p.tail());
     (p, restarted.elapsed(), want)
 }
 
@@ -252,7 +252,7 @@ fn a_processor_restarted_after_kill_9_commits_again_within_seconds() {
     let second = vec![ev("w2", Install, 1.0).dev("d2").from("acme").0, ev("w3", Install, 2.0).dev("d3").from("zeta").0];
     let (mut p, took, _) = kill9_restart_and_wait(&env, &mut p, &[], &first, &second);
     eprintln!("restart to first commit after kill -9: {took:?}");
-    assert!(took < Duration::from_secs(15), "failover took {took:?}\n{}", tail(&p));
+    assert!(took < Duration::from_secs(15), "failover took {took:?}\n{}", p.tail());
     assert_eq!(p.terminate(), Some(0));
 }
 
@@ -291,7 +291,7 @@ fn both_threads_of_a_processor_restarted_after_kill_9_resume_within_seconds() {
     assert_eq!(held, [4.0, 4.0], "2 input + 2 user-activity partitions per thread");
     let (mut p, took, want) = kill9_restart_and_wait(&env, &mut p, &extra, &first, &on_each_partition("b", 1.0));
     eprintln!("restart to the last partition's commit after kill -9, two threads: {took:?}");
-    assert!(took < Duration::from_secs(30), "took {took:?}: a thread waited for a dead member's session\n{}", tail(&p));
+    assert!(took < Duration::from_secs(30), "took {took:?}: a thread waited for a dead member's session\n{}", p.tail());
     assert_eq!(env.jobs().len(), want, "nothing twice");
     assert_eq!(p.terminate(), Some(0));
 }
@@ -322,7 +322,7 @@ fn a_value_of_dot_dot_stays_in_its_path_segment_on_the_wire() {
     };
     env.produce_jobs(&[job("dots", "acme", template.render(&ctx))]);
     let mut s = sender(&env, "s1", &[]);
-    assert!(wait_until(Duration::from_secs(60), || partner.requests().len() == 1), "{}", tail(&s));
+    assert!(wait_until(Duration::from_secs(60), || partner.requests().len() == 1), "{}", s.tail());
     assert_eq!(partner.requests()[0].uri, "/ok/cb/%252E%252E/x", "not /ok/x");
     assert_eq!(s.terminate(), Some(0));
 }

@@ -1,27 +1,20 @@
-//! Integration tests: one binary, one module per area. Tests that need a
-//! broker use `POSTBACK_TEST_BOOTSTRAP` (set by `make test`) or start one.
+//! The tests that need a real Kafka broker: `POSTBACK_TEST_BOOTSTRAP` (set
+//! by `make test`) or one this binary starts. The tests that need none are
+//! in `tests/unit`.
 
 mod support;
-mod trial;
 
-mod conditions;
 mod demo;
-mod docs;
 mod doors;
-mod layout;
-mod mock;
 mod newcomer;
 mod ops;
 mod outage;
-mod parity;
 mod process;
 mod projects;
-mod properties;
 mod registry;
 mod reload;
 mod replay;
 mod robust;
 mod scale;
-mod scenarios;
 mod secure;
 mod send;

@@ -3,11 +3,12 @@
 //! `postback run` on the topics it made turns events into delivered
 //! postbacks (the README's three commands).
 
-use crate::process::{await_jobs, tail};
-use crate::send::SEND;
 use crate::support::env::{JobKey, TestEnv, generated, job_key, predict_with};
+use crate::support::expect::await_jobs;
 use crate::support::kafka::{TestProducer, wait_until};
 use crate::support::partner::Partner;
+use crate::support::proc::tail;
+use crate::support::sender::SEND;
 use postback::codec::encode_event_json;
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -1,12 +1,12 @@
 //! Operability on a real broker: exact metrics after a scripted run,
 //! readiness during a restore, hot reload, and inspect.
 
-use crate::scenarios::scripted_events;
 use crate::support::env::{TestEnv, predict_with};
 use crate::support::kafka::{TestProducer, create_topic, wait_until};
 use crate::support::partner::Partner;
-use crate::support::proc::{Instance, http_get};
+use crate::support::proc::http_get;
 use crate::support::rules::{DAY, T0, config, ev};
+use crate::support::scenarios::scripted_events;
 use postback::domain::Kind::*;
 use postback::domain::check::check_event;
 use postback::domain::device::apply_device;
@@ -15,12 +15,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 const SEND: &str = "[send]\nretry_delays = [\"1s\"]\nallow_networks = [\"127.0.0.0/8\"]\ncommit_interval = \"200ms\"\n";
-
-fn tail(i: &Instance) -> String {
-    let log = i.log();
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
 
 #[test]
 fn metrics_count_exactly_what_happened() {
@@ -35,7 +29,7 @@ fn metrics_count_exactly_what_happened() {
         wait_until(Duration::from_secs(120), || run.metric("postback_deliveries_total", &[("outcome", "delivered")])
             == jobs.len() as f64),
         "{}",
-        tail(&run)
+        run.tail()
     );
 
     // expected counts, from the rules themselves
@@ -123,8 +117,8 @@ fn readyz_is_false_while_restoring() {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(saw_restoring, "/readyz answered 503 'restoring device-0' during the restore\n{}", tail(&i));
-    assert!(ready, "/readyz answered 200 after it\n{}", tail(&i));
+    assert!(saw_restoring, "/readyz answered 503 'restoring device-0' during the restore\n{}", i.tail());
+    assert!(ready, "/readyz answered 200 after it\n{}", i.tail());
     assert_eq!(i.metric("postback_restored_records_total", &[("store", "device")]), 150_000.0);
     assert_eq!(i.metric("postback_restore_remaining_records", &[("store", "device")]), 0.0);
     assert_eq!(http_get(&i.admin, "/healthz").as_deref(), Some("ok\n"));
@@ -142,7 +136,7 @@ fn config_reloads_apply_to_later_events_and_bad_ones_are_refused() {
         v
     };
     env.produce(&[ev("e1", Install, 0.0).from("acme").0]);
-    assert!(wait_until(Duration::from_secs(60), || ids(&env, "e1").len() == 2), "{}", tail(&p));
+    assert!(wait_until(Duration::from_secs(60), || ids(&env, "e1").len() == 2), "{}", p.tail());
     let original = std::fs::read_to_string(&env.config_path).unwrap();
     let added = format!(
         "{original}\n[[postbacks]]\nid = \"acme.install-extra\"\nname = \"acme | install extra\"\npartner = \"acme\"\nevent = \"install\"\nurl = \"https://pb.example/extra?c={{click_id}}\"\n"
@@ -151,10 +145,10 @@ fn config_reloads_apply_to_later_events_and_bad_ones_are_refused() {
     assert!(
         wait_until(Duration::from_secs(30), || p.metric("postback_config_reloads_total", &[]) == 1.0),
         "{}",
-        tail(&p)
+        p.tail()
     );
     env.produce(&[ev("e2", Install, 0.0).dev("d2").from("acme").0]);
-    assert!(wait_until(Duration::from_secs(60), || ids(&env, "e2").len() == 3), "{}", tail(&p));
+    assert!(wait_until(Duration::from_secs(60), || ids(&env, "e2").len() == 3), "{}", p.tail());
     assert_eq!(ids(&env, "e2"), vec!["acme.install", "acme.install-extra", "orbit.all-install"]);
     assert_eq!(ids(&env, "e1"), vec!["acme.install", "orbit.all-install"], "earlier events are not re-sent");
 
@@ -164,11 +158,11 @@ fn config_reloads_apply_to_later_events_and_bad_ones_are_refused() {
     assert!(
         wait_until(Duration::from_secs(30), || p.metric("postback_config_reload_failures_total", &[]) == 1.0),
         "{}",
-        tail(&p)
+        p.tail()
     );
-    assert!(p.log().contains("config reload refused"), "{}", tail(&p));
+    assert!(p.log().contains("config reload refused"), "{}", p.tail());
     env.produce(&[ev("e3", Install, 0.0).dev("d3").from("acme").0]);
-    assert!(wait_until(Duration::from_secs(60), || ids(&env, "e3").len() == 3), "{}", tail(&p));
+    assert!(wait_until(Duration::from_secs(60), || ids(&env, "e3").len() == 3), "{}", p.tail());
 
     // batching is hot; the group id is fixed at start: that reload is
     // refused by key and the running config stays
@@ -179,24 +173,24 @@ fn config_reloads_apply_to_later_events_and_bad_ones_are_refused() {
     assert!(
         wait_until(Duration::from_secs(30), || p.metric("postback_config_reloads_total", &[]) == 2.0),
         "{}",
-        tail(&p)
+        p.tail()
     );
     let fixed = hot.replace(&format!("group_id = \"{}group\"", env.prefix), "group_id = \"another\"");
     std::fs::write(&env.config_path, &fixed).unwrap();
     assert!(
         wait_until(Duration::from_secs(30), || p.metric("postback_config_reload_failures_total", &[]) == 2.0),
         "{}",
-        tail(&p)
+        p.tail()
     );
     assert!(
         p.log().lines().any(|l| l.contains("config reload refused")
             && l.contains("key=kafka.group_id")
             && l.contains("takes effect only at a restart")),
         "{}",
-        tail(&p)
+        p.tail()
     );
     env.produce(&[ev("e4", Install, 0.0).dev("d4").from("acme").0]);
-    assert!(wait_until(Duration::from_secs(60), || ids(&env, "e4").len() == 3), "{}", tail(&p));
+    assert!(wait_until(Duration::from_secs(60), || ids(&env, "e4").len() == 3), "{}", p.tail());
     assert_eq!(p.terminate(), Some(0));
 }
 
@@ -233,7 +227,7 @@ fn inspect_explains_why_postbacks_fire_or_not() {
     ];
     let ts = postback::domain::time::format_ms;
     env.produce(&events);
-    assert!(wait_until(Duration::from_secs(60), || env.jobs().len() == 3), "{}", tail(&p));
+    assert!(wait_until(Duration::from_secs(60), || env.jobs().len() == 3), "{}", p.tail());
     assert_eq!(p.terminate(), Some(0));
     let dir = env.state_dir("p1").display().to_string();
 
@@ -280,7 +274,7 @@ fn inspect_explains_why_postbacks_fire_or_not() {
     // the open store
     env.produce(&[ev("i2", Install, 0.0).at_ms(returned).dev("d2").from("acme").0]);
     let of_i2 = || env.jobs().into_iter().filter(|j| j.event_id == "i2").map(|j| j.postback_id).collect::<Vec<_>>();
-    assert!(wait_until(Duration::from_secs(60), || of_i2().len() == 2), "{:?}\n{}", of_i2(), tail(&p));
+    assert!(wait_until(Duration::from_secs(60), || of_i2().len() == 2), "{:?}\n{}", of_i2(), p.tail());
     let mut fired = of_i2();
     fired.sort();
     assert_eq!(fired, ["acme.install", "orbit.all-install"]);

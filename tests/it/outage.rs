@@ -3,10 +3,11 @@
 //! itself when the broker is back — the same committed jobs as without the
 //! outage, no restart, and SIGTERM ends it even while the broker is away.
 
-use crate::process::{assert_exact, await_jobs, tail};
 use crate::support::env::{TestEnv, generated};
+use crate::support::expect::{assert_exact, await_jobs};
 use crate::support::kafka::{OwnBroker, wait_until};
 use crate::support::proc::http_full;
+use crate::support::proc::tail;
 use std::time::{Duration, Instant};
 
 const SINK: &str = "https://pb.example";

@@ -2,10 +2,10 @@
 //! keyed by app) is refused at start and re-keyed by `state rescale`; an app
 //! moved to another project is refused at start.
 
-use crate::process::tail;
 use crate::scale::state_cmd;
 use crate::support::env::TestEnv;
 use crate::support::kafka::{TestProducer, wait_until};
+use crate::support::proc::tail;
 use crate::support::rules::{DAY, T0, ev};
 use postback::domain::binary::encode_user;
 use postback::domain::{Attributed, Attribution, Kind, UserState};

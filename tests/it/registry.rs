@@ -4,10 +4,11 @@
 //! cannot be read dead-lettered with the reason, and jobs written as Avro
 //! that a consumer knowing only the registry can read.
 
-use crate::process::{assert_exact, await_jobs, tail};
 use crate::support::env::{TestEnv, generated};
+use crate::support::expect::{assert_exact, await_jobs};
 use crate::support::kafka::{TestProducer, wait_until};
 use crate::support::proc::http_full;
+use crate::support::proc::tail;
 use crate::support::registry::{Front, Mode, OwnRegistry};
 use crate::support::secure::secure;
 use apache_avro::Schema;

@@ -6,12 +6,12 @@
 //! or sent twice; nothing panics. A change that needs a restart is refused,
 //! naming its key, and the stream goes on under the running config.
 
-use crate::send::{SEND, by_id, dlq, job, sender, tail};
 use crate::support::env::TestEnv;
 use crate::support::kafka::wait_until;
 use crate::support::partner::Partner;
 use crate::support::proc::Instance;
 use crate::support::secure::secure;
+use crate::support::sender::{SEND, by_id, dlq, job, sender};
 use postback::domain::Job;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -93,7 +93,7 @@ fn reloads(s: &Instance) -> f64 {
 /// Writes the file and waits until the sender applied it (the `n`-th reload).
 fn applied(f: &File, s: &Instance, n: f64) {
     f.write();
-    assert!(wait_until(Duration::from_secs(30), || reloads(s) == n), "reload {n} applied\n{}", tail(s));
+    assert!(wait_until(Duration::from_secs(30), || reloads(s) == n), "reload {n} applied\n{}", s.tail());
 }
 
 /// `count` jobs for `partner` at `url`, produced now; their ids.
@@ -109,7 +109,7 @@ fn arrived(p: &Partner, jobs: &[Job], s: &Instance) {
         let seen: BTreeSet<String> = by_id(&p.requests()).into_keys().collect();
         want.is_subset(&seen)
     });
-    assert!(ok, "{} of {} delivered\n{}", jobs[0].job_id, jobs.len(), tail(s));
+    assert!(ok, "{} of {} delivered\n{}", jobs[0].job_id, jobs.len(), s.tail());
 }
 
 #[test]
@@ -127,7 +127,7 @@ fn the_sender_takes_every_partner_and_send_key_by_reload_under_load() {
     };
     f.write();
     let mut s = sender(&env, "s1", &[]);
-    assert!(wait_until(Duration::from_secs(60), || s.ready()), "{}", tail(&s));
+    assert!(wait_until(Duration::from_secs(60), || s.ready()), "{}", s.tail());
     let load = Load::start(&env, &plain);
     let ok = plain.url("/ok");
     let mut n = 0.0;
@@ -166,7 +166,7 @@ fn the_sender_takes_every_partner_and_send_key_by_reload_under_load() {
             .iter()
             .any(|d| d["job_id"] == "pki-0" && d["outcome"] == "retry")),
         "{}",
-        tail(&s)
+        s.tail()
     );
     f.extra = format!(
         "[[partners]]\nid = \"nova\"\nconnect_timeout = \"7s\"\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
@@ -196,7 +196,7 @@ fn the_sender_takes_every_partner_and_send_key_by_reload_under_load() {
     n += 1.0;
     applied(&f, &s, n);
     send_jobs(&env, "gone", "nova", &ok, 1);
-    assert!(wait_until(Duration::from_secs(30), || dlq(&env).contains_key("gone-0")), "{}", tail(&s));
+    assert!(wait_until(Duration::from_secs(30), || dlq(&env).contains_key("gone-0")), "{}", s.tail());
     assert_eq!(dlq(&env)["gone-0"], "unknown partner 'nova': not in [[partners]]");
 
     // restart-only keys are refused by name; the running config stays
@@ -208,13 +208,13 @@ fn the_sender_takes_every_partner_and_send_key_by_reload_under_load() {
         wait_until(Duration::from_secs(30), || s.metric("postback_config_reload_failures_total", &[])
             == failures + 1.0),
         "{}",
-        tail(&s)
+        s.tail()
     );
     for key in ["kafka.sender_group_id", "send.retry_delays"] {
         assert!(
             s.log().lines().any(|l| l.contains("config reload refused") && l.contains(&format!("key={key}"))),
             "{key} named\n{}",
-            tail(&s)
+            s.tail()
         );
     }
     let jobs = send_jobs(&env, "after-refusal", "zeta", &ok, 10);
@@ -227,6 +227,6 @@ fn the_sender_takes_every_partner_and_send_key_by_reload_under_load() {
     let twice: Vec<&String> = stream.iter().filter(|id| reqs[*id].len() != 1).collect();
     assert!(twice.is_empty(), "stream jobs sent more than once: {twice:?}");
     assert!(stream.len() > 500, "a steady stream ran throughout ({} jobs)", stream.len());
-    assert!(!s.log().contains("panicked"), "{}", tail(&s));
+    assert!(!s.log().contains("panicked"), "{}", s.tail());
     assert_eq!(s.terminate(), Some(0));
 }

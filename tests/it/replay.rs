@@ -5,12 +5,12 @@
 //! topic as they came, and the processor makes exactly the jobs the rules
 //! say once their app is configured.
 
-use crate::process::tail;
-use crate::send::{SEND, by_id, job, sender};
 use crate::support::env::{TestEnv, generated};
 use crate::support::kafka::{read_all, wait_until};
 use crate::support::partner::Partner;
 use crate::support::proc::cli;
+use crate::support::proc::tail;
+use crate::support::sender::{SEND, by_id, job, sender};
 use postback::domain::Event;
 use postback::domain::engine::Engine;
 use serde_json::Value;

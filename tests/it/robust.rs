@@ -3,9 +3,10 @@
 //! inconsistent keys, a config file truncated while events flow, lag on
 //! transactional topics, durations that would overflow.
 
-use crate::process::{assert_exact, await_jobs, tail};
 use crate::support::env::TestEnv;
+use crate::support::expect::{assert_exact, await_jobs};
 use crate::support::kafka::{client_at, wait_until};
+use crate::support::proc::tail;
 use crate::support::rules::ev;
 use postback::codec::encode_event_json;
 use postback::codec::event::encode_event_avro;

@@ -2,10 +2,11 @@
 //! keeps its partitions, records that arrive elsewhere go through the
 //! repartition topic, and the committed job set stays exact.
 
-use crate::process::{assert_exact, await_jobs, tail};
 use crate::support::env::{TestEnv, generated};
+use crate::support::expect::{assert_exact, await_jobs};
 use crate::support::kafka::{add_partitions_at, wait_until};
 use crate::support::proc::Instance;
+use crate::support::proc::tail;
 use postback::domain::Event;
 use std::time::Duration;
 

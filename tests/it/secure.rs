@@ -6,13 +6,14 @@
 //! credentials; and the one-line errors of a wrong password, an untrusted
 //! certificate and a listener nobody answers on.
 
-use crate::process::{assert_exact, assert_exact_at, await_jobs, tail};
-use crate::send::{SEND, by_id, job};
 use crate::support::env::{TestEnv, generated};
+use crate::support::expect::{assert_exact, assert_exact_at, await_jobs};
 use crate::support::kafka::{read_all, wait_until};
 use crate::support::partner::Partner;
+use crate::support::proc::tail;
 use crate::support::proc::{Instance, cli, free_port, http_full};
 use crate::support::secure::secure;
+use crate::support::sender::{SEND, by_id, job};
 use postback::domain::Event;
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -5,69 +5,9 @@ use crate::support::env::TestEnv;
 use crate::support::kafka::{read_all, wait_until};
 use crate::support::partner::{Partner, Req};
 use crate::support::proc::Instance;
-use postback::domain::{Job, Method, Routing};
-use std::collections::{BTreeMap, HashMap};
+use crate::support::sender::{SEND, by_id, dlq, job, sender};
+use postback::domain::{Job, Method};
 use std::time::{Duration, Instant};
-
-/// Fast tiers for tests; loopback allowed (the partner lives there).
-pub const SEND: &str = "[send]\nretry_delays = [\"1s\", \"1s\", \"1s\"]\nretry_jitter = 0.0\ncommit_interval = \"200ms\"\nallow_networks = [\"127.0.0.0/8\"]\ntimeout = \"2s\"\n";
-
-pub fn job(id: &str, partner: &str, url: String) -> Job {
-    let now = postback::clock::now_ms();
-    Job {
-        job_id: id.to_owned(),
-        postback_id: format!("{partner}.test"),
-        postback_name: format!("{partner} | test"),
-        partner_id: partner.to_owned(),
-        app_id: "m".into(),
-        event: "install".into(),
-        attribution: Routing::Lt,
-        device_id: format!("dev-{id}"),
-        user_id: String::new(),
-        event_id: format!("ev-{id}"),
-        event_ts_ms: now,
-        created_ms: now,
-        method: Method::Get,
-        url,
-        headers: BTreeMap::new(),
-        body: None,
-        attempt: 0,
-        not_before_ms: 0,
-        expires_ms: now + 3_600_000,
-    }
-}
-
-pub fn sender(env: &TestEnv, name: &str, extra: &[(&str, &str)]) -> Instance {
-    let extra: Vec<(&str, String)> = extra.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
-    env.start_cmd("send", name, &extra)
-}
-
-pub fn tail(i: &Instance) -> String {
-    let log = i.log();
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
-pub fn by_id(reqs: &[Req]) -> HashMap<String, Vec<Req>> {
-    let mut m: HashMap<String, Vec<Req>> = HashMap::new();
-    for r in reqs {
-        m.entry(r.id().to_owned()).or_default().push(r.clone());
-    }
-    m
-}
-
-/// DLQ records as (job id, error header).
-pub fn dlq(env: &TestEnv) -> BTreeMap<String, String> {
-    read_all(&env.topic("jobs.dlq"))
-        .iter()
-        .map(|r| {
-            (
-                postback::codec::decode_job(&r.value).map(|j| j.job_id).unwrap_or_default(),
-                r.headers.get("error").cloned().unwrap_or_default(),
-            )
-        })
-        .collect()
-}
 
 #[test]
 fn every_job_is_sent_as_it_says() {
@@ -85,7 +25,7 @@ fn every_job_is_sent_as_it_says() {
     put.headers.insert("Content-Type".into(), "application/x-www-form-urlencoded".into());
     env.produce_jobs(&[get.clone(), post.clone(), put.clone()]);
     let mut s = sender(&env, "s1", &[("POSTBACK__PARTNERS__ZETA__SIGNING_SECRET", "zeta-shared-secret-0123")]);
-    assert!(wait_until(Duration::from_secs(60), || partner.requests().len() >= 3), "{}", tail(&s));
+    assert!(wait_until(Duration::from_secs(60), || partner.requests().len() >= 3), "{}", s.tail());
     let reqs = by_id(&partner.requests());
     for j in [&get, &post, &put] {
         let r = &reqs[&j.job_id];
@@ -108,15 +48,15 @@ fn every_job_is_sent_as_it_says() {
     assert_eq!(s.terminate(), Some(0));
 }
 
-/// Runs the verification recipe from the README on a received request.
+/// Runs the verification recipe from docs/operations/sender.md on a received request.
 fn verify_signature(r: &Req, secret: &[u8]) {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations/sender.md")).unwrap();
     let recipe = readme
         .split("<!-- signature-recipe -->")
         .nth(1)
         .and_then(|s| s.split("```python").nth(1))
         .and_then(|s| s.split("```").next())
-        .expect("recipe in README");
+        .expect("recipe in docs/operations/sender.md");
     let header = &r.headers["x-postback-signature"];
     let script = format!(
         "{recipe}\nimport sys\nok = verify({secret:?}.encode(), {header:?}, {id:?}, {body:?}.encode())\nsys.exit(0 if ok else 3)\n",
@@ -126,7 +66,7 @@ fn verify_signature(r: &Req, secret: &[u8]) {
     );
     let status =
         std::process::Command::new("python3").arg("-c").arg(&script).status().expect("python3 runs the recipe");
-    assert!(status.success(), "the README recipe verifies the signature {header}");
+    assert!(status.success(), "the documented recipe verifies the signature {header}");
     // and a tampered body fails
     let bad = script.replace(&format!("{:?}.encode())", r.body), "\"tampered\".encode())");
     assert!(!std::process::Command::new("python3").arg("-c").arg(&bad).status().unwrap().success());
@@ -145,7 +85,7 @@ fn failures_go_through_the_retry_tiers() {
         wait_until(Duration::from_secs(60), || env.deliveries().iter().filter(|d| d["outcome"] == "delivered").count()
             == 2),
         "{}",
-        tail(&s)
+        s.tail()
     );
     let log: Vec<(u64, String, Option<String>)> = env
         .deliveries()
@@ -189,7 +129,7 @@ fn client_errors_and_redirects_go_to_the_dlq_at_once() {
     let env = TestEnv::new("send-dlq", 1, "https://pb.example", SEND);
     env.produce_jobs(&[job("j-400", "acme", partner.url("/bad/x")), job("j-301", "acme", partner.url("/redirect/x"))]);
     let mut s = sender(&env, "s1", &[]);
-    assert!(wait_until(Duration::from_secs(60), || dlq(&env).len() == 2), "{}", tail(&s));
+    assert!(wait_until(Duration::from_secs(60), || dlq(&env).len() == 2), "{}", s.tail());
     let d = dlq(&env);
     assert_eq!(d["j-400"], "http 400");
     assert_eq!(d["j-301"], "http 301: redirect not followed (location: /ok/redirected)");
@@ -226,7 +166,7 @@ fn a_hanging_partner_never_slows_the_others() {
     let healthy_done = wait_until(Duration::from_secs(60), || {
         by_id(&partner.requests()).keys().filter(|k| k.starts_with("ok-")).count() == 200
     });
-    assert!(healthy_done, "{}", tail(&s));
+    assert!(healthy_done, "{}", s.tail());
     let at_healthy_done = env.deliveries();
     let hang_finished = at_healthy_done.iter().filter(|d| d["partner_id"] == "zeta").count();
     assert!(
@@ -247,7 +187,7 @@ fn a_rate_limit_holds() {
     let jobs: Vec<Job> = (0..60).map(|i| job(&format!("r-{i}"), "orbit", partner.url("/ok/r"))).collect();
     env.produce_jobs(&jobs);
     let mut s = sender(&env, "s1", &[("POSTBACK__PARTNERS__ORBIT__RATE_LIMIT", "20/s")]);
-    assert!(wait_until(Duration::from_secs(60), || partner.requests().len() >= 60), "{}", tail(&s));
+    assert!(wait_until(Duration::from_secs(60), || partner.requests().len() >= 60), "{}", s.tail());
     let mut at: Vec<Instant> = partner.requests().iter().map(|r| r.at).collect();
     at.sort();
     let rate = (at.len() - 1) as f64 / at.last().unwrap().duration_since(at[0]).as_secs_f64();
@@ -281,7 +221,7 @@ fn blocked_addresses_are_never_connected_to() {
     let jobs: Vec<Job> = targets.iter().enumerate().map(|(i, u)| job(&format!("b-{i}"), "acme", u.clone())).collect();
     env.produce_jobs(&jobs);
     let mut s = sender(&env, "s1", &[]);
-    assert!(wait_until(Duration::from_secs(60), || dlq(&env).len() == targets.len()), "{}", tail(&s));
+    assert!(wait_until(Duration::from_secs(60), || dlq(&env).len() == targets.len()), "{}", s.tail());
     for (id, reason) in dlq(&env) {
         assert!(reason.starts_with("blocked address: "), "{id}: {reason}");
     }
@@ -300,7 +240,7 @@ fn blocked_addresses_are_never_connected_to() {
     let env = TestEnv::new("send-ssrf-allow", 1, "https://pb.example", SEND);
     env.produce_jobs(&[job("allowed", "acme", format!("http://127.0.0.1:{port}/ok"))]);
     let mut s = sender(&env, "s1", &[]);
-    assert!(wait_until(Duration::from_secs(60), || partner.requests().len() == 1), "{}", tail(&s));
+    assert!(wait_until(Duration::from_secs(60), || partner.requests().len() == 1), "{}", s.tail());
     assert_eq!(s.terminate(), Some(0));
 }
 
@@ -312,11 +252,11 @@ fn kill_9_mid_stream_delivers_everything_at_least_once() {
     env.produce_jobs(&jobs);
     // 4 at a time, 50 ms each: about 80 deliveries a second
     let mut s = sender(&env, "s1", &[("POSTBACK__PARTNERS__ACME__MAX_CONCURRENCY", "4")]);
-    assert!(wait_until(Duration::from_secs(60), || partner.requests().len() >= 320), "{}", tail(&s));
+    assert!(wait_until(Duration::from_secs(60), || partner.requests().len() >= 320), "{}", s.tail());
     let killed_at = Instant::now();
     s.kill9();
     let mut s = sender(&env, "s2", &[("POSTBACK__PARTNERS__ACME__MAX_CONCURRENCY", "4")]);
-    assert!(wait_until(Duration::from_secs(120), || by_id(&partner.requests()).len() == 400), "{}", tail(&s));
+    assert!(wait_until(Duration::from_secs(120), || by_id(&partner.requests()).len() == 400), "{}", s.tail());
     let reqs = by_id(&partner.requests());
     let dups: Vec<_> = reqs.iter().filter(|(_, r)| r.len() > 1).collect();
     // only jobs in flight at the crash, or finished but not yet committed
@@ -352,7 +292,7 @@ fn the_circuit_opens_and_closes_after_a_probe() {
     assert!(
         wait_until(Duration::from_secs(30), || s.metric("postback_circuit_state", &[("partner", "orbit")]) == 2.0),
         "circuit opens\n{}",
-        tail(&s)
+        s.tail()
     );
     assert!(wait_until(Duration::from_secs(30), || s
         .metric("postback_deliveries_total", &[("partner", "orbit"), ("outcome", "deferred")])
@@ -364,7 +304,7 @@ fn the_circuit_opens_and_closes_after_a_probe() {
         wait_until(Duration::from_secs(60), || env.deliveries().iter().filter(|d| d["outcome"] == "delivered").count()
             == 10),
         "{}",
-        tail(&s)
+        s.tail()
     );
     assert_eq!(s.metric("postback_circuit_state", &[("partner", "orbit")]), 0.0, "closed after a successful probe");
     assert_eq!(s.terminate(), Some(0));
@@ -376,7 +316,7 @@ fn dlq_replay_requeues_matching_jobs() {
     let env = TestEnv::new("send-replay", 1, "https://pb.example", SEND);
     env.produce_jobs(&[job("d-1", "acme", partner.url("/bad/x")), job("d-2", "zeta", partner.url("/bad/y"))]);
     let mut s = sender(&env, "s1", &[]);
-    assert!(wait_until(Duration::from_secs(60), || read_all(&env.topic("jobs.dlq")).len() == 2), "{}", tail(&s));
+    assert!(wait_until(Duration::from_secs(60), || read_all(&env.topic("jobs.dlq")).len() == 2), "{}", s.tail());
     // (read, matched, replayed) of a replay's JSON summary
     let run = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_postback"))
@@ -395,7 +335,7 @@ fn dlq_replay_requeues_matching_jobs() {
     assert!(
         wait_until(Duration::from_secs(60), || by_id(&partner.requests()).get("d-1").map_or(0, Vec::len) == 2),
         "{}",
-        tail(&s)
+        s.tail()
     );
     // the replayed job failed again: a third DLQ record; another filter's
     // replay reads all three, the same filter's only what came since (acme's
@@ -407,12 +347,12 @@ fn dlq_replay_requeues_matching_jobs() {
     assert!(
         wait_until(Duration::from_secs(60), || by_id(&partner.requests()).get("d-2").map_or(0, Vec::len) == 2),
         "{}",
-        tail(&s)
+        s.tail()
     );
     assert!(
         wait_until(Duration::from_secs(60), || by_id(&partner.requests()).get("d-1").map_or(0, Vec::len) == 3),
         "{}",
-        tail(&s)
+        s.tail()
     );
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(by_id(&partner.requests())["d-1"].len(), 3);
@@ -434,23 +374,23 @@ fn a_second_sender_takes_part_of_every_topic() {
     env.produce_jobs(first);
     let mut s1 = sender(&env, "s1", &[]);
     let all = vec![3.0; 4];
-    assert!(wait_until(Duration::from_secs(60), || sender_partitions(&env, &s1) == all), "{}", tail(&s1));
+    assert!(wait_until(Duration::from_secs(60), || sender_partitions(&env, &s1) == all), "{}", s1.tail());
     let mut s2 = sender(&env, "s2", &[]);
     // 3 partitions of each topic over two instances: 2 + 1 of every one.
     // One consumer for all topics gave s1 none of `jobs` (0 + 3): the
     // assignor balances counts per member, not per topic
     let split = || [&s1, &s2].map(|s| sender_partitions(&env, s));
     let balanced = |[a, b]: &[Vec<f64>; 2]| a.iter().zip(b).all(|(x, y)| x + y == 3.0 && x.min(*y) == 1.0);
-    assert!(wait_until(Duration::from_secs(60), || balanced(&split())), "split {:?}\n{}", split(), tail(&s2));
+    assert!(wait_until(Duration::from_secs(60), || balanced(&split())), "split {:?}\n{}", split(), s2.tail());
     env.produce_jobs(second);
-    assert!(wait_until(Duration::from_secs(60), || by_id(&partner.requests()).len() == 300), "{}", tail(&s2));
+    assert!(wait_until(Duration::from_secs(60), || by_id(&partner.requests()).len() == 300), "{}", s2.tail());
     // both send (acme's jobs are keyed over all three partitions)
     for s in [&s1, &s2] {
-        assert!(s.metric("postback_deliveries_total", &[("outcome", "delivered")]) > 0.0, "{}", tail(s));
+        assert!(s.metric("postback_deliveries_total", &[("outcome", "delivered")]) > 0.0, "{}", s.tail());
     }
     assert_eq!(s1.terminate(), Some(0));
     // s1's partitions moved to s2 with what s1 finished: nothing is sent twice
-    assert!(wait_until(Duration::from_secs(60), || sender_partitions(&env, &s2) == all), "{}", tail(&s2));
+    assert!(wait_until(Duration::from_secs(60), || sender_partitions(&env, &s2) == all), "{}", s2.tail());
     assert_eq!(s2.terminate(), Some(0));
     let twice: Vec<_> = by_id(&partner.requests()).into_iter().filter(|(_, r)| r.len() > 1).map(|(id, _)| id).collect();
     assert!(twice.is_empty(), "sent twice: {twice:?}");
@@ -479,7 +419,7 @@ fn a_partner_behind_private_pki_with_client_certificates_gets_its_postbacks() {
     env.produce_jobs(&[job("n-0", "no-cert", partner.url("/ok/n"))]);
     let mut s1 = sender(&env, "s1", &[]);
     let ids = |reqs: &[Req]| reqs.iter().map(|r| r.id().to_owned()).collect::<std::collections::BTreeSet<_>>();
-    assert!(wait_until(Duration::from_secs(60), || ids(&partner.requests()).len() == 5), "{}", tail(&s1));
+    assert!(wait_until(Duration::from_secs(60), || ids(&partner.requests()).len() == 5), "{}", s1.tail());
     assert_eq!(ids(&partner.requests()), (0..5).map(|i| format!("m-{i}")).collect());
     // the job without a certificate was tried, failed its handshake, and waits in a tier
     assert!(
@@ -488,7 +428,7 @@ fn a_partner_behind_private_pki_with_client_certificates_gets_its_postbacks() {
             .iter()
             .any(|d| d["job_id"] == "n-0" && d["outcome"] == "retry")),
         "{}",
-        tail(&s1)
+        s1.tail()
     );
     assert!(!ids(&partner.requests()).contains("n-0"));
     assert_eq!(s1.terminate(), Some(0));
@@ -515,7 +455,7 @@ fn two_senders_hold_one_partners_rate_limit_together() {
         let (a, b) = shares;
         a > 0.0 && b > 0.0 && ((a + b) - 1.0).abs() < 1e-9
     });
-    assert!(split, "the senders' shares of the limit add up to one: {shares:?}\n{}", tail(&s1));
+    assert!(split, "the senders' shares of the limit add up to one: {shares:?}\n{}", s1.tail());
     // a minute of sending, after both have settled in
     std::thread::sleep(Duration::from_secs(10));
     let from = Instant::now();
@@ -524,7 +464,7 @@ fn two_senders_hold_one_partners_rate_limit_together() {
     let sent = partner.requests().iter().filter(|r| r.at >= from && r.at < to).count();
     let rate = sent as f64 / to.duration_since(from).as_secs_f64();
     eprintln!("two senders, one partner limited to 40/s: {sent} requests in 60 s = {rate:.1}/s");
-    assert!((36.0..=44.0).contains(&rate), "{rate:.1}/s, not 40/s within 10%\n{}\n{}", tail(&s1), tail(&s2));
+    assert!((36.0..=44.0).contains(&rate), "{rate:.1}/s, not 40/s within 10%\n{}\n{}", s1.tail(), s2.tail());
     assert_eq!(s1.terminate(), Some(0));
     assert_eq!(s2.terminate(), Some(0));
 }

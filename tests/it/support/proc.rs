@@ -32,6 +32,11 @@ pub fn free_port() -> u16 {
 }
 
 impl Instance {
+    /// The end of this instance's log, for a failure message.
+    pub fn tail(&self) -> String {
+        tail(&self.log())
+    }
+
     /// Starts `postback <command> <config>` with `POSTBACK__...` overrides.
     pub fn start(command: &str, config: &Path, name: &str, env: &[(&str, String)], dir: &Path) -> Instance {
         let port = free_port();
@@ -109,6 +114,12 @@ impl Instance {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// The last 40 lines of a log, for a failure message.
+pub fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 impl Drop for Instance {

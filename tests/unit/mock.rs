@@ -6,10 +6,10 @@
 //! moves between threads would be read again from its start, and its
 //! stateless output — the DLQ records — written twice.)
 
-use crate::scenarios::{scripted_events, scripted_rejections};
-use crate::support::env::{generated, job_key, predict};
-use crate::support::kafka::{TestProducer, read_all_at, wait_until};
+use crate::support::clients::{TestProducer, read_all_at, wait_until};
+use crate::support::predict::{generated, job_key, predict};
 use crate::support::rules;
+use crate::support::scenarios::{scripted_events, scripted_rejections};
 use postback::codec::{decode_job, encode_event_json};
 use postback::config;
 use postback::kafka::partition_for;
