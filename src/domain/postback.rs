@@ -113,7 +113,7 @@ impl PostbackEvent {
     }
 
     /// Web apps know new users, re-engagements, registrations, logins,
-    /// custom payments and custom events (docs/rules.md, web apps): no
+    /// custom payments and custom events (docs/design.md §1.6): no
     /// installs, and no store payments.
     pub fn valid_for(&self, platform: Platform) -> bool {
         platform == Platform::Mobile

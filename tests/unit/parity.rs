@@ -200,7 +200,7 @@ fn the_webhook_preset_posts_signed_json_for_every_event_enabled() {
         ]
     );
     // `all` tells the warehouse who won the install but never another
-    // partner's campaign or click id (docs/concepts/sending-modes.md).
+    // partner's campaign or click id (docs/design.md §1.5).
     assert_eq!(
         jobs[0].body.as_deref(),
         Some(format!(
