@@ -141,7 +141,9 @@ impl Outputs {
     /// A record that is not a job at all: to the DLQ as it came, counted
     /// in `dlq_records_total` (it has no partner to count it under).
     pub async fn dead_raw(&self, key: &[u8], value: &[u8], reason: &str) {
-        let headers = OwnedHeaders::new().insert(Header { key: "error", value: Some(reason.as_bytes()) });
+        let headers = OwnedHeaders::new()
+            .insert(Header { key: "reason", value: Some(DlqReason::Undecodable.label().as_bytes()) })
+            .insert(Header { key: "error", value: Some(reason.as_bytes()) });
         self.write_durably(&self.dlq, key, value, Some(headers)).await;
         crate::telemetry::metrics().dlq_records(&self.dlq, DlqReason::Undecodable, 1);
     }

@@ -319,6 +319,7 @@ fn registry_faults_that_are_ours_hold_the_batch_and_only_an_unknown_id_is_dead_l
     let dlq = env.read("events.dlq");
     assert_eq!(dlq[0].key, b"unknown-id");
     assert_eq!(dlq[0].headers["error"], "schema id 999999 is not in the registry");
+    assert_eq!(dlq[0].headers["reason"], "schema", "the header carries the metric's label");
     assert_eq!(p.metric("postback_dlq_records_total", &[("reason", "schema")]), 1.0);
     assert!(wait_until(Duration::from_secs(30), || p.ready()), "ready again: {:?}", http_full(&p.admin, "/readyz"));
     assert!(!p.log().contains("rotated-away"), "the password is never printed");

@@ -122,6 +122,7 @@ fn oversized_and_foreign_records_go_to_a_dlq_and_the_partition_moves_on() {
     assert_eq!(copy.job_id, job_id("m", "big1", "", "e-big", "acme.big", "install"));
     assert_eq!(copy.url.len(), 2048, "a truncated copy");
     assert_eq!(jobs_dlq[0].headers["truncated"], "true");
+    assert_eq!(jobs_dlq[0].headers["reason"], "job_too_large");
     let size: usize = jobs_dlq[0].headers["original-size"].parse().unwrap();
     assert!(size > 1_200_000, "{size}");
     assert_eq!(

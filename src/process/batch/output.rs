@@ -6,7 +6,7 @@ use super::dlq::{self, KEEP, MAX_REASON};
 use super::env::{BatchEnv, StateWrites};
 use crate::codec;
 use crate::domain::Job;
-use crate::domain::reject::Rejected;
+use crate::domain::reject::{DlqReason, Rejected};
 use crate::kafka::partition_for;
 use crate::process::records::{Dest, InRecord, OutRecord};
 use crate::process::stage::{Feed, Part, Stage};
@@ -93,6 +93,7 @@ impl BatchOutput {
             key: key.to_vec(),
             value: Vec::new(),
             headers: vec![
+                ("reason", rejected.reason.label().to_owned()),
                 ("error", reason),
                 ("source-topic", source_topic.to_owned()),
                 ("source-partition", r.partition.to_string()),
@@ -133,6 +134,7 @@ impl BatchOutput {
             key: rec.key,
             value: codec::encode_job(&copy, env.job_format),
             headers: vec![
+                ("reason", DlqReason::JobTooLarge.label().to_owned()),
                 ("error", reason),
                 ("partner", job.partner_id.clone()),
                 ("attempts", "0".to_owned()),

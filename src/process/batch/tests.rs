@@ -145,6 +145,7 @@ fn corrupt_stored_state_sends_the_record_to_the_dlq_and_leaves_the_state() {
     assert_eq!(
         dlq.headers,
         vec![
+            ("reason", "corrupt_state".to_owned()),
             ("error", "stored state of 'm:d1' in store device-0 does not decode: format version 255 is not supported by this release (it reads up to 1); upgrade postback".to_owned()),
             ("source-topic", "tracker.events".to_owned()),
             ("source-partition", "0".to_owned()),
@@ -249,7 +250,9 @@ fn undecodable_input_goes_to_the_dlq_with_the_reason() {
         &stores,
         &Prior::default(),
     );
-    let reasons: Vec<[&str; 3]> = out.records.iter().map(|r| [0, 1, 3].map(|i| r.headers[i].1.as_str())).collect();
+    let labels: Vec<&str> = out.records.iter().map(|r| r.headers[0].1.as_str()).collect();
+    assert_eq!(labels, ["undecodable"; 3], "the reason header is the metric's label");
+    let reasons: Vec<[&str; 3]> = out.records.iter().map(|r| [1, 2, 4].map(|i| r.headers[i].1.as_str())).collect();
     assert_eq!(
         reasons,
         vec![
@@ -300,9 +303,9 @@ fn records_off_their_state_partition_are_forwarded_unchanged_and_processed_from_
     assert!(jobs(&out).is_empty() && out.state.is_empty(), "nothing processed on the input partition");
     // a record too large for any topic is not forwarded: it goes to the DLQ from where it is
     let dlq = of(&out, Dest::Dlq);
-    assert_eq!((dlq.len(), dlq[0].headers[3].1.as_str()), (1, "9"));
+    assert_eq!((dlq.len(), dlq[0].headers[0].1.as_str(), dlq[0].headers[4].1.as_str()), (1, "record_too_large", "9"));
     assert!(
-        dlq[0].headers[0].1.starts_with("record of 70002 bytes is over input.max_record_bytes"),
+        dlq[0].headers[1].1.starts_with("record of 70002 bytes is over input.max_record_bytes"),
         "{:?}",
         dlq[0].headers
     );
